@@ -1,0 +1,46 @@
+"""mal: one small, fast, typed SDK for streaming text from Ollama, OpenAI
+(and OpenAI-compatible servers) and Anthropic, in sync and async code."""
+
+from __future__ import annotations
+
+from .config import MALConfig
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigError,
+    DecodeError,
+    IncompleteStreamError,
+    InternalServerError,
+    MALError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamError,
+)
+from .types import Chunk, Message, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MALConfig",
+    "Chunk",
+    "Message",
+    "Usage",
+    "MALError",
+    "ConfigError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "RateLimitError",
+    "InternalServerError",
+    "OverloadedError",
+    "StreamError",
+    "IncompleteStreamError",
+    "DecodeError",
+]

@@ -1,0 +1,143 @@
+"""Configuration: :class:`MALConfig`, and where base URLs and API keys come from.
+
+This module does no I/O: the environment is passed in as a mapping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import msgspec
+
+from .errors import ConfigError
+from .framing import DEFAULT_MAX_EVENT_SIZE
+from .protocols import PROTOCOLS, Protocol, split_model
+from .protocols.ollama import normalize_host
+
+__all__ = ["MALConfig", "Endpoint", "resolve_endpoint"]
+
+_TIMEOUTS = ("connect_timeout", "read_timeout", "write_timeout", "pool_timeout", "timeout")
+_CLOCKS = ("first_token_timeout", "idle_timeout", "total_timeout")
+
+
+class MALConfig(msgspec.Struct, kw_only=True):
+    """Settings shared by every call of a client.
+
+    Timeouts are in seconds; ``None`` means no limit. ``timeout``, the legacy
+    single value, replaces each of the four granular ones when set.
+    """
+
+    connect_timeout: float | None = 10.0
+    read_timeout: float | None = 600.0
+    write_timeout: float | None = 30.0
+    pool_timeout: float | None = 10.0
+    timeout: float | None = None
+    use_streaming: bool = True
+    streaming_threshold: int = 5000
+    default_provider: str = "ollama"
+    max_retries: int = 2
+    max_retry_after: float = 60.0
+    first_token_timeout: float | None = None
+    idle_timeout: float | None = None
+    total_timeout: float | None = None
+    fallbacks: list[str] = []
+    #: The most bytes one line, event or non-streamed body may hold.
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    #: Base URL per provider (``{"openai": "http://localhost:8000/v1"}``),
+    #: before the environment variables and the defaults.
+    base_urls: dict[str, str] = {}
+    #: API key per provider, before the environment variables.
+    api_keys: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        for name in _TIMEOUTS + _CLOCKS:
+            _check_seconds(name, getattr(self, name), allow_none=True)
+        _check_seconds("max_retry_after", self.max_retry_after, allow_none=False, zero=True)
+        for name in ("streaming_threshold", "max_retries"):
+            _check_int(name, getattr(self, name), minimum=0)
+        _check_int("max_event_size", self.max_event_size, minimum=1)
+        if not isinstance(self.use_streaming, bool):
+            raise ConfigError(f"use_streaming must be True or False, not {self.use_streaming!r}")
+        if self.default_provider not in PROTOCOLS:
+            known = ", ".join(sorted(PROTOCOLS))
+            raise ConfigError(
+                f"default_provider: unknown provider {self.default_provider!r}; known: {known}"
+            )
+        if not isinstance(self.fallbacks, list):
+            raise ConfigError("fallbacks must be a list of model names")
+        for model in self.fallbacks:
+            try:
+                split_model(model, self.default_provider)
+            except ConfigError as exc:
+                raise ConfigError(f"fallbacks: {exc}") from None
+        for field in ("base_urls", "api_keys"):
+            for provider in getattr(self, field):
+                if provider not in PROTOCOLS:
+                    raise ConfigError(f"{field}: unknown provider {provider!r}")
+
+    def __repr__(self) -> str:
+        # Written out so that API keys never reach a log line.
+        fields = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name == "api_keys":
+                value = {provider: "***" for provider in value}
+            fields.append(f"{name}={value!r}")
+        return f"MALConfig({', '.join(fields)})"
+
+    __str__ = __repr__
+
+    def timeouts(self, timeout: float | None = None) -> tuple[float | None, ...]:
+        """The (connect, read, write, pool) timeouts in force; ``timeout``, a
+        per-call legacy value, or else the config's own, replaces all four."""
+        single = timeout if timeout is not None else self.timeout
+        if single is not None:
+            return (single, single, single, single)
+        return (self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout)
+
+
+def _check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+    if math.isnan(value) or value < 0 or (value == 0 and not zero):
+        raise ConfigError(f"{name} must be {'>= 0' if zero else '> 0'} seconds, not {value!r}")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, not {value!r}")
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    """Where one provider's requests go, and the key they carry."""
+
+    base_url: str
+    api_key: str | None
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.base_url!r}, api_key={'***' if self.api_key else None})"
+
+
+def resolve_endpoint(
+    protocol: Protocol,
+    config: MALConfig,
+    environ: Mapping[str, str],
+) -> Endpoint:
+    """The base URL and API key of a provider: the config's, else the
+    environment's (``OLLAMA_HOST``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default."""
+    name = protocol.name
+    base_url = config.base_urls.get(name)
+    if base_url is None and protocol.base_url_env:
+        base_url = environ.get(protocol.base_url_env) or None
+        if base_url is not None and name == "ollama":
+            base_url = normalize_host(base_url)
+    api_key = config.api_keys.get(name)
+    if api_key is None and protocol.api_key_env:
+        api_key = environ.get(protocol.api_key_env) or None
+    return Endpoint(base_url or protocol.default_base_url, api_key)

@@ -1,0 +1,188 @@
+"""The errors mal raises. This module does no I/O.
+
+Every error is a :class:`MALError`::
+
+    MALError                          .partial_text, .retryable
+    ├── ConfigError (also ValueError) a bad option, model name or config value
+    ├── APIConnectionError            could not reach the server or send the request
+    │   └── APITimeoutError           .phase: "connect", "read", "write", "pool",
+    │                                 "first_token", "idle" or "total"
+    ├── APIStatusError                .status_code, .body, .provider, .headers
+    │   ├── AuthenticationError       401
+    │   ├── PermissionDeniedError     403
+    │   ├── NotFoundError             404 (unknown model)
+    │   ├── RateLimitError            429, .retry_after (seconds or None)
+    │   └── InternalServerError       >= 500
+    │       └── OverloadedError       529
+    └── StreamError                   the provider reported an error inside the stream;
+        │                             .error_type: the provider's own name for it
+        ├── IncompleteStreamError     the body ended before the provider's end marker
+        └── DecodeError               bytes that are not valid framing, JSON or UTF-8
+
+``partial_text`` holds every character of text decoded before the failure, so
+nothing that arrived is lost; ``retryable`` says whether sending the same
+request again may succeed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MALError",
+    "ConfigError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "RateLimitError",
+    "InternalServerError",
+    "OverloadedError",
+    "StreamError",
+    "IncompleteStreamError",
+    "DecodeError",
+]
+
+
+class MALError(Exception):
+    """Base class of every error mal raises."""
+
+    #: Whether the same request may succeed if sent again.
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, partial_text: str = "", retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        #: All text decoded before the failure ("" when none had arrived).
+        self.partial_text = partial_text
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConfigError(MALError, ValueError):
+    """A bad option, model name or configuration value; the message names it."""
+
+
+class APIConnectionError(MALError):
+    """The server could not be reached, or the request could not be sent."""
+
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    """A timeout expired; ``phase`` says which one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: str,
+        partial_text: str = "",
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, partial_text=partial_text, retryable=retryable)
+        #: "connect", "read", "write", "pool", "first_token", "idle" or "total".
+        self.phase = phase
+
+
+class APIStatusError(MALError):
+    """The server answered with an error status (4xx or 5xx)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: object = None,
+        provider: str = "",
+        headers: dict[str, str] | None = None,
+        partial_text: str = "",
+        retryable: bool | None = None,
+    ) -> None:
+        if retryable is None:
+            retryable = status_code in (408, 409, 429) or status_code >= 500
+        super().__init__(message, partial_text=partial_text, retryable=retryable)
+        self.status_code = status_code
+        #: The decoded JSON error body, or the body's text when it is not JSON.
+        self.body = body
+        self.provider = provider
+        self.headers: dict[str, str] = headers or {}
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: most often an unknown model."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the server's advice in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int = 429,
+        body: object = None,
+        provider: str = "",
+        headers: dict[str, str] | None = None,
+        partial_text: str = "",
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status_code=status_code,
+            body=body,
+            provider=provider,
+            headers=headers,
+            partial_text=partial_text,
+            retryable=retryable,
+        )
+        #: Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``).
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """A 5xx status."""
+
+
+class OverloadedError(InternalServerError):
+    """529: the provider is overloaded (Anthropic)."""
+
+
+class StreamError(MALError):
+    """The provider reported an error inside a response body.
+
+    ``error_type`` is the provider's own name for it (Anthropic ``error.type``,
+    OpenAI ``error.type`` or else ``error.code``, None for Ollama).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        partial_text: str = "",
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, partial_text=partial_text, retryable=retryable)
+        self.error_type = error_type
+
+
+class IncompleteStreamError(StreamError):
+    """The body ended, cleanly or by a dropped connection, before the end marker."""
+
+    retryable = True
+
+
+class DecodeError(StreamError):
+    """Bytes that are not valid framing, JSON or UTF-8."""

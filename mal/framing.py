@@ -1,0 +1,319 @@
+"""Incremental framing of response bodies: ndjson lines and server-sent events.
+
+This module contains no networking code at all: feed it the bytes of a body as
+they arrive, in pieces of any size, and it returns what those bytes completed.
+
+Both parsers have the shape ``feed(data: bytes) -> list[...]`` plus
+``flush() -> list[...]`` at the end of the body. They return lists because one
+network read usually completes many lines, and a list amortises the call.
+
+Guarantees, whatever the split of the body into pieces:
+
+* the same output as feeding the whole body at once;
+* linear time: a byte is searched for line ends once, when it is fed; an
+  unfinished line is kept as a list of pieces and joined once, when it ends;
+* bounded memory: an unfinished line or event longer than ``max_size`` raises
+  :class:`mal.DecodeError` instead of growing without end;
+* strict UTF-8: invalid UTF-8 raises :class:`mal.DecodeError` naming the byte
+  offset in the body. ASCII pieces, the common case, cost one ``isascii()``.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+import msgspec
+
+from .errors import DecodeError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "Utf8Validator",
+    "NDJSONSplitter",
+    "SSEParser",
+    "ServerSentEvent",
+]
+
+#: The most bytes one unfinished line or event may hold. A streamed chunk is a
+#: few hundred bytes and a whole non-streamed generation rarely passes a few
+#: megabytes; a body that sends more without a line end is broken or hostile,
+#: and must not make the client buffer it without end. ``MALConfig.max_event_size``
+#: overrides it.
+DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class Utf8Validator:
+    """Checks that a body is UTF-8 across feeds, and says where it is not."""
+
+    __slots__ = ("_decoder", "_carry", "offset")
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        # True while the last piece ended inside a multi-byte character.
+        self._carry = False
+        #: Bytes of the body checked so far.
+        self.offset = 0
+
+    def check(self, data: bytes, final: bool = False) -> None:
+        if self._carry or final or not data.isascii():
+            try:
+                self._decoder.decode(data, final)
+            except UnicodeDecodeError as exc:
+                # exc.object is the carried bytes of an unfinished character
+                # followed by this piece: locate the bad byte in the body.
+                start = self.offset - (len(exc.object) - len(data)) + exc.start
+                raise DecodeError(
+                    f"invalid UTF-8 at byte {start} of the response body ({exc.reason})"
+                ) from None
+            self._carry = bool(self._decoder.getstate()[0])
+        self.offset += len(data)
+
+
+def _too_large(what: str, limit: int) -> DecodeError:
+    return DecodeError(
+        f"{what} longer than {limit} bytes without an end; "
+        "raise MALConfig.max_event_size if this is expected"
+    )
+
+
+class _LineBuffer:
+    """Splits bytes into lines and carries an unfinished line across feeds.
+
+    With ``cr_ends_line`` (server-sent events) a line ends at CR, LF or CRLF,
+    including a CR that ends one piece and an LF that starts the next; without
+    it (ndjson) a line ends at LF only, and the caller strips a CR before it.
+    """
+
+    __slots__ = ("_pending", "_pending_size", "_max_size", "_cr_ends_line", "_after_cr")
+
+    def __init__(self, max_size: int, cr_ends_line: bool) -> None:
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._max_size = max_size
+        self._cr_ends_line = cr_ends_line
+        self._after_cr = False
+
+    def split(self, data: bytes) -> list[bytes]:
+        """Return the lines that ``data`` completes, without their line ends."""
+        if self._cr_ends_line:
+            if self._after_cr:
+                # WHATWG: a CRLF pair split across two pieces is one line end.
+                self._after_cr = False
+                if data[:1] == b"\n":
+                    data = data[1:]
+                    if not data:
+                        return []
+            # bytes.splitlines() splits at CR, LF and CRLF, and nothing else.
+            lines = data.splitlines()
+            last = data[-1]
+            if last == 13:
+                self._after_cr = True
+            elif last != 10:
+                self._keep(lines.pop())
+                return self._join_pending(lines) if lines else lines
+        else:
+            lines = data.split(b"\n")
+            tail = lines.pop()  # b"" when data ends with LF
+            if tail:
+                if not lines:
+                    self._keep(tail)
+                    return lines
+                joined = self._join_pending(lines)
+                self._keep(tail)
+                return joined
+        return self._join_pending(lines)
+
+    def _keep(self, tail: bytes) -> None:
+        self._pending.append(tail)
+        self._pending_size += len(tail)
+        if self._pending_size > self._max_size:
+            raise _too_large("a line", self._max_size)
+
+    def _join_pending(self, lines: list[bytes]) -> list[bytes]:
+        if self._pending and lines:
+            self._pending.append(lines[0])
+            self._pending_size += len(lines[0])
+            if self._pending_size > self._max_size:
+                raise _too_large("a line", self._max_size)
+            lines[0] = b"".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
+        return lines
+
+    def take_pending(self) -> bytes:
+        """Return the unfinished line (at the end of the body) and forget it."""
+        line = b"".join(self._pending)
+        self._pending = []
+        self._pending_size = 0
+        return line
+
+
+class NDJSONSplitter:
+    """Splits a newline-delimited JSON body into its lines.
+
+    Lines end at LF or CRLF; blank lines are skipped. ``feed`` returns the
+    complete lines as bytes, ready for a ``msgspec`` decoder; ``flush`` returns
+    a last line that had no line end.
+    """
+
+    __slots__ = ("_lines", "_utf8")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._lines = _LineBuffer(max_size, cr_ends_line=False)
+        self._utf8 = Utf8Validator()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if not data:
+            return []
+        self._utf8.check(data)
+        lines = self._lines.split(data)
+        for line in lines:
+            if not line or line[-1] == 13 or line.isspace():
+                return [_strip_cr(x) for x in lines if x and not x.isspace()]
+        return lines
+
+    def flush(self) -> list[bytes]:
+        self._utf8.check(b"", final=True)
+        line = _strip_cr(self._lines.take_pending())
+        return [line] if line and not line.isspace() else []
+
+
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line[-1:] == b"\r" else line
+
+
+class ServerSentEvent(msgspec.Struct, gc=False):
+    """One dispatched server-sent event.
+
+    ``data`` is the event's data lines joined with LF, as UTF-8 bytes (already
+    checked), so that a JSON decoder can take it without a copy. ``id`` is the
+    last event ID seen so far in the stream, ``retry`` the last reconnection
+    time in milliseconds, as the WHATWG rules keep them.
+    """
+
+    event: str = "message"
+    data: bytes = b""
+    id: str = ""
+    retry: int | None = None
+
+
+class SSEParser:
+    """Parses a ``text/event-stream`` body into :class:`ServerSentEvent` objects.
+
+    Follows the WHATWG HTML "event stream interpretation" rules (section
+    9.2.6): one leading UTF-8 BOM is dropped; lines end at CR, LF or CRLF;
+    lines starting with ``:`` are comments; ``field:value`` loses one space
+    after the colon; a line with no colon is a field with an empty value;
+    ``data`` lines are joined with LF; ``event``, ``id`` and ``retry`` are kept;
+    other fields are ignored; a blank line dispatches the event, and an event
+    with no ``data`` field, or one left unfinished at the end, is not
+    dispatched. ``comments`` counts comment lines (keep-alive pings).
+    """
+
+    __slots__ = (
+        "_lines",
+        "_utf8",
+        "_max_size",
+        "_started",
+        "_head",
+        "_data",
+        "_data_size",
+        "_event",
+        "_names",
+        "last_event_id",
+        "retry",
+        "comments",
+    )
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._lines = _LineBuffer(max_size, cr_ends_line=True)
+        self._utf8 = Utf8Validator()
+        self._max_size = max_size
+        self._started = False
+        self._head = b""  # the first bytes while they may still be a split BOM
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._event = ""
+        # Event names decoded once: a stream repeats a handful of them.
+        self._names: dict[bytes, str] = {}
+        self.last_event_id = ""
+        self.retry: int | None = None
+        self.comments = 0
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        if not data:
+            return []
+        self._utf8.check(data)
+        if not self._started:
+            data = self._head + data
+            if len(data) < 3 and _BOM.startswith(data):
+                self._head = data
+                return []
+            self._started = True
+            self._head = b""
+            if data.startswith(_BOM):
+                data = data[3:]
+                if not data:
+                    return []
+        events: list[ServerSentEvent] = []
+        for line in self._lines.split(data):
+            if not line:
+                if self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._event = ""
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                self._data.append(value)
+                self._data_size += len(value) + 1
+                if self._data_size > self._max_size:
+                    raise _too_large("an event", self._max_size)
+            elif line[0] == 58:  # b":"
+                self.comments += 1
+            else:
+                self._field(line)
+        return events
+
+    def flush(self) -> list[ServerSentEvent]:
+        """End of body: an event without its blank line is discarded (WHATWG)."""
+        if not self._started and self._head:
+            self._utf8.check(b"", final=True)
+        self._utf8.check(b"", final=True)
+        self._lines.take_pending()
+        self._data = []
+        self._data_size = 0
+        self._event = ""
+        return []
+
+    def _dispatch(self) -> ServerSentEvent:
+        data = self._data
+        payload = data[0] if len(data) == 1 else b"\n".join(data)
+        event = ServerSentEvent(
+            self._event or "message", payload, self.last_event_id, self.retry
+        )
+        data.clear()
+        self._data_size = 0
+        self._event = ""
+        return event
+
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"event":
+            cached = self._names.get(value)
+            if cached is None:
+                cached = value.decode()
+                if len(self._names) < 64:
+                    self._names[value] = cached
+            self._event = cached
+        elif name == b"data":  # "data" with no colon: an empty data line
+            self._data.append(value)
+            self._data_size += 1
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_event_id = value.decode()
+        elif name == b"retry" and value.isdigit():
+            self.retry = int(value)

@@ -1,0 +1,416 @@
+"""What every provider protocol shares: the request and decoder shapes, message
+normalisation, the deep merge of ``extra_body``, and the mapping of an error
+status to the :class:`mal.APIStatusError` family.
+
+This module contains no networking code at all.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    ConfigError,
+    DecodeError,
+    IncompleteStreamError,
+    InternalServerError,
+    MALError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamError,
+)
+from ..framing import DEFAULT_MAX_EVENT_SIZE, Utf8Validator
+from ..types import Chunk, Message, Prompt, Usage
+
+__all__ = [
+    "GenerateParams",
+    "HTTPRequest",
+    "Protocol",
+    "ResponseDecoder",
+    "status_error",
+    "parse_retry_after",
+    "deep_merge",
+    "normalize_messages",
+    "prompt_length",
+]
+
+#: How much of an error body that is not JSON (an HTML page from a proxy) an
+#: error keeps: enough to recognise the page, not a whole document in a log line.
+MAX_ERROR_TEXT = 1000
+
+_encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
+
+
+class GenerateParams(msgspec.Struct, kw_only=True):
+    """A provider-neutral generation request; each protocol maps it to its own body."""
+
+    model: str
+    prompt: Prompt
+    stream: bool = True
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    extra_body: dict[str, Any] | None = None
+    extra_headers: dict[str, str] | None = None
+
+
+class HTTPRequest(msgspec.Struct):
+    """An HTTP request to send, in terms any HTTP client understands."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    #: Whether the response body is a stream of events.
+    stream: bool
+
+    def __repr__(self) -> str:
+        # Headers carry API keys: never show them.
+        return f"HTTPRequest({self.method} {self.url}, stream={self.stream})"
+
+
+class ResponseDecoder:
+    """Turns one response body into :class:`mal.Chunk` objects.
+
+    ``feed(data)`` takes the body's bytes as they arrive, in pieces of any size,
+    and returns the chunks they completed; ``flush()`` is called at the end of
+    the body and raises :class:`mal.IncompleteStreamError` when the provider's
+    end marker never came. Errors raised here carry ``partial_text``: all text
+    decoded before the failure.
+
+    After the end, ``finish_reason`` is the normalised stop reason,
+    ``raw_finish_reason`` the provider's own, and ``usage`` the latest value
+    reported for each field.
+    """
+
+    provider: ClassVar[str] = ""
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._max_size = max_size
+        self._parts: list[str] = []
+        self.done = False
+        self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """All text decoded so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        try:
+            return self._feed(data)
+        except MALError as exc:
+            exc.partial_text = self.text
+            raise
+
+    def flush(self) -> list[Chunk]:
+        try:
+            chunks = self._flush()
+        except MALError as exc:
+            exc.partial_text = self.text
+            raise
+        if not self.done:
+            raise IncompleteStreamError(
+                f"the {self.provider} response ended before its end marker",
+                partial_text=self.text,
+            )
+        return chunks
+
+    def _feed(self, data: bytes) -> list[Chunk]:
+        raise NotImplementedError
+
+    def _flush(self) -> list[Chunk]:
+        raise NotImplementedError
+
+    # Helpers for the provider decoders.
+
+    def _finish(self, raw: str | None, table: Mapping[str, str]) -> str | None:
+        if raw is None:
+            return None
+        self.raw_finish_reason = raw
+        self.finish_reason = reason = table.get(raw, raw)
+        return reason
+
+    def _report_usage(self, input_tokens: int | None, output_tokens: int | None) -> Usage:
+        usage = Usage(input_tokens, output_tokens)
+        old = self.usage
+        if old is not None:
+            if input_tokens is None:
+                input_tokens = old.input_tokens
+            if output_tokens is None:
+                output_tokens = old.output_tokens
+            self.usage = Usage(input_tokens, output_tokens)
+        else:
+            self.usage = usage
+        return usage
+
+    def _decode_error(self, exc: Exception, payload: bytes) -> DecodeError | IncompleteStreamError:
+        excerpt = payload[:200].decode("utf-8", "replace")
+        if "truncated" in str(exc):
+            return IncompleteStreamError(
+                f"the {self.provider} response was cut short: {excerpt!r}"
+            )
+        return DecodeError(f"invalid JSON from {self.provider} ({exc}): {excerpt!r}")
+
+
+class BodyDecoder(ResponseDecoder):
+    """A decoder for a non-streamed body: it is decoded whole at the end."""
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def _feed(self, data: bytes) -> list[Chunk]:
+        self._body.append(data)
+        self._size += len(data)
+        if self._size > self._max_size:
+            raise DecodeError(
+                f"the {self.provider} response body is larger than {self._max_size} bytes; "
+                "raise MALConfig.max_event_size if this is expected"
+            )
+        return []
+
+    def _flush(self) -> list[Chunk]:
+        body = b"".join(self._body)
+        self._body = []
+        if not body.strip():
+            raise IncompleteStreamError(f"the {self.provider} response body was empty")
+        Utf8Validator().check(body, final=True)
+        chunk = self._decode_body(body)
+        self.done = True
+        if chunk.text:
+            self._parts.append(chunk.text)
+        return [chunk]
+
+    def _decode_body(self, body: bytes) -> Chunk:
+        raise NotImplementedError
+
+
+class Protocol:
+    """One provider's wire protocol: requests out, decoders for what comes back.
+
+    A protocol object holds no state of a call and can be shared freely.
+    """
+
+    name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    base_url_env: ClassVar[str | None] = None
+    api_key_env: ClassVar[str | None] = None
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        raise NotImplementedError
+
+    def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
+        raise NotImplementedError
+
+    def status_error(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> APIStatusError:
+        return status_error(
+            status, headers, body, provider=self.name, api_key_env=self.api_key_env
+        )
+
+    def _finish_request(
+        self,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        params: GenerateParams,
+    ) -> HTTPRequest:
+        if params.extra_body:
+            body = deep_merge(body, params.extra_body)
+        if params.extra_headers:
+            headers.update(params.extra_headers)
+        try:
+            data = _encoder.encode(body)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise ConfigError(f"the request body cannot be encoded as JSON: {exc}") from None
+        return HTTPRequest("POST", url, headers, data, params.stream)
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``extra`` merged in: nested dicts merge, the rest replaces."""
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """Return the prompt as a list of message dicts (a string is one user message)."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, Sequence):
+        raise ConfigError(
+            f"prompt must be a str or a list of messages, not {type(prompt).__name__}"
+        )
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(prompt):
+        if isinstance(message, Message):
+            out.append({"role": message.role, "content": message.content})
+        elif isinstance(message, Mapping):
+            if "role" not in message or not isinstance(message["role"], str):
+                raise ConfigError(f"prompt message {i} has no 'role' string")
+            if "content" not in message:
+                raise ConfigError(f"prompt message {i} has no 'content'")
+            out.append(dict(message))
+        else:
+            raise ConfigError(
+                f"prompt message {i} must be a dict or mal.Message, not {type(message).__name__}"
+            )
+    if not out:
+        raise ConfigError("prompt is an empty list of messages")
+    return out
+
+
+def prompt_length(prompt: Prompt, system: str | None = None) -> int:
+    """Characters of prompt text: the system text and every message's content."""
+    total = len(system) if system else 0
+    if isinstance(prompt, str):
+        return total + len(prompt)
+    for message in prompt:
+        content = message.content if isinstance(message, Message) else message.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+    return total
+
+
+def stop_list(stop: str | list[str] | None) -> list[str] | None:
+    if stop is None:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def join_url(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+
+def status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    api_key_env: str | None = None,
+    now: float | None = None,
+) -> APIStatusError:
+    """Map an error response to the :class:`mal.APIStatusError` family.
+
+    Reads the error shapes of OpenAI (``{"error": {"message", "type", "code"}}``),
+    Anthropic (``{"type": "error", "error": {"type", "message"}}``) and Ollama
+    (``{"error": "..."}``); a body that is not JSON is kept as text, cut to
+    ``MAX_ERROR_TEXT`` characters.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    decoded: object
+    try:
+        decoded = _any_decoder.decode(body) if body.strip() else None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        decoded = body.decode("utf-8", "replace").strip()[:MAX_ERROR_TEXT]
+    detail, error_type = _error_detail(decoded)
+    message = f"{provider} returned HTTP {status}"
+    if error_type:
+        message += f" ({error_type})"
+    if detail:
+        message += f": {detail}"
+    if status == 401 and api_key_env:
+        message += f"; set {api_key_env} or pass api_key="
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "body": decoded,
+        "provider": provider,
+        "headers": dict(lower),
+    }
+    if error_type in ("overloaded_error",):
+        kwargs["retryable"] = True
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=parse_retry_after(lower, now), **kwargs)
+    return cls(message, **kwargs)
+
+
+def _error_detail(decoded: object) -> tuple[str, str | None]:
+    if isinstance(decoded, str):
+        return decoded, None
+    if not isinstance(decoded, dict):
+        return "", None
+    error = decoded.get("error", decoded)
+    if isinstance(error, str):
+        return error, None
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or ""
+        etype = error.get("type") or error.get("code")
+        return str(message), (str(etype) if etype else None)
+    return "", None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` in seconds or
+    as an HTTP date (RFC 9110 section 10.2.3); None when absent or unreadable.
+    ``headers`` must have lower-case keys."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def stream_error(
+    provider: str, message: str, error_type: str | None, retryable: bool
+) -> StreamError:
+    text = f"{provider} reported an error in the stream"
+    if error_type:
+        text += f" ({error_type})"
+    return StreamError(f"{text}: {message}", error_type=error_type, retryable=retryable)

@@ -1,0 +1,179 @@
+"""The Ollama protocol.
+
+``POST /api/generate`` for a string prompt and ``POST /api/chat`` for
+messages; a streamed response is newline-delimited JSON whose last object has
+``"done": true``, and a non-streamed one is that single object. Errors come as
+``{"error": "..."}``, as a status body or as a line in the stream. This module
+contains no networking code at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter
+from ..types import Chunk
+from ._base import (
+    GenerateParams,
+    HTTPRequest,
+    Protocol,
+    ResponseDecoder,
+    join_url,
+    normalize_messages,
+    stop_list,
+    stream_error,
+)
+
+__all__ = ["OllamaProtocol", "OllamaDecoder", "normalize_host"]
+
+DEFAULT_PORT = 11434
+
+#: Ollama's ``done_reason`` is already "stop" or "length"; others ("load",
+#: "unload") are kept as they are.
+FINISH_REASONS: dict[str, str] = {}
+
+#: The common options and their names in Ollama's ``options``.
+_OPTIONS = (
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("seed", "seed"),
+    ("max_tokens", "num_predict"),
+)
+
+
+class _Message(msgspec.Struct, gc=False):
+    content: str = ""
+    thinking: str = ""
+
+
+class _Line(msgspec.Struct, gc=False):
+    response: str = ""  # /api/generate
+    thinking: str = ""  # /api/generate with "think"
+    message: _Message | None = None  # /api/chat
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    error: str | None = None
+
+
+_decoder = msgspec.json.Decoder(_Line)
+
+
+class OllamaDecoder(ResponseDecoder):
+    """Decodes an Ollama body, streamed (ndjson) or not (one object).
+
+    Both are the same objects, one per line, so one decoder serves both.
+    """
+
+    provider = "ollama"
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._splitter = NDJSONSplitter(max_size)
+
+    def _feed(self, data: bytes) -> list[Chunk]:
+        return self._chunks(self._splitter.feed(data))
+
+    def _flush(self) -> list[Chunk]:
+        return self._chunks(self._splitter.flush())
+
+    def _chunks(self, lines: list[bytes]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for line in lines:
+            if self.done:
+                break  # nothing counts after "done": true
+            try:
+                obj = _decoder.decode(line)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                raise self._decode_error(exc, line) from None
+            if obj.error is not None:
+                raise stream_error("ollama", obj.error, None, False)
+            message = obj.message
+            if message is not None:
+                text, reasoning = message.content, message.thinking
+            else:
+                text, reasoning = obj.response, obj.thinking
+            if obj.done:
+                self.done = True
+                finish = self._finish(obj.done_reason, FINISH_REASONS)
+                usage = None
+                if obj.prompt_eval_count is not None or obj.eval_count is not None:
+                    usage = self._report_usage(obj.prompt_eval_count, obj.eval_count)
+                if text:
+                    self._parts.append(text)
+                chunks.append(Chunk(text, reasoning, finish, usage))
+            elif text:
+                self._parts.append(text)
+                chunks.append(Chunk(text, reasoning))
+            elif reasoning:
+                chunks.append(Chunk("", reasoning))
+        return chunks
+
+
+def normalize_host(host: str) -> str:
+    """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama reads it:
+    ``host``, ``host:port`` or a URL; the scheme defaults to http and the port
+    to 11434."""
+    host = host.strip().rstrip("/")
+    scheme = "http"
+    if "://" in host:
+        scheme, host = host.split("://", 1)
+    path = ""
+    if "/" in host:
+        host, path = host.split("/", 1)
+        path = "/" + path
+    if not host:
+        host = "127.0.0.1"
+    if host.startswith("["):  # IPv6 literal
+        if "]:" not in host:
+            host = f"{host}:{DEFAULT_PORT if scheme == 'http' else 443}"
+    elif ":" not in host:
+        host = f"{host}:{DEFAULT_PORT if scheme == 'http' else 443}"
+    return f"{scheme}://{host}{path}"
+
+
+class OllamaProtocol(Protocol):
+    """``POST /api/generate`` (string prompt) or ``POST /api/chat`` (messages)."""
+
+    name = "ollama"
+    default_base_url = f"http://localhost:{DEFAULT_PORT}"
+    base_url_env = "OLLAMA_HOST"
+    api_key_env = None
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        body: dict[str, Any] = {"model": params.model}
+        if isinstance(params.prompt, str):
+            path = "/api/generate"
+            body["prompt"] = params.prompt
+            if params.system is not None:
+                body["system"] = params.system
+        else:
+            path = "/api/chat"
+            messages = normalize_messages(params.prompt)
+            if params.system is not None:
+                messages.insert(0, {"role": "system", "content": params.system})
+            body["messages"] = messages
+        body["stream"] = params.stream
+        options: dict[str, Any] = {}
+        for ours, theirs in _OPTIONS:
+            value = getattr(params, ours)
+            if value is not None:
+                options[theirs] = value
+        stop = stop_list(params.stop)
+        if stop is not None:
+            options["stop"] = stop
+        if options:
+            body["options"] = options
+        headers = {"content-type": "application/json", "accept": "application/x-ndjson"}
+        if api_key:  # for an Ollama behind an authenticating proxy
+            headers["authorization"] = f"Bearer {api_key}"
+        url = join_url(base_url or self.default_base_url, path)
+        return self._finish_request(url, body, headers, params)
+
+    def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
+        return OllamaDecoder(max_size)

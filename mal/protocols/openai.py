@@ -1,0 +1,198 @@
+"""The OpenAI chat completions protocol, spoken by OpenAI and by every
+OpenAI-compatible server (vLLM, llama.cpp, LM Studio, DeepSeek, Groq, ...).
+
+``POST {base}/chat/completions``; a streamed response is server-sent events
+whose data are ``chat.completion.chunk`` objects, ending with ``data: [DONE]``.
+This module contains no networking code at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..framing import DEFAULT_MAX_EVENT_SIZE, SSEParser
+from ..types import Chunk
+from ._base import (
+    BodyDecoder,
+    GenerateParams,
+    HTTPRequest,
+    Protocol,
+    ResponseDecoder,
+    join_url,
+    normalize_messages,
+    stream_error,
+)
+
+__all__ = ["OpenAIProtocol", "OpenAIStreamDecoder", "OpenAIBodyDecoder"]
+
+#: OpenAI's own values are the normalised ones; ``function_call`` is the
+#: deprecated name of ``tool_calls``.
+FINISH_REASONS = {"function_call": "tool_calls"}
+
+#: Error types OpenAI marks as transient.
+RETRYABLE_ERRORS = frozenset({"server_error"})
+
+
+# View structs: only the fields mal reads; the rest is skipped unparsed.
+
+
+class _Delta(msgspec.Struct, gc=False):
+    content: str | None = None
+    reasoning_content: str | None = None  # DeepSeek, vLLM
+    reasoning: str | None = None  # OpenRouter, newer vLLM, Ollama's OpenAI API
+
+
+class _Choice(msgspec.Struct, gc=False):
+    index: int = 0
+    delta: _Delta | None = None
+    message: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Usage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _Error(msgspec.Struct, gc=False):
+    message: str = ""
+    type: str | None = None
+    code: str | int | None = None
+
+
+class _Completion(msgspec.Struct, gc=False):
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: _Error | str | None = None
+
+
+_decoder = msgspec.json.Decoder(_Completion)
+
+
+class OpenAIStreamDecoder(ResponseDecoder):
+    """Decodes a streamed ``chat/completions`` body (SSE ending in ``[DONE]``)."""
+
+    provider = "openai"
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._sse = SSEParser(max_size)
+
+    def _feed(self, data: bytes) -> list[Chunk]:
+        return self._chunks(self._sse.feed(data))
+
+    def _flush(self) -> list[Chunk]:
+        return self._chunks(self._sse.flush())
+
+    def _chunks(self, events: list[Any]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for event in events:
+            if self.done:
+                break  # nothing counts after [DONE]
+            data = event.data
+            if data == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                body = _decoder.decode(data)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                raise self._decode_error(exc, data) from None
+            chunk = self._chunk(body)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def _chunk(self, body: _Completion) -> Chunk | None:
+        if body.error is not None:
+            raise _error(body.error)
+        text = reasoning = ""
+        finish = usage = None
+        if body.choices:
+            choice = body.choices[0]
+            delta = choice.delta
+            if delta is not None:
+                text = delta.content or ""
+                reasoning = delta.reasoning_content or delta.reasoning or ""
+            if choice.finish_reason is not None:
+                finish = self._finish(choice.finish_reason, FINISH_REASONS)
+        if body.usage is not None:
+            usage = self._report_usage(body.usage.prompt_tokens, body.usage.completion_tokens)
+        if text:
+            self._parts.append(text)
+        elif not (reasoning or finish or usage):
+            return None  # the role-only first chunk, and other empty ones
+        return Chunk(text, reasoning, finish, usage)
+
+
+class OpenAIBodyDecoder(BodyDecoder):
+    """Decodes a non-streamed ``chat.completion`` body into one chunk."""
+
+    provider = "openai"
+
+    def _decode_body(self, body: bytes) -> Chunk:
+        try:
+            completion = _decoder.decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise self._decode_error(exc, body) from None
+        if completion.error is not None:
+            raise _error(completion.error)
+        text = reasoning = ""
+        finish = usage = None
+        if completion.choices:
+            choice = completion.choices[0]
+            message = choice.message or choice.delta
+            if message is not None:
+                text = message.content or ""
+                reasoning = message.reasoning_content or message.reasoning or ""
+            finish = self._finish(choice.finish_reason, FINISH_REASONS)
+        elif completion.choices is None:
+            raise self._decode_error(ValueError("no 'choices'"), body)
+        if completion.usage is not None:
+            usage = self._report_usage(
+                completion.usage.prompt_tokens, completion.usage.completion_tokens
+            )
+        return Chunk(text, reasoning, finish, usage)
+
+
+def _error(error: _Error | str) -> Exception:
+    if isinstance(error, str):
+        return stream_error("openai", error, None, False)
+    etype = error.type or (str(error.code) if error.code is not None else None)
+    return stream_error("openai", error.message, etype, etype in RETRYABLE_ERRORS)
+
+
+class OpenAIProtocol(Protocol):
+    """``POST {base}/chat/completions`` with ``Authorization: Bearer``."""
+
+    name = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    base_url_env = "OPENAI_BASE_URL"
+    api_key_env = "OPENAI_API_KEY"
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        messages = normalize_messages(params.prompt)
+        if params.system is not None:
+            messages.insert(0, {"role": "system", "content": params.system})
+        body: dict[str, Any] = {"model": params.model, "messages": messages}
+        if params.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
+            value = getattr(params, key)
+            if value is not None:
+                body[key] = value
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if params.stream else "application/json",
+        }
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        url = join_url(base_url or self.default_base_url, "/chat/completions")
+        return self._finish_request(url, body, headers, params)
+
+    def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
+        return OpenAIStreamDecoder(max_size) if stream else OpenAIBodyDecoder(max_size)
