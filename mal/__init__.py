@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
+from ._api import agenerate, astream, generate, stream
+from ._async import AsyncClient, AsyncStream
+from ._sync import Client, Stream
 from .config import MALConfig
 from .errors import (
     APIConnectionError,
@@ -22,9 +27,15 @@ from .errors import (
 )
 from .types import Chunk, Message, Usage
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "generate",
+    "stream",
+    "agenerate",
+    "astream",
+    "Client",
+    "AsyncClient",
+    "Stream",
+    "AsyncStream",
     "MALConfig",
     "Chunk",
     "Message",

@@ -1,0 +1,72 @@
+"""The module-level calls: ``mal.generate``, ``mal.stream``, ``mal.agenerate``,
+``mal.astream``, each on a default client made on first use.
+
+The sync default client is one per process; the async one is one per event
+loop run (an ``anyio.lowlevel.RunVar``), because pooled connections belong
+to the loop that opened them: ``asyncio.run`` twice and then ``trio.run``
+each get their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from anyio.lowlevel import RunVar
+
+from ._async import AsyncClient, AsyncStream
+from ._sync import Client, Stream
+from .types import Prompt
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._lifecycle import CallOptions, GenerateOptions
+
+__all__ = ["agenerate", "astream", "default_client", "generate", "stream"]
+
+_lock = threading.Lock()
+_client: Client | None = None
+_async_client: RunVar[AsyncClient] = RunVar("mal_default_async_client")
+
+
+def default_client() -> Client:
+    """The client behind ``mal.generate`` and ``mal.stream``, made on first use
+    (environment variables are read then)."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = Client()
+    return _client
+
+
+def default_async_client() -> AsyncClient:
+    """The client behind ``mal.agenerate`` and ``mal.astream`` in the running
+    event loop, made on first use in that loop."""
+    try:
+        return _async_client.get()
+    except LookupError:
+        client = AsyncClient()
+        _async_client.set(client)
+        return client
+
+
+def generate(prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]) -> str:
+    """Generate and return the whole text; see :meth:`mal.Client.generate`."""
+    return default_client().generate(prompt, model=model, **options)
+
+
+def stream(prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> Stream:
+    """Stream a generation; see :meth:`mal.Client.stream`."""
+    return default_client().stream(prompt, model=model, **options)
+
+
+async def agenerate(prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]) -> str:
+    """Generate and return the whole text; see :meth:`mal.AsyncClient.generate`."""
+    return await default_async_client().generate(prompt, model=model, **options)
+
+
+def astream(prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> AsyncStream:
+    """Stream a generation with ``async for``; see :meth:`mal.AsyncClient.stream`."""
+    return default_async_client().stream(prompt, model=model, **options)

@@ -1,0 +1,217 @@
+"""The async driver: :class:`AsyncClient` and :class:`AsyncStream` over
+``httpx.AsyncClient``, on anyio (asyncio and trio alike).
+
+It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
+providers; it is :mod:`mal._sync` with ``await``, line for line.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._base import ClientBase, StreamBase
+from ._lifecycle import MAX_ERROR_BODY, RECEIVE, Call, CallState, ResponseHead, Send, run_call
+from ._transport import USER_AGENT, make_limits, make_timeout, map_error
+from .config import MALConfig
+from .errors import MALError
+from .types import Chunk, Prompt
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._lifecycle import CallOptions, GenerateOptions
+
+__all__ = ["AsyncClient", "AsyncStream"]
+
+
+class AsyncStream(StreamBase):
+    """A streamed generation: ``async for`` it for :class:`mal.Chunk` objects.
+
+    The request is sent when iteration starts. Breaking out of the loop,
+    leaving the ``with`` block or calling :meth:`close` closes the response at
+    once; a stream read to its end leaves its connection in the pool.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, call: Call) -> None:
+        self._http = http
+        self._call = call
+        self._state = CallState(call)
+        self._gen = run_call(call, self._state)
+        self._response: httpx.Response | None = None
+        self._iterator: AsyncIterator[Chunk] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        # A fresh generator that the stream does not keep: when an ``async for``
+        # loop breaks, it is dropped, and the event loop's async-generator hooks
+        # (asyncio's and trio's alike) run its ``finally``, closing the response.
+        return self._iterate()
+
+    async def __anext__(self) -> Chunk:
+        if self._iterator is None:
+            self._iterator = self._iterate()
+        return await self._iterator.__anext__()
+
+    async def _iterate(self) -> AsyncIterator[Chunk]:
+        if self._closed:
+            return
+        gen = self._gen
+        body: AsyncIterator[bytes] = _empty()
+        value: Any = None
+        error: MALError | None = None
+        url = self._call.endpoint.base_url
+        try:
+            while True:
+                try:
+                    op = gen.send(value) if error is None else gen.throw(error)
+                except StopIteration:
+                    return
+                value = error = None
+                if type(op) is Chunk:
+                    yield op
+                elif op is RECEIVE:
+                    try:
+                        value = await anext(body, b"")
+                    except httpx.HTTPError as exc:
+                        error = map_error(exc, url, in_body=True)
+                elif isinstance(op, Send):
+                    url = op.request.url
+                    try:
+                        value, body = await self._send(op)
+                    except httpx.HTTPError as exc:
+                        error = map_error(exc, url, in_body=False)
+                else:  # READ_ERROR_BODY
+                    try:
+                        value = await _read_bounded(body)
+                    except httpx.HTTPError as exc:
+                        error = map_error(exc, url, in_body=True)
+        finally:
+            await self.aclose()
+
+    async def _send(self, op: Send) -> tuple[ResponseHead, AsyncIterator[bytes]]:
+        if self._response is not None:
+            await self._response.aclose()
+        request = op.request
+        response = await self._http.send(
+            self._http.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.body,
+                timeout=make_timeout(op.timeouts),
+            ),
+            stream=True,
+        )
+        self._response = response
+        # Raw bytes unless the server compressed the body.
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        body = response.aiter_bytes() if encoded else response.aiter_raw()
+        return ResponseHead(response.status_code, response.headers), body
+
+    async def aclose(self) -> None:
+        """Close the response at once; ``text`` keeps what arrived."""
+        if self._closed:
+            return
+        self._closed = True
+        self._gen.close()
+        if self._response is not None:
+            await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and self._response is not None:
+            warnings.warn(
+                f"{self!r} was not closed; use 'async with' or aclose()",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+            # Nothing can be awaited here: close what closes without the loop.
+            self._closed = True
+            self._gen.close()
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
+    pieces = []
+    size = 0
+    async for piece in body:
+        pieces.append(piece)
+        size += len(piece)
+        if size >= MAX_ERROR_BODY:
+            break
+    return b"".join(pieces)
+
+
+class AsyncClient(ClientBase):
+    """A pool of connections and one config for many calls.
+
+    ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
+    certificates, transports); mal then leaves closing it to you.
+    """
+
+    def __init__(
+        self,
+        config: MALConfig | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(config, environ)
+        self._own_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            headers={"user-agent": USER_AGENT},
+            timeout=make_timeout(self.config.timeouts()),
+            limits=make_limits(),
+        )
+
+    def stream(
+        self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]
+    ) -> AsyncStream:
+        """Start a streamed generation; ``async for`` the returned :class:`AsyncStream`."""
+        return AsyncStream(self._http, self._prepare(prompt, model, options, for_generate=False))
+
+    async def generate(
+        self, prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]
+    ) -> str:
+        """Return the whole generated text (streamed or not, by ``stream``)."""
+        call = self._prepare(prompt, model, options, for_generate=True)
+        async with AsyncStream(self._http, call) as s:
+            async for _ in s:
+                pass
+            return s.text
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (not those of an ``http_client`` you passed)."""
+        if self._own_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

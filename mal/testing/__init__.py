@@ -1,0 +1,21 @@
+"""Testing helpers for mal: a local, scriptable model server.
+
+`MockServer` speaks the Ollama, OpenAI and Anthropic wire formats on
+127.0.0.1 and answers each request with the next queued `Reply`::
+
+    from mal.testing import MockServer, Reply
+
+    with MockServer() as server:
+        server.add(Reply(text="Hello there", chunk_delay=0.01))
+        base_url = server.url("openai")
+"""
+
+from mal.testing._server import (
+    DEFAULT_TEXT,
+    MockServer,
+    RecordedRequest,
+    Reply,
+    split_tokens,
+)
+
+__all__ = ["DEFAULT_TEXT", "MockServer", "RecordedRequest", "Reply", "split_tokens"]
