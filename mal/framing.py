@@ -110,28 +110,12 @@ class _LineBuffer:
             last = data[-1]
             if last == 13:
                 self._after_cr = True
-            elif last != 10:
-                self._keep(lines.pop())
-                return self._join_pending(lines) if lines else lines
+                tail = b""
+            else:
+                tail = b"" if last == 10 else lines.pop()
         else:
             lines = data.split(b"\n")
             tail = lines.pop()  # b"" when data ends with LF
-            if tail:
-                if not lines:
-                    self._keep(tail)
-                    return lines
-                joined = self._join_pending(lines)
-                self._keep(tail)
-                return joined
-        return self._join_pending(lines)
-
-    def _keep(self, tail: bytes) -> None:
-        self._pending.append(tail)
-        self._pending_size += len(tail)
-        if self._pending_size > self._max_size:
-            raise _too_large("a line", self._max_size)
-
-    def _join_pending(self, lines: list[bytes]) -> list[bytes]:
         if self._pending and lines:
             self._pending.append(lines[0])
             self._pending_size += len(lines[0])
@@ -140,6 +124,11 @@ class _LineBuffer:
             lines[0] = b"".join(self._pending)
             self._pending = []
             self._pending_size = 0
+        if tail:
+            self._pending.append(tail)
+            self._pending_size += len(tail)
+            if self._pending_size > self._max_size:
+                raise _too_large("a line", self._max_size)
         return lines
 
     def take_pending(self) -> bytes:
