@@ -20,6 +20,7 @@ import http.server
 import random
 import re
 import select
+import selectors
 import socket
 import socketserver
 import string
@@ -1100,7 +1101,46 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._open: dict[socket.socket, threading.Thread] = {}
-        super().__init__(address, _Handler)
+        self._wake_r, self._wake_w = socket.socketpair()
+        try:
+            super().__init__(address, _Handler)
+        except BaseException:
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
+
+    def serve(self) -> None:
+        """Accept connections until `wake` is called after `stopping` is set.
+
+        Unlike `serve_forever`, this does not poll, so stopping is immediate.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self.stopping.is_set():
+                        self._accept()
+
+    def _accept(self) -> None:
+        try:
+            request, address = self.get_request()
+        except OSError:
+            return
+        try:
+            self.process_request(request, address)
+        except Exception:
+            self.handle_error(request, address)
+            self.shutdown_request(request)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls getfqdn(), which can be slow; skip it.
@@ -1173,8 +1213,7 @@ class MockServer:
             return self
         httpd = _HTTPServer((self._host, self._port), self)
         thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": _POLL},
+            target=httpd.serve,
             name=f"mal-mock-server-{httpd.server_port}",
             daemon=True,
         )
@@ -1190,11 +1229,11 @@ class MockServer:
         self._httpd = self._thread = None
         deadline = time.monotonic() + timeout
         httpd.stopping.set()
-        httpd.shutdown()
+        httpd.wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(deadline - time.monotonic(), 0))
         httpd.server_close()
         workers = httpd.close_connections()
-        if thread is not None:
-            thread.join(max(deadline - time.monotonic(), 0))
         for worker in workers:
             if worker is not threading.current_thread():
                 worker.join(max(deadline - time.monotonic(), 0))
