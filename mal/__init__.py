@@ -23,8 +23,10 @@ from .errors import (
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
+    RunawayError,
     StreamError,
 )
+from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .types import Chunk, Message, Usage
 
 __all__ = [
@@ -52,6 +54,11 @@ __all__ = [
     "InternalServerError",
     "OverloadedError",
     "StreamError",
+    "RunawayError",
+    "Hooks",
+    "CallStats",
+    "ClientMetrics",
+    "RequestInfo",
     "IncompleteStreamError",
     "DecodeError",
 ]

@@ -2,23 +2,39 @@
 ``httpx.AsyncClient``, on anyio (asyncio and trio alike).
 
 It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; it is :mod:`mal._sync` with ``await``, line for line.
+providers; it is :mod:`mal._sync` with ``await``, less what only a sync driver
+needs: here a read is given a deadline by an anyio cancel scope, and anyio
+cancellation closes the response.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 
 from ._base import ClientBase, StreamBase
-from ._lifecycle import MAX_ERROR_BODY, RECEIVE, Call, CallState, ResponseHead, Send, run_call
+from ._lifecycle import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Call,
+    CallState,
+    Receive,
+    ResponseHead,
+    Runtime,
+    Send,
+    Sleep,
+    run_call,
+)
 from ._transport import USER_AGENT, make_limits, make_timeout, map_error
 from .config import MALConfig
 from .errors import MALError
+from .hooks import Hooks
 from .types import Chunk, Prompt
 
 if TYPE_CHECKING:
@@ -33,15 +49,16 @@ class AsyncStream(StreamBase):
     """A streamed generation: ``async for`` it for :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
-    leaving the ``with`` block or calling :meth:`close` closes the response at
-    once; a stream read to its end leaves its connection in the pool.
+    leaving the ``async with`` block, calling :meth:`aclose` or cancelling the
+    task closes the response at once; a stream read to its end leaves its
+    connection in the pool.
     """
 
-    def __init__(self, http: httpx.AsyncClient, call: Call) -> None:
+    def __init__(self, http: httpx.AsyncClient, call: Call, runtime: Runtime) -> None:
         self._http = http
         self._call = call
         self._state = CallState(call)
-        self._gen = run_call(call, self._state)
+        self._gen = run_call(call, self._state, runtime)
         self._response: httpx.Response | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
@@ -79,12 +96,22 @@ class AsyncStream(StreamBase):
                         value = await anext(body, b"")
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=True)
-                elif isinstance(op, Send):
+                elif type(op) is Receive:
+                    try:
+                        with anyio.fail_after(op.timeout):
+                            value = await anext(body, b"")
+                    except TimeoutError:
+                        error = op.expired()
+                    except httpx.HTTPError as exc:
+                        error = map_error(exc, url, in_body=True)
+                elif type(op) is Send:
                     url = op.request.url
                     try:
                         value, body = await self._send(op)
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
+                elif type(op) is Sleep:
+                    await anyio.sleep(op.seconds)
                 else:  # READ_ERROR_BODY
                     try:
                         value = await _read_bounded(body)
@@ -94,8 +121,7 @@ class AsyncStream(StreamBase):
             await self.aclose()
 
     async def _send(self, op: Send) -> tuple[ResponseHead, AsyncIterator[bytes]]:
-        if self._response is not None:
-            await self._response.aclose()
+        await self._release()
         request = op.request
         response = await self._http.send(
             self._http.build_request(
@@ -106,6 +132,8 @@ class AsyncStream(StreamBase):
                 timeout=make_timeout(op.timeouts),
             ),
             stream=True,
+            # Never follow: a redirect to another host would carry the API key.
+            follow_redirects=False,
         )
         self._response = response
         # Raw bytes unless the server compressed the body.
@@ -113,14 +141,19 @@ class AsyncStream(StreamBase):
         body = response.aiter_bytes() if encoded else response.aiter_raw()
         return ResponseHead(response.status_code, response.headers), body
 
+    async def _release(self) -> None:
+        if self._response is not None:
+            # Shielded: a cancelled task must still close what it opened.
+            with anyio.CancelScope(shield=True):
+                await self._response.aclose()
+
     async def aclose(self) -> None:
         """Close the response at once; ``text`` keeps what arrived."""
         if self._closed:
             return
         self._closed = True
         self._gen.close()
-        if self._response is not None:
-            await self._response.aclose()
+        await self._release()
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -166,7 +199,9 @@ class AsyncClient(ClientBase):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
-    certificates, transports); mal then leaves closing it to you.
+    certificates, transports); mal then leaves closing it to you. ``hooks``
+    are called through the life of every call; ``clock`` and ``random`` are
+    there for tests.
     """
 
     def __init__(
@@ -174,9 +209,12 @@ class AsyncClient(ClientBase):
         config: MALConfig | None = None,
         *,
         http_client: httpx.AsyncClient | None = None,
+        hooks: Hooks | None = None,
         environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(config, environ)
+        super().__init__(config, environ, hooks=hooks, clock=clock, random=random)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             headers={"user-agent": USER_AGENT},
@@ -188,17 +226,18 @@ class AsyncClient(ClientBase):
         self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]
     ) -> AsyncStream:
         """Start a streamed generation; ``async for`` the returned :class:`AsyncStream`."""
-        return AsyncStream(self._http, self._prepare(prompt, model, options, for_generate=False))
+        call = self._prepare(prompt, model, options, for_generate=False)
+        return AsyncStream(self._http, call, self._runtime)
 
     async def generate(
         self, prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]
     ) -> str:
         """Return the whole generated text (streamed or not, by ``stream``)."""
         call = self._prepare(prompt, model, options, for_generate=True)
-        async with AsyncStream(self._http, call) as s:
-            async for _ in s:
+        async with AsyncStream(self._http, call, self._runtime) as stream:
+            async for _ in stream:
                 pass
-            return s.text
+            return stream.text
 
     async def aclose(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

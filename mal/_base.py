@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import random as _random
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._lifecycle import Call, CallState, prepare_call
+from ._lifecycle import Call, CallState, Runtime, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError
+from .hooks import CallStats, ClientMetrics, Hooks
 from .protocols import PROTOCOLS
 from .types import Prompt, Usage
 
@@ -43,8 +45,13 @@ class StreamBase:
         return self._state.usage
 
     @property
+    def stats(self) -> CallStats:
+        """What the call did so far: time to first token, chunks, retries..."""
+        return self._state.stats
+
+    @property
     def provider(self) -> str:
-        """The provider that served the stream."""
+        """The provider that served the stream (a fallback's, if one took over)."""
         return self._state.provider
 
     @property
@@ -59,7 +66,15 @@ class StreamBase:
 class ClientBase:
     """Configuration and call preparation, shared by both clients."""
 
-    def __init__(self, config: MALConfig | None, environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        config: MALConfig | None,
+        environ: Mapping[str, str] | None,
+        *,
+        hooks: Hooks | None,
+        clock: Callable[[], float],
+        random: Callable[[], float] | None,
+    ) -> None:
         if config is None:
             config = MALConfig()
         elif not isinstance(config, MALConfig):
@@ -70,12 +85,42 @@ class ClientBase:
         self._endpoints: dict[str, Endpoint] = {
             name: resolve_endpoint(protocol, config, env) for name, protocol in PROTOCOLS.items()
         }
+        self._runtime = Runtime(
+            config,
+            self._fallback_call,
+            hooks=hooks,
+            clock=clock,
+            random=random if random is not None else _random.random,
+        )
+
+    @property
+    def metrics(self) -> ClientMetrics:
+        """Counters over every call of this client."""
+        return self._runtime.metrics
 
     def _prepare(
         self, prompt: Prompt, model: str, options: Mapping[str, Any], *, for_generate: bool
     ) -> Call:
         return prepare_call(
             self.config, self._endpoints, prompt, model, options, for_generate=for_generate
+        )
+
+    def _fallback_call(self, model: str, call: Call) -> Call:
+        # A fallback uses the client's settings for its provider, and keeps
+        # the streaming decision of the call it replaces.
+        options = {
+            key: value
+            for key, value in call.options.items()
+            if key not in ("base_url", "api_key", "fallbacks")
+        }
+        return prepare_call(
+            self.config,
+            self._endpoints,
+            call.params.prompt,
+            model,
+            options,
+            for_generate=True,
+            stream=call.params.stream,
         )
 
     def __repr__(self) -> str:

@@ -7,15 +7,19 @@ generator that yields what it needs done and the chunks for the caller
 * ``Send(request, timeouts)``: send the request; the driver sends back the
   response's :class:`ResponseHead` (status and headers), its body still unread;
 * ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
+* ``Receive(timeout, phase)``: the same, but a read that has not returned after
+  ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``: this is
+  how the first-token, idle and total clocks reach a blocked read;
 * ``READ_ERROR_BODY``: the driver sends back the (bounded) rest of the body;
+* ``Sleep(seconds)``: the driver sleeps (a back-off before a retry);
 * a :class:`mal.Chunk`: the driver hands it to the caller and resumes the
   generator with ``None`` when the caller asks for the next one.
 
 When an operation fails, the driver throws the :class:`mal.MALError` it maps
 the failure to into the generator, which adds what it knows (``partial_text``)
-and decides what happens next; retries, back-off sleeps and fallbacks belong
-here, so that both drivers get them at once. Whatever happens, the driver
-closes the response when the generator ends: a body read to its end leaves its
+and decides what happens next: a retry, a fallback model, or the error for
+the caller. Whatever happens, the driver closes the response when the
+generator ends or sends a new request: a body read to its end leaves its
 connection in the pool, and one cut short drops it, which is the only way to
 stop a server (Ollama above all) from generating on.
 """
@@ -23,14 +27,24 @@ stop a server (Ollama above all) from generating on.
 from __future__ import annotations
 
 import difflib
+import random
+import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final, TypedDict
 
 import msgspec
 
 from .config import Endpoint, MALConfig
-from .errors import ConfigError, MALError
-from .protocols import GenerateParams, HTTPRequest, Protocol, get_protocol, split_model
+from .errors import APIStatusError, APITimeoutError, ConfigError, MALError, RunawayError
+from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
+from .protocols import (
+    GenerateParams,
+    HTTPRequest,
+    Protocol,
+    ResponseDecoder,
+    get_protocol,
+    split_model,
+)
 from .protocols._base import prompt_length
 from .types import Chunk, Prompt, Usage
 
@@ -41,14 +55,22 @@ __all__ = [
     "CallOptions",
     "CallState",
     "GenerateOptions",
+    "Receive",
     "ResponseHead",
+    "Runtime",
     "Send",
+    "Sleep",
     "prepare_call",
     "run_call",
 ]
 
 #: How much of an error response's body is read to build its error.
 MAX_ERROR_BODY = 64 * 1024
+#: Exponential back-off with full jitter: a retry waits a random time between
+#: 0 and min(BACKOFF_CAP, BACKOFF_BASE * 2 ** retry) seconds, so that clients
+#: that failed together do not retry together.
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
 
 
 class CallOptions(TypedDict, total=False):
@@ -93,6 +115,27 @@ class Send(msgspec.Struct):
     timeouts: tuple[float | None, ...]
 
 
+class Receive(msgspec.Struct, gc=False):
+    #: Seconds the read may take before it fails with ``expired()``.
+    timeout: float
+    #: The clock that runs out then: "first_token", "idle" or "total".
+    phase: str
+
+    def expired(self) -> APITimeoutError:
+        return APITimeoutError(_CLOCK_MESSAGES[self.phase], phase=self.phase)
+
+
+_CLOCK_MESSAGES = {
+    "first_token": "no text arrived within MALConfig.first_token_timeout",
+    "idle": "no new text arrived within MALConfig.idle_timeout",
+    "total": "the call ran past MALConfig.total_timeout",
+}
+
+
+class Sleep(msgspec.Struct):
+    seconds: float
+
+
 class _Op:
     __slots__ = ("name",)
 
@@ -106,7 +149,7 @@ class _Op:
 RECEIVE: Final = _Op("RECEIVE")
 READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
 
-Op = Send | _Op
+Op = Send | Receive | Sleep | _Op
 #: What :func:`run_call` yields, is sent and returns.
 CallGenerator = Generator["Op | Chunk", Any, None]
 
@@ -129,30 +172,69 @@ class Call(msgspec.Struct, kw_only=True):
     progress_callback: Callable[[str], object] | None = None
     max_retries: int = 0
     fallbacks: list[str] = []
+    #: The options the call was made with, for building its fallbacks.
+    options: Mapping[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
 
 
+class Runtime:
+    """What a client lends its calls: config, clock, randomness, hooks, counters,
+    and the way to prepare a fallback's call."""
+
+    __slots__ = ("clock", "config", "hooks", "make_call", "metrics", "random")
+
+    def __init__(
+        self,
+        config: MALConfig,
+        make_call: Callable[[str, Call], Call],
+        *,
+        hooks: Hooks | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.make_call = make_call
+        self.hooks = hooks if hooks is not None else Hooks()
+        self.metrics = ClientMetrics()
+        self.clock: Callable[[], float] = clock
+        self.random: Callable[[], float] = random
+
+
 class CallState:
     """What a stream knows about its call so far; the public streams read it."""
 
-    __slots__ = ("_parts", "finish_reason", "model", "provider", "raw_finish_reason", "usage")
+    __slots__ = ("decoder", "delivered", "model", "parts", "provider", "stats")
 
     def __init__(self, call: Call) -> None:
-        self._parts: list[str] = []
+        #: Texts of the chunks handed to the caller.
+        self.parts: list[str] = []
+        #: Whether anything reached the caller: no retry or fallback after that.
+        self.delivered = False
         self.provider = call.provider
         self.model = call.model
-        self.finish_reason: str | None = None
-        self.raw_finish_reason: str | None = None
-        self.usage: Usage | None = None
+        self.decoder: ResponseDecoder | None = None
+        self.stats = CallStats(call.provider, call.model, call.params.stream)
 
     @property
     def text(self) -> str:
-        parts = self._parts
+        parts = self.parts
         if len(parts) > 1:
             parts[:] = ["".join(parts)]
         return parts[0] if parts else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.decoder.finish_reason if self.decoder is not None else None
+
+    @property
+    def raw_finish_reason(self) -> str | None:
+        return self.decoder.raw_finish_reason if self.decoder is not None else None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.decoder.usage if self.decoder is not None else None
 
 
 def prepare_call(
@@ -163,8 +245,13 @@ def prepare_call(
     options: Mapping[str, Any],
     *,
     for_generate: bool,
+    stream: bool | None = None,
 ) -> Call:
-    """Check the options of a call and resolve them against the client's config."""
+    """Check the options of a call and resolve them against the client's config.
+
+    ``stream``, when given, overrides the streaming decision (a fallback keeps
+    the decision of the call it replaces).
+    """
     unknown = set(options) - _KNOWN_OPTIONS
     if not for_generate and "stream" in options:
         unknown.add("stream")
@@ -182,11 +269,12 @@ def prepare_call(
     callback = options.get("progress_callback")
     if callback is not None and not callable(callback):
         raise ConfigError("progress_callback must be callable")
-    if for_generate:
-        system = options.get("system")
-        stream = decide_stream(config, options.get("stream"), prompt, system, callback)
-    else:
-        stream = True
+    if stream is None:
+        if for_generate:
+            system = options.get("system")
+            stream = decide_stream(config, options.get("stream"), prompt, system, callback)
+        else:
+            stream = True
     params = GenerateParams(
         model=name,
         prompt=prompt,
@@ -220,6 +308,8 @@ def prepare_call(
     if fallbacks is None:
         fallbacks = config.fallbacks
     else:
+        if not isinstance(fallbacks, (list, tuple)):
+            raise ConfigError("fallbacks must be a list of model names")
         for fallback in fallbacks:
             split_model(fallback, config.default_provider)
     return Call(
@@ -233,6 +323,7 @@ def prepare_call(
         progress_callback=callback,
         max_retries=max_retries,
         fallbacks=list(fallbacks),
+        options=options,
     )
 
 
@@ -255,30 +346,179 @@ def decide_stream(
     return prompt_length(prompt, system) > config.streaming_threshold
 
 
-def run_call(call: Call, state: CallState) -> CallGenerator:
-    """The lifecycle of one call; see the module docstring for the protocol."""
-    request = call.protocol.build_request(
+def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
+    """The lifecycle of one call: its attempts, retries and fallbacks.
+
+    See the module docstring for what it yields and is sent.
+    """
+    config = runtime.config
+    hooks = runtime.hooks
+    metrics = runtime.metrics
+    clock = runtime.clock
+    stats = state.stats
+    start = clock()
+    total_at = start + config.total_timeout if config.total_timeout is not None else None
+    fallbacks = iter(call.fallbacks)
+    current = call
+    metrics.streamed += call.params.stream
+    metrics.non_streamed += not call.params.stream
+    error: MALError | None = None
+    try:
+        while True:  # over the call's model, then its fallbacks
+            attempt = 0
+            while True:  # over the attempts of one model
+                metrics.requests += 1
+                try:
+                    yield from _attempt(current, state, runtime, attempt, start, total_at)
+                    return
+                except MALError as exc:
+                    error = exc
+                    if isinstance(exc, APITimeoutError):
+                        metrics.timeouts[exc.phase] = metrics.timeouts.get(exc.phase, 0) + 1
+                    if state.delivered:
+                        raise
+                    delay = _retry_delay(exc, attempt, current.max_retries, runtime)
+                    if delay is None or (total_at is not None and clock() + delay >= total_at):
+                        break
+                    attempt += 1
+                    stats.retries += 1
+                    metrics.retries += 1
+                    if hooks.on_retry is not None:
+                        hooks.on_retry(attempt, delay, exc)
+                    if delay > 0:
+                        yield Sleep(delay)
+            following = next(fallbacks, None)
+            if following is None or (total_at is not None and clock() >= total_at):
+                assert error is not None
+                raise error
+            if hooks.on_fallback is not None:
+                hooks.on_fallback(f"{current.provider}/{current.model}", following, error)
+            current = runtime.make_call(following, call)
+            state.provider = stats.provider = current.provider
+            state.model = stats.model = current.model
+            stats.fallbacks += 1
+            metrics.fallbacks += 1
+    except MALError as exc:
+        error = exc
+        name = type(exc).__name__
+        metrics.errors[name] = metrics.errors.get(name, 0) + 1
+        stats.error = name
+        raise
+    finally:
+        _finish_stats(state, clock() - start)
+        if hooks.on_complete is not None:
+            hooks.on_complete(stats)
+
+
+def _retry_delay(
+    error: MALError, attempt: int, max_retries: int, runtime: Runtime
+) -> float | None:
+    """Seconds to wait before retrying, or None when this error is not retried."""
+    if not error.retryable or attempt >= max_retries:
+        return None
+    retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+    if retry_after is not None:
+        # The server said when: honour it, unless it is longer than we may wait
+        # (then fail at once, or fall back, rather than sleep).
+        return retry_after if retry_after <= runtime.config.max_retry_after else None
+    return runtime.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
+
+
+def _attempt(
+    call: Call,
+    state: CallState,
+    runtime: Runtime,
+    attempt: int,
+    start: float,
+    total_at: float | None,
+) -> CallGenerator:
+    """One request and its response, with the clocks running."""
+    config = runtime.config
+    clock = runtime.clock
+    hooks = runtime.hooks
+    stats = state.stats
+    protocol = call.protocol
+    request = protocol.build_request(
         call.params, base_url=call.endpoint.base_url, api_key=call.endpoint.api_key
     )
-    decoder = call.protocol.decoder(request.stream, max_size=call.max_event_size)
-    parts = state._parts
+    decoder = protocol.decoder(request.stream, max_size=call.max_event_size)
+    state.decoder = decoder
+    parts = state.parts
     callback = call.progress_callback
+    on_chunk = hooks.on_chunk
+    idle = config.idle_timeout
+    first_token = config.first_token_timeout
+    guard = _Guard(config) if config.max_output_chars or config.max_repeated_deltas else None
+    if hooks.on_request is not None:
+        hooks.on_request(
+            RequestInfo(call.provider, call.model, request.url, request.stream, attempt)
+        )
+    sent_at = clock()
+    first_at = sent_at + first_token if first_token is not None else None
+    clocked = first_at is not None or idle is not None or total_at is not None
+    # Before the first chunk, metadata-only chunks (Anthropic's usage at
+    # message_start) are held back, so that a failure there can still be retried.
+    held: list[Chunk] = []
+    got_content = False
+    next_at = first_at  # when the first-token, then the idle, clock runs out
     try:
-        head: ResponseHead = yield Send(request, call.timeouts)
+        timeouts, clock_phase = _send_timeouts(call.timeouts, first_at, total_at, sent_at)
+        try:
+            head: ResponseHead = yield Send(request, timeouts)
+        except APITimeoutError as exc:
+            if clock_phase is not None and exc.phase == "read":
+                exc.phase = clock_phase  # a clock, not the read timeout, ran out
+            raise
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
-            raise call.protocol.status_error(head.status, head.headers, body)
+            raise protocol.status_error(head.status, head.headers, body)
         while True:
-            data: bytes = yield RECEIVE
+            op: Receive | _Op = RECEIVE
+            if clocked:
+                deadline, phase = (
+                    (next_at, "idle" if got_content else "first_token")
+                    if next_at is not None
+                    else (None, "")
+                )
+                if total_at is not None and (deadline is None or total_at <= deadline):
+                    deadline, phase = total_at, "total"
+                if deadline is not None:
+                    remaining = deadline - clock()
+                    op = Receive(remaining, phase)
+                    if remaining <= 0:
+                        raise op.expired()
+            data: bytes = yield op
+            stats.bytes += len(data)
             chunks = decoder.feed(data) if data else decoder.flush()
             for chunk in chunks:
                 text = chunk.text
+                if not got_content:
+                    if not (text or chunk.reasoning):
+                        if data:
+                            held.append(chunk)
+                            continue
+                    else:
+                        got_content = True
+                        now = clock()
+                        stats.time_to_first_token = now - start
+                        if hooks.on_first_token is not None:
+                            hooks.on_first_token(now - start)
+                    state.delivered = True
+                    for early in held:
+                        stats.chunks += 1
+                        yield early
+                    held.clear()
                 if text:
                     parts.append(text)
                     if callback is not None:
                         callback(text)
-                if chunk.finish_reason is not None:
-                    state.finish_reason = chunk.finish_reason
+                if idle is not None and (text or chunk.reasoning):
+                    next_at = clock() + idle
+                if guard is not None:
+                    guard.check(chunk, state)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                stats.chunks += 1
                 yield chunk
             if not data:
                 break
@@ -286,6 +526,75 @@ def run_call(call: Call, state: CallState) -> CallGenerator:
         if not exc.partial_text:
             exc.partial_text = decoder.text
         raise
-    finally:
-        state.usage = decoder.usage
-        state.raw_finish_reason = decoder.raw_finish_reason
+
+
+def _send_timeouts(
+    timeouts: tuple[float | None, ...],
+    first_at: float | None,
+    total_at: float | None,
+    now: float,
+) -> tuple[tuple[float | None, ...], str | None]:
+    """httpx's timeouts for sending a request and waiting for its response head,
+    shortened to what the clocks leave; and which clock, if any, now limits the
+    wait for the head (a read)."""
+    connect, read, write, pool = timeouts
+    phase = None
+    if total_at is not None:
+        left = max(total_at - now, 1e-3)
+        connect, write, pool = (left if t is None else min(t, left) for t in (connect, write, pool))
+        if read is None or left < read:
+            read, phase = left, "total"
+    if first_at is not None:
+        left = max(first_at - now, 1e-3)
+        if read is None or left < read:
+            read, phase = left, "first_token"
+    return (connect, read, write, pool), phase
+
+
+class _Guard:
+    """The runaway guard: too much output, or the same delta over and over."""
+
+    __slots__ = ("chars", "last", "max_chars", "max_repeats", "repeats")
+
+    def __init__(self, config: MALConfig) -> None:
+        self.max_chars = config.max_output_chars
+        self.max_repeats = config.max_repeated_deltas
+        self.chars = 0
+        self.last = ""
+        self.repeats = 0
+
+    def check(self, chunk: Chunk, state: CallState) -> None:
+        text = chunk.text
+        if not text:
+            return
+        self.chars += len(text)
+        if self.max_chars is not None and self.chars > self.max_chars:
+            raise RunawayError(
+                f"the output passed max_output_chars={self.max_chars}; the stream was stopped",
+                reason="max_output_chars",
+                partial_text=state.text,
+            )
+        if text == self.last:
+            self.repeats += 1
+            if self.max_repeats is not None and self.repeats >= self.max_repeats:
+                raise RunawayError(
+                    f"the same delta {text!r} came {self.repeats} times in a row; "
+                    "the stream was stopped",
+                    reason="repeated_deltas",
+                    partial_text=state.text,
+                )
+        else:
+            self.last = text
+            self.repeats = 1
+
+
+def _finish_stats(state: CallState, duration: float) -> None:
+    stats = state.stats
+    stats.duration = duration
+    usage = state.usage
+    if usage is not None:
+        stats.input_tokens = usage.input_tokens
+        stats.output_tokens = usage.output_tokens
+        ttft = stats.time_to_first_token
+        if usage.output_tokens and ttft is not None and duration > ttft:
+            stats.tokens_per_second = usage.output_tokens / (duration - ttft)

@@ -1,23 +1,42 @@
 """The sync driver: :class:`Client` and :class:`Stream` over ``httpx.Client``.
 
 It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; :mod:`mal._async` is the same driver with ``await``.
+providers; :mod:`mal._async` is the same driver with ``await``. What only a
+sync driver needs: a blocked read cannot be cancelled, so the clocks and a
+``close()`` from another thread wake it by shutting its socket down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import _watchdog
 from ._base import ClientBase, StreamBase
-from ._lifecycle import MAX_ERROR_BODY, RECEIVE, Call, CallState, ResponseHead, Send, run_call
+from ._lifecycle import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Call,
+    CallState,
+    Receive,
+    ResponseHead,
+    Runtime,
+    Send,
+    Sleep,
+    run_call,
+)
 from ._transport import USER_AGENT, make_limits, make_timeout, map_error
 from .config import MALConfig
 from .errors import MALError
+from .hooks import Hooks
 from .types import Chunk, Prompt
 
 if TYPE_CHECKING:
@@ -32,18 +51,28 @@ class Stream(StreamBase):
     """A streamed generation: iterate it for :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
-    leaving the ``with`` block or calling :meth:`close` closes the response at
-    once; a stream read to its end leaves its connection in the pool.
+    leaving the ``with`` block or calling :meth:`close` (from any thread)
+    closes the response at once; a stream read to its end leaves its
+    connection in the pool.
     """
 
-    def __init__(self, http: httpx.Client, call: Call) -> None:
+    def __init__(self, http: httpx.Client, call: Call, runtime: Runtime) -> None:
         self._http = http
         self._call = call
         self._state = CallState(call)
-        self._gen = run_call(call, self._state)
+        self._gen = run_call(call, self._state, runtime)
         self._response: httpx.Response | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
+        # The reading thread while it runs the lifecycle, for close() from others.
+        self._reader: int | None = None
+        self._interrupted = False
+        # The clock of the read in progress, watched by the watchdog thread.
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._deadline: float | None = None
+        self._watch_at: float | None = None
+        self._expired = False
 
     def __iter__(self) -> Iterator[Chunk]:
         # A fresh generator that the stream does not keep: when a ``for`` loop
@@ -63,6 +92,7 @@ class Stream(StreamBase):
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
+        self._reader = threading.get_ident()
         try:
             while True:
                 try:
@@ -71,29 +101,48 @@ class Stream(StreamBase):
                     return
                 value = error = None
                 if type(op) is Chunk:
+                    self._reader = None
                     yield op
+                    self._reader = threading.get_ident()
                 elif op is RECEIVE:
                     try:
                         value = next(body, b"")
                     except httpx.HTTPError as exc:
+                        if self._interrupted:
+                            return
                         error = map_error(exc, url, in_body=True)
-                elif isinstance(op, Send):
+                elif type(op) is Receive:
+                    self._arm(op.timeout)
+                    try:
+                        value = next(body, b"")
+                    except httpx.HTTPError as exc:
+                        if self._interrupted:
+                            return
+                        error = map_error(exc, url, in_body=True)
+                    self._deadline = None
+                    if self._expired:
+                        error = op.expired()
+                elif type(op) is Send:
                     url = op.request.url
                     try:
                         value, body = self._send(op)
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
+                    if self._interrupted:
+                        return
+                elif type(op) is Sleep:
+                    time.sleep(op.seconds)
                 else:  # READ_ERROR_BODY
                     try:
                         value = _read_bounded(body)
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=True)
         finally:
+            self._reader = None
             self.close()
 
     def _send(self, op: Send) -> tuple[ResponseHead, Iterator[bytes]]:
-        if self._response is not None:
-            self._response.close()
+        self._release()
         request = op.request
         response = self._http.send(
             self._http.build_request(
@@ -104,21 +153,70 @@ class Stream(StreamBase):
                 timeout=make_timeout(op.timeouts),
             ),
             stream=True,
+            # Never follow: a redirect to another host would carry the API key.
+            follow_redirects=False,
         )
         self._response = response
+        network = response.extensions.get("network_stream")
+        with self._lock:
+            self._socket = network.get_extra_info("socket") if network is not None else None
+            self._expired = False
         # Raw bytes unless the server compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
         body = response.iter_bytes() if encoded else response.iter_raw()
         return ResponseHead(response.status_code, response.headers), body
 
+    def _arm(self, timeout: float) -> None:
+        """Give the read about to start a deadline, watched by the watchdog."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._deadline = deadline
+            if self._watch_at is None or deadline < self._watch_at:
+                self._watch_at = deadline
+                _watchdog.watch(self, deadline)
+
+    def _check_deadline(self, now: float) -> float | None:
+        """The watchdog's call (on its thread): past the deadline, wake the read."""
+        with self._lock:
+            deadline = self._deadline
+            if deadline is not None and deadline > now:
+                self._watch_at = deadline
+                return deadline
+            self._watch_at = None
+            if deadline is None:
+                return None
+            self._deadline = None
+            self._expired = True
+            sock = self._socket
+        _shutdown(sock)
+        return None
+
+    def _release(self) -> None:
+        """Let the response go: no clock may touch its socket after this."""
+        with self._lock:
+            self._deadline = None
+            self._socket = None
+        if self._response is not None:
+            self._response.close()
+
     def close(self) -> None:
-        """Close the response at once; ``text`` keeps what arrived."""
+        """Close the response at once; ``text`` keeps what arrived.
+
+        From another thread than the one reading, this wakes the blocked read
+        (by shutting the socket down), and the reading thread ends the stream.
+        """
         if self._closed:
+            return
+        reader = self._reader
+        if reader is not None and reader != threading.get_ident():
+            with self._lock:
+                self._interrupted = True
+                sock = self._socket
+            _shutdown(sock)
             return
         self._closed = True
         self._gen.close()
-        if self._response is not None:
-            self._response.close()
+        self._release()
 
     def __enter__(self) -> Stream:
         return self
@@ -142,6 +240,12 @@ class Stream(StreamBase):
             self.close()
 
 
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def _read_bounded(body: Iterator[bytes]) -> bytes:
     pieces = []
     size = 0
@@ -157,7 +261,9 @@ class Client(ClientBase):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.Client`` (proxies,
-    certificates, transports); mal then leaves closing it to you.
+    certificates, transports); mal then leaves closing it to you. ``hooks``
+    are called through the life of every call; ``clock`` and ``random`` are
+    there for tests.
     """
 
     def __init__(
@@ -165,9 +271,12 @@ class Client(ClientBase):
         config: MALConfig | None = None,
         *,
         http_client: httpx.Client | None = None,
+        hooks: Hooks | None = None,
         environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(config, environ)
+        super().__init__(config, environ, hooks=hooks, clock=clock, random=random)
         self._own_http = http_client is None
         self._http = http_client or httpx.Client(
             headers={"user-agent": USER_AGENT},
@@ -177,16 +286,18 @@ class Client(ClientBase):
 
     def stream(self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> Stream:
         """Start a streamed generation; iterate the returned :class:`Stream`."""
-        return Stream(self._http, self._prepare(prompt, model, options, for_generate=False))
+        call = self._prepare(prompt, model, options, for_generate=False)
+        return Stream(self._http, call, self._runtime)
 
     def generate(
         self, prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]
     ) -> str:
         """Return the whole generated text (streamed or not, by ``stream``)."""
-        with Stream(self._http, self._prepare(prompt, model, options, for_generate=True)) as s:
-            for _ in s:
+        call = self._prepare(prompt, model, options, for_generate=True)
+        with Stream(self._http, call, self._runtime) as stream:
+            for _ in stream:
                 pass
-            return s.text
+            return stream.text
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

@@ -42,6 +42,10 @@ class MALConfig(msgspec.Struct, kw_only=True):
     idle_timeout: float | None = None
     total_timeout: float | None = None
     fallbacks: list[str] = []
+    #: The runaway guard: stop a stream whose text passes this many characters.
+    max_output_chars: int | None = None
+    #: The runaway guard: stop a stream after this many identical text deltas in a row.
+    max_repeated_deltas: int | None = None
     #: The most bytes one line, event or non-streamed body may hold.
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     #: Base URL per provider (``{"openai": "http://localhost:8000/v1"}``),
@@ -57,6 +61,9 @@ class MALConfig(msgspec.Struct, kw_only=True):
         for name in ("streaming_threshold", "max_retries"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("max_event_size", self.max_event_size, minimum=1)
+        for name in ("max_output_chars", "max_repeated_deltas"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         if not isinstance(self.use_streaming, bool):
             raise ConfigError(f"use_streaming must be True or False, not {self.use_streaming!r}")
         if self.default_provider not in PROTOCOLS:

@@ -7,7 +7,8 @@ Every error is a :class:`MALError`::
     ├── APIConnectionError            could not reach the server or send the request
     │   └── APITimeoutError           .phase: "connect", "read", "write", "pool",
     │                                 "first_token", "idle" or "total"
-    ├── APIStatusError                .status_code, .body, .provider, .headers
+    ├── APIStatusError                .status_code, .body, .provider, .headers,
+    │   │                             .retry_after
     │   ├── AuthenticationError       401
     │   ├── PermissionDeniedError     403
     │   ├── NotFoundError             404 (unknown model)
@@ -41,6 +42,7 @@ __all__ = [
     "StreamError",
     "IncompleteStreamError",
     "DecodeError",
+    "RunawayError",
 ]
 
 
@@ -104,6 +106,8 @@ class APIStatusError(MALError):
         if retryable is None:
             retryable = status_code in (408, 409, 429) or status_code >= 500
         super().__init__(message, partial_text=partial_text, retryable=retryable)
+        #: Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``).
+        self.retry_after: float | None = None
         self.status_code = status_code
         #: The decoded JSON error body, or the body's text when it is not JSON.
         self.body = body
@@ -147,7 +151,6 @@ class RateLimitError(APIStatusError):
             partial_text=partial_text,
             retryable=retryable,
         )
-        #: Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``).
         self.retry_after = retry_after
 
 
@@ -186,3 +189,12 @@ class IncompleteStreamError(StreamError):
 
 class DecodeError(StreamError):
     """Bytes that are not valid framing, JSON or UTF-8."""
+
+
+class RunawayError(StreamError):
+    """The runaway guard stopped a stream: ``reason`` is "max_output_chars" or
+    "repeated_deltas". The connection was closed, which stops the model."""
+
+    def __init__(self, message: str, *, reason: str, partial_text: str = "") -> None:
+        super().__init__(message, error_type=None, partial_text=partial_text, retryable=False)
+        self.reason = reason

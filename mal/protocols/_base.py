@@ -240,7 +240,9 @@ class Protocol:
         if params.extra_body:
             body = deep_merge(body, params.extra_body)
         if params.extra_headers:
-            headers.update(params.extra_headers)
+            # Header names are case-insensitive: the caller's value replaces ours.
+            for name, value in params.extra_headers.items():
+                headers[name.lower()] = value
         try:
             data = _encoder.encode(body)
         except (TypeError, msgspec.EncodeError) as exc:
@@ -350,6 +352,11 @@ def status_error(
         message += f" ({error_type})"
     if detail:
         message += f": {detail}"
+    if 300 <= status < 400:
+        message += (
+            f"; redirected to {lower.get('location', '?')}, which mal does not follow so that"
+            " the API key never reaches another host: set base_url to the new address"
+        )
     if status == 401 and api_key_env:
         message += f"; set {api_key_env} or pass api_key="
     cls = _STATUS_CLASSES.get(status)
@@ -363,9 +370,12 @@ def status_error(
     }
     if error_type in ("overloaded_error",):
         kwargs["retryable"] = True
+    retry_after = parse_retry_after(lower, now)
     if cls is RateLimitError:
-        return RateLimitError(message, retry_after=parse_retry_after(lower, now), **kwargs)
-    return cls(message, **kwargs)
+        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    error = cls(message, **kwargs)
+    error.retry_after = retry_after
+    return error
 
 
 def _error_detail(decoded: object) -> tuple[str, str | None]:

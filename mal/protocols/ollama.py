@@ -114,25 +114,39 @@ class OllamaDecoder(ResponseDecoder):
 
 
 def normalize_host(host: str) -> str:
-    """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama reads it:
-    ``host``, ``host:port`` or a URL; the scheme defaults to http and the port
-    to 11434."""
-    host = host.strip().rstrip("/")
-    scheme = "http"
-    if "://" in host:
-        scheme, host = host.split("://", 1)
-    path = ""
-    if "/" in host:
-        host, path = host.split("/", 1)
-        path = "/" + path
-    if not host:
-        host = "127.0.0.1"
-    if host.startswith("["):  # IPv6 literal
-        if "]:" not in host:
-            host = f"{host}:{DEFAULT_PORT if scheme == 'http' else 443}"
-    elif ":" not in host:
-        host = f"{host}:{DEFAULT_PORT if scheme == 'http' else 443}"
-    return f"{scheme}://{host}{path}"
+    """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama itself reads it:
+    ``host``, ``host:port``, ``:port`` or a URL. Without a scheme the scheme is
+    http and the port 11434; ``http://`` and ``https://`` default to 80 and
+    443; no host means 127.0.0.1."""
+    host = host.strip()
+    scheme, sep, hostport = host.partition("://")
+    default_port = DEFAULT_PORT
+    if not sep:
+        scheme, hostport = "http", host
+    elif scheme == "http":
+        default_port = 80
+    elif scheme == "https":
+        default_port = 443
+    hostport, slash, path = hostport.partition("/")
+    path = "/" + path.rstrip("/") if slash and path.rstrip("/") else ""
+    name, port = _split_host_port(hostport)
+    if port is None:
+        port = str(default_port)
+    if not name:
+        name = "127.0.0.1"
+    if ":" in name:  # an IPv6 literal
+        name = f"[{name}]"
+    return f"{scheme}://{name}:{port}{path}"
+
+
+def _split_host_port(hostport: str) -> tuple[str, str | None]:
+    if hostport.startswith("["):  # [v6] or [v6]:port
+        name, _, rest = hostport[1:].partition("]")
+        return name, rest[1:] if rest.startswith(":") and rest[1:] else None
+    if hostport.count(":") == 1:
+        name, _, port = hostport.partition(":")
+        return name, port or None
+    return hostport, None  # a bare name, or a bare IPv6 address
 
 
 class OllamaProtocol(Protocol):

@@ -1,0 +1,85 @@
+"""Hooks, per-call stats and per-client counters. This module does no I/O.
+
+Hooks are plain callables given to a client (``mal.Client(hooks=mal.Hooks(...))``);
+each one left as None costs nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from .errors import MALError
+    from .types import Chunk
+
+__all__ = ["CallStats", "ClientMetrics", "Hooks", "RequestInfo"]
+
+
+class RequestInfo(msgspec.Struct, frozen=True):
+    """What a hook learns about a request about to be sent (never its headers,
+    which carry the API key)."""
+
+    provider: str
+    model: str
+    url: str
+    streamed: bool
+    #: 0 for the first try, then 1, 2... for retries of the same model.
+    attempt: int
+
+
+class CallStats(msgspec.Struct):
+    """What one call did, given to ``on_complete`` and kept as ``stream.stats``."""
+
+    provider: str
+    model: str
+    streamed: bool
+    #: Seconds from the start of the call to the first text or reasoning delta.
+    time_to_first_token: float | None = None
+    #: Seconds from the start of the call to its end (retries included).
+    duration: float = 0.0
+    #: Chunks handed to the caller.
+    chunks: int = 0
+    #: Body bytes received, over every attempt.
+    bytes: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    #: Output tokens per second of generation (after the first token).
+    tokens_per_second: float | None = None
+    retries: int = 0
+    fallbacks: int = 0
+    #: The error class name when the call failed, else None.
+    error: str | None = None
+
+
+class ClientMetrics(msgspec.Struct):
+    """Counters over every call of one client."""
+
+    requests: int = 0
+    streamed: int = 0
+    non_streamed: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    #: Timeouts by phase ("connect", "read", "first_token", "idle", "total", ...).
+    timeouts: dict[str, int] = {}
+    #: Failed calls by error class name.
+    errors: dict[str, int] = {}
+
+
+class Hooks(msgspec.Struct, kw_only=True):
+    """Callbacks into the life of every call of a client."""
+
+    #: Before each request is sent (retries and fallbacks included).
+    on_request: Callable[[RequestInfo], object] | None = None
+    #: At the first text or reasoning delta of a call, with the seconds it took.
+    on_first_token: Callable[[float], object] | None = None
+    #: For every chunk handed to the caller.
+    on_chunk: Callable[[Chunk], object] | None = None
+    #: Before sleeping for a retry: the retry's number (1, 2...), the delay, the error.
+    on_retry: Callable[[int, float, MALError], object] | None = None
+    #: When a fallback model takes over: the model that failed, the next one, the error.
+    on_fallback: Callable[[str, str, MALError], object] | None = None
+    #: When a call ends, well or not.
+    on_complete: Callable[[CallStats], object] | None = None
