@@ -1,13 +1,18 @@
 """mal: one small, fast, typed SDK for streaming text from Ollama, OpenAI
-(and OpenAI-compatible servers) and Anthropic, in sync and async code."""
+(and OpenAI-compatible servers) and Anthropic, in sync and async code.
+
+The clients and the module-level calls are loaded on first use, so that
+importing the sans-I/O core (``mal.framing``, ``mal.protocols``...) brings in
+neither httpx nor anyio, and ``import mal`` stays fast.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from ._api import agenerate, astream, generate, stream
-from ._async import AsyncClient, AsyncStream
-from ._sync import Client, Stream
 from .config import MALConfig
 from .errors import (
     APIConnectionError,
@@ -28,6 +33,35 @@ from .errors import (
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .types import Chunk, Message, Usage
+
+if TYPE_CHECKING:
+    from ._api import agenerate, astream, generate, stream
+    from ._async import AsyncClient, AsyncStream
+    from ._sync import Client, Stream
+
+_LAZY = {
+    "generate": "._api",
+    "stream": "._api",
+    "agenerate": "._api",
+    "astream": "._api",
+    "Client": "._sync",
+    "Stream": "._sync",
+    "AsyncClient": "._async",
+    "AsyncStream": "._async",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "generate",

@@ -42,6 +42,7 @@ __all__ = [
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+_BLANK = [b""]
 
 
 class Utf8Validator:
@@ -147,9 +148,10 @@ class NDJSONSplitter:
     a last line that had no line end.
     """
 
-    __slots__ = ("_lines", "_utf8")
+    __slots__ = ("_lines", "_max_size", "_utf8")
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._max_size = max_size
         self._lines = _LineBuffer(max_size, cr_ends_line=False)
         self._utf8 = Utf8Validator()
 
@@ -158,10 +160,17 @@ class NDJSONSplitter:
             return []
         self._utf8.check(data)
         lines = self._lines.split(data)
+        limit = self._max_size
         for line in lines:
-            if not line or line[-1] == 13 or line.isspace():
-                return [_strip_cr(x) for x in lines if x and not x.isspace()]
+            if not line or line[-1] == 13 or line.isspace() or len(line) > limit:
+                return self._clean(lines)
         return lines
+
+    def _clean(self, lines: list[bytes]) -> list[bytes]:
+        for line in lines:
+            if len(line) > self._max_size + 1:  # a CR before the LF is not content
+                raise _too_large("a line", self._max_size)
+        return [_strip_cr(x) for x in lines if x and not x.isspace()]
 
     def flush(self) -> list[bytes]:
         self._utf8.check(b"", final=True)
@@ -202,6 +211,7 @@ class SSEParser:
     """
 
     __slots__ = (
+        "_idle",
         "_lines",
         "_utf8",
         "_max_size",
@@ -221,6 +231,8 @@ class SSEParser:
         self._utf8 = Utf8Validator()
         self._max_size = max_size
         self._started = False
+        # Nothing carried over from earlier pieces (and the BOM is behind us).
+        self._idle = False
         self._head = b""  # the first bytes while they may still be a split BOM
         self._data: list[bytes] = []
         self._data_size = 0
@@ -234,7 +246,13 @@ class SSEParser:
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         if not data:
             return []
-        self._utf8.check(data)
+        utf8 = self._utf8
+        if utf8._carry or not data.isascii():
+            utf8.check(data)
+        else:
+            utf8.offset += len(data)
+        if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
+            return self._whole_events(data)
         if not self._started:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -247,7 +265,56 @@ class SSEParser:
                 if not data:
                     return []
         events: list[ServerSentEvent] = []
-        for line in self._lines.split(data):
+        lines = self._lines
+        self._process(lines.split(data), events)
+        self._idle = not (lines._pending or lines._after_cr or self._data or self._event)
+        return events
+
+    def _whole_events(self, data: bytes) -> list[ServerSentEvent]:
+        """The common case: nothing carried over, and ``data`` is whole events
+        with LF line ends. The usual shapes (``data: ...`` and ``event: ...``
+        then ``data: ...``) are cut out directly, without the line machine."""
+        events: list[ServerSentEvent] = []
+        limit = self._max_size + 6  # the data, and "data: "
+        pos = 0
+        end = len(data)
+        while pos < end:
+            nl = data.find(b"\n", pos)
+            if nl + 1 < end and data[nl + 1] == 10:  # a one-line event
+                if data.startswith(b"data: ", pos):
+                    if nl - pos > limit:
+                        raise _too_large("an event", self._max_size)
+                    events.append(
+                        ServerSentEvent(
+                            "message", data[pos + 6 : nl], self.last_event_id, self.retry
+                        )
+                    )
+                    pos = nl + 2
+                    continue
+            elif data.startswith(b"event: ", pos) and data.startswith(b"data: ", nl + 1):
+                nl2 = data.find(b"\n", nl + 1)
+                if nl2 + 1 < end and data[nl2 + 1] == 10:  # a two-line event
+                    if nl2 - nl - 1 > limit:
+                        raise _too_large("an event", self._max_size)
+                    events.append(
+                        ServerSentEvent(
+                            self._name(data[pos + 7 : nl]),
+                            data[nl + 7 : nl2],
+                            self.last_event_id,
+                            self.retry,
+                        )
+                    )
+                    pos = nl2 + 2
+                    continue
+            # Any other shape: the rest goes through the line machine. It ends
+            # with a blank line, so nothing is left carried over.
+            self._process(data[pos:].split(b"\n")[:-1], events)
+            break
+        return events
+
+    def _process(self, lines: list[bytes], events: list[ServerSentEvent]) -> None:
+        """Interpret complete lines (without their line ends)."""
+        for line in lines:
             if not line:
                 if self._data:
                     events.append(self._dispatch())
@@ -259,16 +326,23 @@ class SSEParser:
                 self._data_size += len(value) + 1
                 if self._data_size > self._max_size:
                     raise _too_large("an event", self._max_size)
+            elif len(line) > self._max_size:
+                raise _too_large("a line", self._max_size)
             elif line[0] == 58:  # b":"
                 self.comments += 1
             else:
                 self._field(line)
-        return events
+
+    def _name(self, value: bytes) -> str:
+        name = self._names.get(value)
+        if name is None:
+            name = value.decode()
+            if len(self._names) < 64:
+                self._names[value] = name
+        return name
 
     def flush(self) -> list[ServerSentEvent]:
         """End of body: an event without its blank line is discarded (WHATWG)."""
-        if not self._started and self._head:
-            self._utf8.check(b"", final=True)
         self._utf8.check(b"", final=True)
         self._lines.take_pending()
         self._data = []
@@ -292,15 +366,12 @@ class SSEParser:
         if colon and value[:1] == b" ":
             value = value[1:]
         if name == b"event":
-            cached = self._names.get(value)
-            if cached is None:
-                cached = value.decode()
-                if len(self._names) < 64:
-                    self._names[value] = cached
-            self._event = cached
+            self._event = self._name(value)
         elif name == b"data":  # "data" with no colon: an empty data line
             self._data.append(value)
             self._data_size += 1
+            if self._data_size > self._max_size:
+                raise _too_large("an event", self._max_size)
         elif name == b"id":
             if b"\0" not in value:
                 self.last_event_id = value.decode()

@@ -7,9 +7,9 @@ This module contains no networking code at all.
 
 from __future__ import annotations
 
-import email.utils
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -113,16 +113,22 @@ class ResponseDecoder:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
 
+    # A stream decoder sets ``_frame`` and ``_frame_end`` to its framing
+    # object's bound ``feed`` and ``flush`` (no call in between on the hot
+    # path), and implements ``_chunks``, from frames to chunks.
+    _frame: Callable[[bytes], list[Any]]
+    _frame_end: Callable[[], list[Any]]
+
     def feed(self, data: bytes) -> list[Chunk]:
         try:
-            return self._feed(data)
+            return self._chunks(self._frame(data))
         except MALError as exc:
             exc.partial_text = self.text
             raise
 
     def flush(self) -> list[Chunk]:
         try:
-            chunks = self._flush()
+            chunks = self._chunks(self._frame_end())
         except MALError as exc:
             exc.partial_text = self.text
             raise
@@ -133,10 +139,7 @@ class ResponseDecoder:
             )
         return chunks
 
-    def _feed(self, data: bytes) -> list[Chunk]:
-        raise NotImplementedError
-
-    def _flush(self) -> list[Chunk]:
+    def _chunks(self, frames: list[Any]) -> list[Chunk]:
         raise NotImplementedError
 
     # Helpers for the provider decoders.
@@ -177,8 +180,10 @@ class BodyDecoder(ResponseDecoder):
         super().__init__(max_size)
         self._body: list[bytes] = []
         self._size = 0
+        self._frame = self._keep
+        self._frame_end = self._whole
 
-    def _feed(self, data: bytes) -> list[Chunk]:
+    def _keep(self, data: bytes) -> list[bytes]:
         self._body.append(data)
         self._size += len(data)
         if self._size > self._max_size:
@@ -188,13 +193,18 @@ class BodyDecoder(ResponseDecoder):
             )
         return []
 
-    def _flush(self) -> list[Chunk]:
+    def _whole(self) -> list[bytes]:
         body = b"".join(self._body)
         self._body = []
         if not body.strip():
             raise IncompleteStreamError(f"the {self.provider} response body was empty")
         Utf8Validator().check(body, final=True)
-        chunk = self._decode_body(body)
+        return [body]
+
+    def _chunks(self, frames: list[bytes]) -> list[Chunk]:
+        if not frames:
+            return []
+        chunk = self._decode_body(frames[0])
         self.done = True
         if chunk.text:
             self._parts.append(chunk.text)
@@ -399,22 +409,31 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     ``headers`` must have lower-case keys."""
     value = headers.get("retry-after-ms")
     if value is not None:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds / 1000.0
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    # Imported here: email.utils imports socket, which the sans-I/O core must not.
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def stream_error(

@@ -151,13 +151,9 @@ class AnthropicStreamDecoder(ResponseDecoder):
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
-        self._sse = SSEParser(max_size)
-
-    def _feed(self, data: bytes) -> list[Chunk]:
-        return self._chunks(self._sse.feed(data))
-
-    def _flush(self) -> list[Chunk]:
-        return self._chunks(self._sse.flush())
+        sse = SSEParser(max_size)
+        self._frame = sse.feed
+        self._frame_end = sse.flush
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -170,6 +166,11 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 event = _event_decoder.decode(sse.data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, sse.data) from None
+            if type(event) is ContentBlockDelta and event.delta.text:
+                # The hot path: a text delta.
+                self._parts.append(event.delta.text)
+                chunks.append(Chunk(event.delta.text))
+                continue
             chunk = self._chunk(event)
             if chunk is not None:
                 chunks.append(chunk)

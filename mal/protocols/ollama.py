@@ -72,13 +72,9 @@ class OllamaDecoder(ResponseDecoder):
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
-        self._splitter = NDJSONSplitter(max_size)
-
-    def _feed(self, data: bytes) -> list[Chunk]:
-        return self._chunks(self._splitter.feed(data))
-
-    def _flush(self) -> list[Chunk]:
-        return self._chunks(self._splitter.flush())
+        splitter = NDJSONSplitter(max_size)
+        self._frame = splitter.feed
+        self._frame_end = splitter.flush
 
     def _chunks(self, lines: list[bytes]) -> list[Chunk]:
         chunks: list[Chunk] = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ..framing import DEFAULT_MAX_EVENT_SIZE, SSEParser
+from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..types import Chunk
 from ._base import (
     BodyDecoder,
@@ -78,27 +78,39 @@ class OpenAIStreamDecoder(ResponseDecoder):
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
-        self._sse = SSEParser(max_size)
+        sse = SSEParser(max_size)
+        self._frame = sse.feed
+        self._frame_end = sse.flush
 
-    def _feed(self, data: bytes) -> list[Chunk]:
-        return self._chunks(self._sse.feed(data))
-
-    def _flush(self) -> list[Chunk]:
-        return self._chunks(self._sse.flush())
-
-    def _chunks(self, events: list[Any]) -> list[Chunk]:
+    def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
         for event in events:
             if self.done:
                 break  # nothing counts after [DONE]
             data = event.data
-            if data == b"[DONE]":
-                self.done = True
-                continue
             try:
                 body = _decoder.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                if data == b"[DONE]":
+                    self.done = True
+                    continue
                 raise self._decode_error(exc, data) from None
+            choices = body.choices
+            if choices and body.usage is None and body.error is None:
+                # The hot path: one choice with a text delta and nothing else.
+                choice = choices[0]
+                delta = choice.delta
+                if (
+                    delta is not None
+                    and delta.content
+                    and not choice.index
+                    and choice.finish_reason is None
+                    and delta.reasoning_content is None
+                    and delta.reasoning is None
+                ):
+                    self._parts.append(delta.content)
+                    chunks.append(Chunk(delta.content))
+                    continue
             chunk = self._chunk(body)
             if chunk is not None:
                 chunks.append(chunk)
@@ -109,8 +121,8 @@ class OpenAIStreamDecoder(ResponseDecoder):
             raise _error(body.error)
         text = reasoning = ""
         finish = usage = None
-        if body.choices:
-            choice = body.choices[0]
+        choice = _first_choice(body.choices) if body.choices else None
+        if choice is not None:
             delta = choice.delta
             if delta is not None:
                 text = delta.content or ""
@@ -141,7 +153,7 @@ class OpenAIBodyDecoder(BodyDecoder):
         text = reasoning = ""
         finish = usage = None
         if completion.choices:
-            choice = completion.choices[0]
+            choice = _first_choice(completion.choices)
             message = choice.message or choice.delta
             if message is not None:
                 text = message.content or ""
@@ -154,6 +166,17 @@ class OpenAIBodyDecoder(BodyDecoder):
                 completion.usage.prompt_tokens, completion.usage.completion_tokens
             )
         return Chunk(text, reasoning, finish, usage)
+
+
+def _first_choice(choices: list[_Choice]) -> _Choice:
+    # With several choices (n > 1) mal follows the first one.
+    choice = choices[0]
+    if choice.index:
+        choice = next((c for c in choices if c.index == 0), _NO_CHOICE)
+    return choice
+
+
+_NO_CHOICE = _Choice(index=-1)
 
 
 def _error(error: _Error | str) -> Exception:
