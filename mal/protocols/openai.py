@@ -84,31 +84,32 @@ class OpenAIStreamDecoder(ResponseDecoder):
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
+        if self.done:
+            return chunks  # nothing counts after [DONE]
+        parts = self._parts
         for event in events:
-            if self.done:
-                break  # nothing counts after [DONE]
             data = event.data
             try:
                 body = _decoder.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 if data == b"[DONE]":
                     self.done = True
-                    continue
+                    break
                 raise self._decode_error(exc, data) from None
             choices = body.choices
-            if choices and body.usage is None and body.error is None:
-                # The hot path: one choice with a text delta and nothing else.
+            if choices and body.usage is None:
+                # The hot path: the first choice's text delta, and nothing else.
                 choice = choices[0]
                 delta = choice.delta
                 if (
                     delta is not None
                     and delta.content
-                    and not choice.index
                     and choice.finish_reason is None
                     and delta.reasoning_content is None
                     and delta.reasoning is None
+                    and not choice.index
                 ):
-                    self._parts.append(delta.content)
+                    parts.append(delta.content)
                     chunks.append(Chunk(delta.content))
                     continue
             chunk = self._chunk(body)
