@@ -27,6 +27,7 @@ stop a server (Ollama above all) from generating on.
 from __future__ import annotations
 
 import difflib
+import itertools
 import random
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -183,7 +184,7 @@ class Runtime:
     """What a client lends its calls: config, clock, randomness, hooks, counters,
     and the way to prepare a fallback's call."""
 
-    __slots__ = ("clock", "config", "hooks", "make_call", "metrics", "random")
+    __slots__ = ("call_ids", "clock", "config", "hooks", "make_call", "metrics", "random")
 
     def __init__(
         self,
@@ -200,6 +201,7 @@ class Runtime:
         self.metrics = ClientMetrics()
         self.clock: Callable[[], float] = clock
         self.random: Callable[[], float] = random
+        self.call_ids = itertools.count(1)
 
 
 class CallState:
@@ -356,6 +358,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
     metrics = runtime.metrics
     clock = runtime.clock
     stats = state.stats
+    stats.call_id = next(runtime.call_ids)
     start = clock()
     total_at = start + config.total_timeout if config.total_timeout is not None else None
     fallbacks = iter(call.fallbacks)
@@ -451,7 +454,9 @@ def _attempt(
     guard = _Guard(config) if config.max_output_chars or config.max_repeated_deltas else None
     if hooks.on_request is not None:
         hooks.on_request(
-            RequestInfo(call.provider, call.model, request.url, request.stream, attempt)
+            RequestInfo(
+                call.provider, call.model, request.url, request.stream, attempt, stats.call_id
+            )
         )
     sent_at = clock()
     first_at = sent_at + first_token if first_token is not None else None
@@ -591,6 +596,7 @@ class _Guard:
 def _finish_stats(state: CallState, duration: float) -> None:
     stats = state.stats
     stats.duration = duration
+    stats.finish_reason = state.finish_reason
     usage = state.usage
     if usage is not None:
         stats.input_tokens = usage.input_tokens

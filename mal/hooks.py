@@ -28,6 +28,8 @@ class RequestInfo(msgspec.Struct, frozen=True):
     streamed: bool
     #: 0 for the first try, then 1, 2... for retries of the same model.
     attempt: int
+    #: The call this request belongs to (its ``CallStats.call_id``).
+    call_id: int = 0
 
 
 class CallStats(msgspec.Struct):
@@ -52,6 +54,10 @@ class CallStats(msgspec.Struct):
     fallbacks: int = 0
     #: The error class name when the call failed, else None.
     error: str | None = None
+    #: The normalised finish reason, once known.
+    finish_reason: str | None = None
+    #: Numbers the calls of one client, to match ``RequestInfo.call_id``.
+    call_id: int = 0
 
 
 class ClientMetrics(msgspec.Struct):
