@@ -35,7 +35,7 @@ from typing import Any, Final, TypedDict
 
 import msgspec
 
-from .config import Endpoint, MALConfig
+from .config import Endpoint, MALConfig, check_seconds
 from .errors import APIStatusError, APITimeoutError, ConfigError, MALError, RunawayError
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .protocols import (
@@ -297,10 +297,7 @@ def prepare_call(
             f"not {endpoint.base_url!r}"
         )
     timeout = options.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise ConfigError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+    check_seconds("timeout", timeout, allow_none=True)
     max_retries = options.get("max_retries")
     if max_retries is None:
         max_retries = config.max_retries

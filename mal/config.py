@@ -56,8 +56,8 @@ class MALConfig(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         for name in _TIMEOUTS + _CLOCKS:
-            _check_seconds(name, getattr(self, name), allow_none=True)
-        _check_seconds("max_retry_after", self.max_retry_after, allow_none=False, zero=True)
+            check_seconds(name, getattr(self, name), allow_none=True)
+        check_seconds("max_retry_after", self.max_retry_after, allow_none=False, zero=True)
         for name in ("streaming_threshold", "max_retries"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("max_event_size", self.max_event_size, minimum=1)
@@ -104,13 +104,18 @@ class MALConfig(msgspec.Struct, kw_only=True):
         return (self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout)
 
 
-def _check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
+def check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
+    """Raise ConfigError naming ``name`` unless ``value`` is a finite number of
+    seconds, > 0 (>= 0 with ``zero``), or None when ``allow_none``."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
-    if math.isnan(value) or value < 0 or (value == 0 and not zero):
-        raise ConfigError(f"{name} must be {'>= 0' if zero else '> 0'} seconds, not {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ConfigError(
+            f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}, "
+            f"not {value!r}"
+        )
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
