@@ -31,7 +31,13 @@ from ._lifecycle import (
     Sleep,
     run_call,
 )
-from ._transport import USER_AGENT, make_limits, make_timeout, map_error
+from ._transport import (
+    USER_AGENT,
+    make_limits,
+    make_timeout,
+    map_error,
+    restore_read_timeout,
+)
 from .config import MALConfig
 from .errors import MALError
 from .hooks import Hooks
@@ -95,6 +101,8 @@ class AsyncStream(StreamBase):
                     try:
                         value = await anext(body, b"")
                     except httpx.HTTPError as exc:
+                        if self._closed:
+                            return  # closed by another task
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Receive:
                     try:
@@ -103,6 +111,8 @@ class AsyncStream(StreamBase):
                     except TimeoutError:
                         error = op.expired()
                     except httpx.HTTPError as exc:
+                        if self._closed:
+                            return  # closed by another task
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
@@ -136,6 +146,7 @@ class AsyncStream(StreamBase):
             follow_redirects=False,
         )
         self._response = response
+        restore_read_timeout(response, op.body_read_timeout)
         # Raw bytes unless the server compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
         body = response.aiter_bytes() if encoded else response.aiter_raw()

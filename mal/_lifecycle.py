@@ -36,7 +36,14 @@ from typing import Any, Final, TypedDict
 import msgspec
 
 from .config import Endpoint, MALConfig, check_seconds
-from .errors import APIStatusError, APITimeoutError, ConfigError, MALError, RunawayError
+from .errors import (
+    APIStatusError,
+    APITimeoutError,
+    ConfigError,
+    DecodeError,
+    MALError,
+    RunawayError,
+)
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .protocols import (
     GenerateParams,
@@ -112,8 +119,12 @@ _PARAM_OPTIONS = (
 
 class Send(msgspec.Struct):
     request: HTTPRequest
-    #: (connect, read, write, pool) seconds, None for no limit.
+    #: (connect, read, write, pool) seconds, None for no limit, for sending the
+    #: request and waiting for the response head: shortened to what the
+    #: first-token and total clocks leave.
     timeouts: tuple[float | None, ...]
+    #: The read timeout for the body, once the head has come.
+    body_read_timeout: float | None
 
 
 class Receive(msgspec.Struct, gc=False):
@@ -466,7 +477,7 @@ def _attempt(
     try:
         timeouts, clock_phase = _send_timeouts(call.timeouts, first_at, total_at, sent_at)
         try:
-            head: ResponseHead = yield Send(request, timeouts)
+            head: ResponseHead = yield Send(request, timeouts, call.timeouts[1])
         except APITimeoutError as exc:
             if clock_phase is not None and exc.phase == "read":
                 exc.phase = clock_phase  # a clock, not the read timeout, ran out
@@ -474,6 +485,11 @@ def _attempt(
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
             raise protocol.status_error(head.status, head.headers, body)
+        if head.headers.get("content-type", "").startswith("text/html"):
+            # A proxy's or a login page's HTML, with a 200: not the provider.
+            body = yield READ_ERROR_BODY
+            excerpt = body[:200].decode("utf-8", "replace")
+            raise DecodeError(f"expected {protocol.name} JSON, got an HTML page: {excerpt!r}")
         while True:
             op: Receive | _Op = RECEIVE
             if clocked:
@@ -495,29 +511,32 @@ def _attempt(
             for chunk in chunks:
                 text = chunk.text
                 if not got_content:
-                    if not (text or chunk.reasoning):
-                        if data:
-                            held.append(chunk)
-                            continue
-                    else:
+                    if text or chunk.reasoning:
                         got_content = True
                         now = clock()
                         stats.time_to_first_token = now - start
+                        # The first-token clock stops; the idle clock starts.
+                        next_at = now + idle if idle is not None else None
                         if hooks.on_first_token is not None:
                             hooks.on_first_token(now - start)
+                    elif data:
+                        held.append(chunk)
+                        continue
                     state.delivered = True
                     for early in held:
+                        if on_chunk is not None:
+                            on_chunk(early)
                         stats.chunks += 1
                         yield early
                     held.clear()
+                if guard is not None:
+                    guard.check(chunk)
                 if text:
                     parts.append(text)
                     if callback is not None:
                         callback(text)
                 if idle is not None and (text or chunk.reasoning):
                     next_at = clock() + idle
-                if guard is not None:
-                    guard.check(chunk, state)
                 if on_chunk is not None:
                     on_chunk(chunk)
                 stats.chunks += 1
@@ -565,7 +584,7 @@ class _Guard:
         self.last = ""
         self.repeats = 0
 
-    def check(self, chunk: Chunk, state: CallState) -> None:
+    def check(self, chunk: Chunk) -> None:
         text = chunk.text
         if not text:
             return
@@ -574,7 +593,6 @@ class _Guard:
             raise RunawayError(
                 f"the output passed max_output_chars={self.max_chars}; the stream was stopped",
                 reason="max_output_chars",
-                partial_text=state.text,
             )
         if text == self.last:
             self.repeats += 1
@@ -583,7 +601,6 @@ class _Guard:
                     f"the same delta {text!r} came {self.repeats} times in a row; "
                     "the stream was stopped",
                     reason="repeated_deltas",
-                    partial_text=state.text,
                 )
         else:
             self.last = text

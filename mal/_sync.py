@@ -8,7 +8,6 @@ sync driver needs: a blocked read cannot be cancelled, so the clocks and a
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -33,7 +32,16 @@ from ._lifecycle import (
     Sleep,
     run_call,
 )
-from ._transport import USER_AGENT, make_limits, make_timeout, map_error
+from ._transport import (
+    USER_AGENT,
+    make_limits,
+    make_sync_transport,
+    make_timeout,
+    map_error,
+    restore_read_timeout,
+    shutdown,
+    take_written_socket,
+)
 from .config import MALConfig
 from .errors import MALError
 from .hooks import Hooks
@@ -73,6 +81,8 @@ class Stream(StreamBase):
         self._deadline: float | None = None
         self._watch_at: float | None = None
         self._expired = False
+        # Set by close() from another thread, to cut a back-off sleep short.
+        self._wake = threading.Event()
 
     def __iter__(self) -> Iterator[Chunk]:
         # A fresh generator that the stream does not keep: when a ``for`` loop
@@ -131,7 +141,8 @@ class Stream(StreamBase):
                     if self._interrupted:
                         return
                 elif type(op) is Sleep:
-                    time.sleep(op.seconds)
+                    if self._wake.wait(op.seconds):
+                        return  # closed from another thread
                 else:  # READ_ERROR_BODY
                     try:
                         value = _read_bounded(body)
@@ -144,19 +155,23 @@ class Stream(StreamBase):
     def _send(self, op: Send) -> tuple[ResponseHead, Iterator[bytes]]:
         self._release()
         request = op.request
-        response = self._http.send(
-            self._http.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                content=request.body,
-                timeout=make_timeout(op.timeouts),
-            ),
-            stream=True,
-            # Never follow: a redirect to another host would carry the API key.
-            follow_redirects=False,
-        )
+        try:
+            response = self._http.send(
+                self._http.build_request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    content=request.body,
+                    timeout=make_timeout(op.timeouts),
+                ),
+                stream=True,
+                # Never follow: a redirect to another host would carry the API key.
+                follow_redirects=False,
+            )
+        finally:
+            take_written_socket()
         self._response = response
+        restore_read_timeout(response, op.body_read_timeout)
         network = response.extensions.get("network_stream")
         with self._lock:
             self._socket = network.get_extra_info("socket") if network is not None else None
@@ -188,7 +203,7 @@ class Stream(StreamBase):
             self._deadline = None
             self._expired = True
             sock = self._socket
-        _shutdown(sock)
+        shutdown(sock)
         return None
 
     def _release(self) -> None:
@@ -211,8 +226,9 @@ class Stream(StreamBase):
         if reader is not None and reader != threading.get_ident():
             with self._lock:
                 self._interrupted = True
-                sock = self._socket
-            _shutdown(sock)
+                sock = self._socket or take_written_socket(reader)
+            self._wake.set()
+            shutdown(sock)
             return
         self._closed = True
         self._gen.close()
@@ -238,12 +254,6 @@ class Stream(StreamBase):
                 source=self,
             )
             self.close()
-
-
-def _shutdown(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _read_bounded(body: Iterator[bytes]) -> bytes:
@@ -281,7 +291,7 @@ class Client(ClientBase):
         self._http = http_client or httpx.Client(
             headers={"user-agent": USER_AGENT},
             timeout=make_timeout(self.config.timeouts()),
-            limits=make_limits(),
+            transport=make_sync_transport(make_limits()),
         )
 
     def stream(self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> Stream:

@@ -1,8 +1,16 @@
-"""What the sync and async drivers share about httpx: timeouts, and the mapping
-of httpx's exceptions to mal's, at this one boundary."""
+"""What the sync and async drivers share about httpx: timeouts, connection
+limits, the mapping of httpx's exceptions to mal's at this one boundary, and
+the sync transport that lets another thread wake a request blocked on its
+response head."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from typing import Any
+
+import httpcore
 import httpx
 
 from .errors import (
@@ -14,7 +22,16 @@ from .errors import (
     MALError,
 )
 
-__all__ = ["USER_AGENT", "make_limits", "make_timeout", "map_error"]
+__all__ = [
+    "USER_AGENT",
+    "make_limits",
+    "make_sync_transport",
+    "make_timeout",
+    "map_error",
+    "restore_read_timeout",
+    "shutdown",
+    "take_written_socket",
+]
 
 from . import __version__
 
@@ -68,3 +85,85 @@ def map_error(exc: Exception, url: str, *, in_body: bool) -> MALError:
         )
     error.__cause__ = exc
     return error
+
+
+# The socket each thread last wrote a request to, while it waits for the
+# response head: the only moment a sync request's socket is not otherwise in
+# reach (httpx hands it over with the response). Keyed by thread ident.
+_written: dict[int, socket.socket] = {}
+
+
+def take_written_socket(thread: int | None = None) -> socket.socket | None:
+    """The socket a thread (the current one by default) is waiting on for a
+    response head; with no argument, the entry is also forgotten."""
+    if thread is None:
+        return _written.pop(threading.get_ident(), None)
+    return _written.get(thread)
+
+
+def _watch_writes(stream: Any) -> Any:
+    sock = stream.get_extra_info("socket")
+    write = stream.write
+    start_tls = stream.start_tls
+
+    def watched_write(buffer: bytes, timeout: float | None = None) -> None:
+        _written[threading.get_ident()] = sock
+        write(buffer, timeout)
+
+    def watched_start_tls(*args: Any, **kwargs: Any) -> Any:
+        return _watch_writes(start_tls(*args, **kwargs))
+
+    stream.write = watched_write
+    stream.start_tls = watched_start_tls
+    return stream
+
+
+class _WatchingBackend(httpcore.NetworkBackend):
+    """httpcore's sync network backend, noting which socket each thread writes
+    its request to. Reads are untouched: the hot path costs nothing more."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _watch_writes(self._inner.connect_tcp(*args, **kwargs))  # type: ignore[no-any-return]
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _watch_writes(self._inner.connect_unix_socket(*args, **kwargs))  # type: ignore[no-any-return]
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def make_sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's transport, with a network backend that lets ``Stream.close()``
+    from another thread wake a request still waiting for its response head.
+    httpx does not expose the backend; where its internals differ, the
+    transport is left as it is (close() then wakes body reads only)."""
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend):
+        pool._network_backend = _WatchingBackend(backend)  # type: ignore[union-attr]
+    return transport
+
+
+def shutdown(sock: socket.socket | None) -> None:
+    """Shut a socket down, waking a read blocked on it in another thread."""
+    if sock is not None:
+        # socket.socket's own method, also for an SSL socket: its override
+        # would drop the TLS state under the reading thread's feet.
+        with contextlib.suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def restore_read_timeout(response: httpx.Response, body_read_timeout: float | None) -> None:
+    """Give the body's reads the configured read timeout.
+
+    The head was awaited with a read timeout shortened to what the clocks
+    leave; httpcore reads the timeout from the request's extensions when the
+    body starts, so setting it back here gives the body the configured one
+    (the clocks see to the rest)."""
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = body_read_timeout

@@ -27,6 +27,9 @@ request again may succeed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "MALError",
     "ConfigError",
@@ -189,6 +192,11 @@ class IncompleteStreamError(StreamError):
 
 class DecodeError(StreamError):
     """Bytes that are not valid framing, JSON or UTF-8."""
+
+    #: For the framing layer: what the piece completed before its bad bytes
+    #: (lines or events), and how many of its bytes came before them.
+    frames: Sequence[Any] = ()
+    valid: int = 0
 
 
 class RunawayError(StreamError):

@@ -21,6 +21,7 @@ Guarantees, whatever the split of the body into pieces:
 from __future__ import annotations
 
 import codecs
+import contextlib
 
 import msgspec
 
@@ -64,10 +65,14 @@ class Utf8Validator:
             except UnicodeDecodeError as exc:
                 # exc.object is the carried bytes of an unfinished character
                 # followed by this piece: locate the bad byte in the body.
-                start = self.offset - (len(exc.object) - len(data)) + exc.start
-                raise DecodeError(
-                    f"invalid UTF-8 at byte {start} of the response body ({exc.reason})"
-                ) from None
+                carried = len(exc.object) - len(data)
+                error = DecodeError(
+                    "invalid UTF-8 at byte "
+                    f"{self.offset - carried + exc.start} of the response body ({exc.reason})"
+                )
+                #: How many bytes of this piece come before the bad ones.
+                error.valid = max(exc.start - carried, 0)
+                raise error from None
             self._carry = bool(self._decoder.getstate()[0])
         self.offset += len(data)
 
@@ -158,7 +163,18 @@ class NDJSONSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         if not data:
             return []
-        self._utf8.check(data)
+        try:
+            self._utf8.check(data)
+        except DecodeError as exc:
+            # The lines before the bad bytes still count: their text is kept.
+            with contextlib.suppress(DecodeError):
+                exc.frames = self._split(data[: exc.valid])
+            raise
+        return self._split(data)
+
+    def _split(self, data: bytes) -> list[bytes]:
+        if not data:
+            return []
         lines = self._lines.split(data)
         limit = self._max_size
         for line in lines:
@@ -248,9 +264,20 @@ class SSEParser:
             return []
         utf8 = self._utf8
         if utf8._carry or not data.isascii():
-            utf8.check(data)
+            try:
+                utf8.check(data)
+            except DecodeError as exc:
+                # The events before the bad bytes still count: their text is kept.
+                with contextlib.suppress(DecodeError):
+                    exc.frames = self._split(data[: exc.valid])
+                raise
         else:
             utf8.offset += len(data)
+        return self._split(data)
+
+    def _split(self, data: bytes) -> list[ServerSentEvent]:
+        if not data:
+            return []
         if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
             return self._whole_events(data)
         if not self._started:

@@ -7,6 +7,7 @@ This module contains no networking code at all.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -123,6 +124,10 @@ class ResponseDecoder:
         try:
             return self._chunks(self._frame(data))
         except MALError as exc:
+            if isinstance(exc, DecodeError) and exc.frames:
+                # Whole frames before bad bytes: their text belongs in partial_text.
+                with contextlib.suppress(MALError):
+                    self._chunks(list(exc.frames))
             exc.partial_text = self.text
             raise
 
