@@ -29,7 +29,7 @@ from ..errors import (
     RateLimitError,
     StreamError,
 )
-from ..framing import DEFAULT_MAX_EVENT_SIZE, Utf8Validator
+from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
 from ..types import Chunk, Message, Prompt, Usage
 
 __all__ = [
@@ -98,8 +98,14 @@ class ResponseDecoder:
     """
 
     provider: ClassVar[str] = ""
+    #: The framing of a stream decoder's body (``SSEParser`` or ``NDJSONSplitter``).
+    framing: ClassVar[type[SSEParser] | type[NDJSONSplitter] | None] = None
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        if self.framing is not None:
+            framer = self.framing(max_size)
+            self._frame = framer.feed
+            self._frame_end = framer.flush
         self._max_size = max_size
         self._parts: list[str] = []
         self.done = False
@@ -114,9 +120,9 @@ class ResponseDecoder:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
 
-    # A stream decoder sets ``_frame`` and ``_frame_end`` to its framing
-    # object's bound ``feed`` and ``flush`` (no call in between on the hot
-    # path), and implements ``_chunks``, from frames to chunks.
+    # ``_frame`` and ``_frame_end`` are the framing object's bound ``feed`` and
+    # ``flush`` (no call in between on the hot path); ``_chunks`` turns what
+    # they return into chunks.
     _frame: Callable[[bytes], list[Any]]
     _frame_end: Callable[[], list[Any]]
 

@@ -149,11 +149,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
 
     provider = "anthropic"
 
-    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
-        super().__init__(max_size)
-        sse = SSEParser(max_size)
-        self._frame = sse.feed
-        self._frame_end = sse.flush
+    framing = SSEParser
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []

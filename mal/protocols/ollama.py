@@ -70,11 +70,7 @@ class OllamaDecoder(ResponseDecoder):
 
     provider = "ollama"
 
-    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
-        super().__init__(max_size)
-        splitter = NDJSONSplitter(max_size)
-        self._frame = splitter.feed
-        self._frame_end = splitter.flush
+    framing = NDJSONSplitter
 
     def _chunks(self, lines: list[bytes]) -> list[Chunk]:
         chunks: list[Chunk] = []
