@@ -1,0 +1,267 @@
+"""Realistic streamed response bodies, the same bytes for every benchmark.
+
+Each provider's body is what its server sends for ``n`` text tokens: the real
+ids, ``created``, ``model``, ``system_fingerprint``, usage objects, keep-alive
+pings and end markers, with token texts of a few characters that include JSON
+escapes (``\\"``, ``\\n``, ``\\u00e9``, a surrogate pair) and raw 2-, 3- and
+4-byte UTF-8 (é, 漢, 😀). Everything is drawn from a seeded generator: every
+process that builds a body with the same arguments gets the same bytes, so a
+client in a subprocess can check its text against :attr:`Body.text`.
+
+Bodies are lists of *events*: one SSE event (``...\\n\\n``) or one ndjson line,
+each the bytes a server writes as one HTTP chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+
+__all__ = ["BODIES", "Body", "build", "tokens"]
+
+#: The body kinds: "ollama" is /api/generate, "ollama-chat" is /api/chat.
+BODIES = ("ollama", "ollama-chat", "openai", "anthropic")
+
+#: Where each body kind is served, and the mal model name that asks for it.
+PATHS = {
+    "ollama": "/api/generate",
+    "ollama-chat": "/api/chat",
+    "openai": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+}
+CONTENT_TYPES = {
+    "ollama": "application/x-ndjson",
+    "ollama-chat": "application/x-ndjson",
+    "openai": "text/event-stream; charset=utf-8",
+    "anthropic": "text/event-stream; charset=utf-8",
+}
+
+_WORDS = (
+    " the", " model", " stream", "ing", " of", " text", ",", ".", " a", " token",
+    " is", " small", " and", " fast", " data", " we", " read", " from", " HTTP",
+    " it", " to", " in", " Python", " each", " chunk", " byte", " JSON", ":",
+    " ser", "ver", " 42", "()", " `", "`", " -", " **",
+)
+# Tokens that exercise the decoders: JSON escapes and multi-byte UTF-8.
+_SPECIAL = (
+    '"', ' "quoted"', "\n", "\n\n", "\t", "\\", " café", "é", " 漢字", "漢", " 😀", "😀",
+    " naïve", " Größe", " 東京", " ✓",
+)
+_PLACEHOLDER = "\x00TOKEN\x00"
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _ascii_json(text: str) -> bytes:
+    # As Python's json module writes it: \u00e9, \ud83d\ude00, \", \n.
+    return json.dumps(text, ensure_ascii=True).encode()
+
+
+def tokens(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
+    """``n`` token texts with their JSON string literals (quotes included).
+
+    About one token in seven is special; non-ASCII ones are written raw or
+    escaped at random, as different servers do.
+    """
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.15:
+            text = rng.choice(_SPECIAL)
+            literal = msgspec.json.encode(text) if rng.random() < 0.5 else _ascii_json(text)
+        else:
+            text = rng.choice(_WORDS)
+            literal = msgspec.json.encode(text)
+        out.append((text, literal))
+    return out
+
+
+@dataclass
+class Body:
+    kind: str
+    #: Number of text tokens: the chunks a client must yield.
+    n: int
+    #: The events, each written as one HTTP chunk.
+    events: list[bytes]
+    #: The JSON payload of every event (without SSE or ndjson framing).
+    payloads: list[bytes]
+    #: The text the tokens make.
+    text: str
+    content_type: str = ""
+    path: str = ""
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.events)
+
+
+def _template(obj: dict) -> tuple[bytes, bytes]:
+    encoded = msgspec.json.encode(obj)
+    head, _, tail = encoded.partition(msgspec.json.encode(_PLACEHOLDER))
+    return head, tail
+
+
+def _rand(rng: random.Random, n: int, alphabet: str = _ALNUM) -> str:
+    return "".join(rng.choices(alphabet, k=n))
+
+
+def build(kind: str, n: int, seed: int = 0) -> Body:
+    """The body of ``kind`` (one of :data:`BODIES`) for ``n`` text tokens."""
+    toks = tokens(n, seed)
+    rng = random.Random(seed + 1)
+    text = "".join(t for t, _ in toks)
+    if kind in ("ollama", "ollama-chat"):
+        events = _ollama(toks, rng, chat=kind == "ollama-chat")
+        payloads = [e.rstrip(b"\n") for e in events]
+    elif kind == "openai":
+        events, payloads = _openai(toks, rng)
+    elif kind == "anthropic":
+        events, payloads = _anthropic(toks, rng)
+    else:
+        raise ValueError(f"unknown body kind {kind!r}; known: {', '.join(BODIES)}")
+    return Body(kind, n, events, payloads, text, CONTENT_TYPES[kind], PATHS[kind])
+
+
+def _ollama(toks: list[tuple[str, bytes]], rng: random.Random, *, chat: bool) -> list[bytes]:
+    model = "llama3.2:3b"
+    t = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=timezone.utc)
+    step = timedelta(microseconds=21_337)
+
+    def stamp() -> str:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # Go's nanoseconds
+
+    events = []
+    for _, literal in toks:
+        t += step
+        obj: dict = {"model": model, "created_at": stamp()}
+        if chat:
+            obj["message"] = {"role": "assistant", "content": _PLACEHOLDER}
+        else:
+            obj["response"] = _PLACEHOLDER
+        obj["done"] = False
+        head, tail = _template(obj)
+        events.append(head + literal + tail + b"\n")
+    t += step
+    final: dict = {"model": model, "created_at": stamp()}
+    if chat:
+        final["message"] = {"role": "assistant", "content": ""}
+        final["done_reason"] = "stop"
+        final["done"] = True
+    else:
+        final["response"] = ""
+        final["done"] = True
+        final["done_reason"] = "stop"
+        size = min(26 + len(toks), 4096)
+        final["context"] = [rng.randrange(1, 128_000) for _ in range(size)]
+    total = len(toks) * 21_337_000
+    final.update(
+        total_duration=total + 312_554_417,
+        load_duration=18_334_125,
+        prompt_eval_count=26,
+        prompt_eval_duration=294_220_292,
+        eval_count=len(toks),
+        eval_duration=total,
+    )
+    events.append(msgspec.json.encode(final) + b"\n")
+    return events
+
+
+def _openai(
+    toks: list[tuple[str, bytes]], rng: random.Random
+) -> tuple[list[bytes], list[bytes]]:
+    base = {
+        "id": "chatcmpl-" + _rand(rng, 29),
+        "object": "chat.completion.chunk",
+        "created": 1741944413,
+        "model": "gpt-4o-mini-2024-07-18",
+        "service_tier": "default",
+        "system_fingerprint": "fp_" + _rand(rng, 10, "0123456789abcdef"),
+    }
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**base, "choices": [choice], "usage": None}
+
+    payloads = [msgspec.json.encode(chunk({"role": "assistant", "content": "", "refusal": None}))]
+    for _, literal in toks:
+        obj = chunk({"content": _PLACEHOLDER})
+        obj["obfuscation"] = _rand(rng, rng.randrange(1, 8))
+        head, tail = _template(obj)
+        payloads.append(head + literal + tail)
+    payloads.append(msgspec.json.encode(chunk({}, "stop")))
+    usage = {
+        "prompt_tokens": 26,
+        "completion_tokens": len(toks),
+        "total_tokens": 26 + len(toks),
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+    payloads.append(msgspec.json.encode({**base, "choices": [], "usage": usage}))
+    events = [b"data: " + p + b"\n\n" for p in payloads]
+    events.append(b"data: [DONE]\n\n")
+    return events, payloads
+
+
+def _anthropic(
+    toks: list[tuple[str, bytes]], rng: random.Random
+) -> tuple[list[bytes], list[bytes]]:
+    usage = {
+        "input_tokens": 26,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 1,
+        "service_tier": "standard",
+    }
+    message = {
+        "model": "claude-sonnet-4-5-20250929",
+        "id": "msg_01" + _rand(rng, 22),
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    named: list[tuple[str, bytes]] = [
+        ("message_start", msgspec.json.encode({"type": "message_start", "message": message})),
+        (
+            "content_block_start",
+            msgspec.json.encode(
+                {"type": "content_block_start", "index": 0,
+                 "content_block": {"type": "text", "text": ""}}
+            ),
+        ),
+        ("ping", b'{"type": "ping"}'),
+    ]
+    head, tail = _template(
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "text_delta", "text": _PLACEHOLDER}}
+    )
+    for _, literal in toks:
+        named.append(("content_block_delta", head + literal + tail))
+    named.append(
+        ("content_block_stop", msgspec.json.encode({"type": "content_block_stop", "index": 0}))
+    )
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {
+            "input_tokens": 26,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": len(toks),
+        },
+    }
+    named.append(("message_delta", msgspec.json.encode(delta)))
+    named.append(("message_stop", msgspec.json.encode({"type": "message_stop"})))
+    events = [b"event: " + name.encode() + b"\ndata: " + p + b"\n\n" for name, p in named]
+    return events, [p for _, p in named]
