@@ -99,7 +99,9 @@ class AsyncStream(StreamBase):
                     yield op
                 elif op is RECEIVE:
                     try:
-                        value = await anext(body, b"")
+                        value = await body.__anext__()
+                    except StopAsyncIteration:
+                        value = b""
                     except httpx.HTTPError as exc:
                         if self._closed:
                             return  # closed by another task
@@ -147,9 +149,15 @@ class AsyncStream(StreamBase):
         )
         self._response = response
         restore_read_timeout(response, op.body_read_timeout)
-        # Raw bytes unless the server compressed the body.
+        # httpx's own stream (its exceptions already mapped to httpx's), without
+        # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
+        # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
-        body = response.aiter_bytes() if encoded else response.aiter_raw()
+        stream = response.stream
+        if encoded or not isinstance(stream, httpx.AsyncByteStream):
+            body = response.aiter_bytes()
+        else:
+            body = aiter(stream)
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:

@@ -474,6 +474,10 @@ def _attempt(
     held: list[Chunk] = []
     got_content = False
     next_at = first_at  # when the first-token, then the idle, clock runs out
+    # Once text flows and nothing watches each chunk, a chunk costs one append.
+    watched = guard is not None or idle is not None or on_chunk is not None or callback is not None
+    fast = False
+    received = handed = 0  # body bytes and chunks, kept in stats at the end
     try:
         timeouts, clock_phase = _send_timeouts(call.timeouts, first_at, total_at, sent_at)
         try:
@@ -506,13 +510,20 @@ def _attempt(
                     if remaining <= 0:
                         raise op.expired()
             data: bytes = yield op
-            stats.bytes += len(data)
+            received += len(data)
             chunks = decoder.feed(data) if data else decoder.flush()
             for chunk in chunks:
                 text = chunk.text
+                if fast:
+                    if text:
+                        parts.append(text)
+                    handed += 1
+                    yield chunk
+                    continue
                 if not got_content:
                     if text or chunk.reasoning:
                         got_content = True
+                        fast = not watched
                         now = clock()
                         stats.time_to_first_token = now - start
                         # The first-token clock stops; the idle clock starts.
@@ -526,7 +537,7 @@ def _attempt(
                     for early in held:
                         if on_chunk is not None:
                             on_chunk(early)
-                        stats.chunks += 1
+                        handed += 1
                         yield early
                     held.clear()
                 if guard is not None:
@@ -539,7 +550,7 @@ def _attempt(
                     next_at = clock() + idle
                 if on_chunk is not None:
                     on_chunk(chunk)
-                stats.chunks += 1
+                handed += 1
                 yield chunk
             if not data:
                 break
@@ -547,6 +558,9 @@ def _attempt(
         if not exc.partial_text:
             exc.partial_text = decoder.text
         raise
+    finally:
+        stats.bytes += received
+        stats.chunks += handed
 
 
 def _send_timeouts(

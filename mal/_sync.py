@@ -102,7 +102,7 @@ class Stream(StreamBase):
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
-        self._reader = threading.get_ident()
+        reader = self._reader = threading.get_ident()
         try:
             while True:
                 try:
@@ -113,7 +113,7 @@ class Stream(StreamBase):
                 if type(op) is Chunk:
                     self._reader = None
                     yield op
-                    self._reader = threading.get_ident()
+                    self._reader = reader
                 elif op is RECEIVE:
                     try:
                         value = next(body, b"")
@@ -176,9 +176,15 @@ class Stream(StreamBase):
         with self._lock:
             self._socket = network.get_extra_info("socket") if network is not None else None
             self._expired = False
-        # Raw bytes unless the server compressed the body.
+        # httpx's own stream (its exceptions already mapped to httpx's), without
+        # iter_raw()'s per-piece bookkeeping; iter_bytes() if the server
+        # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
-        body = response.iter_bytes() if encoded else response.iter_raw()
+        stream = response.stream
+        if encoded or not isinstance(stream, httpx.SyncByteStream):
+            body = response.iter_bytes()
+        else:
+            body = iter(stream)
         return ResponseHead(response.status_code, response.headers), body
 
     def _arm(self, timeout: float) -> None:

@@ -59,6 +59,15 @@ class Utf8Validator:
         self.offset = 0
 
     def check(self, data: bytes, final: bool = False) -> None:
+        if not (self._carry or final or data.isascii()):
+            # Most pieces hold whole characters: one C call checks them.
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                pass  # a character cut at the end, or invalid: see below
+            else:
+                self.offset += len(data)
+                return
         if self._carry or final or not data.isascii():
             try:
                 self._decoder.decode(data, final)
@@ -273,6 +282,8 @@ class SSEParser:
                 raise
         else:
             utf8.offset += len(data)
+        if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
+            return self._whole_events(data)
         return self._split(data)
 
     def _split(self, data: bytes) -> list[ServerSentEvent]:
@@ -303,6 +314,7 @@ class SSEParser:
         then ``data: ...``) are cut out directly, without the line machine."""
         events: list[ServerSentEvent] = []
         limit = self._max_size + 6  # the data, and "data: "
+        last_id, retry, names = self.last_event_id, self.retry, self._names
         pos = 0
         end = len(data)
         while pos < end:
@@ -311,11 +323,7 @@ class SSEParser:
                 if data.startswith(b"data: ", pos):
                     if nl - pos > limit:
                         raise _too_large("an event", self._max_size)
-                    events.append(
-                        ServerSentEvent(
-                            "message", data[pos + 6 : nl], self.last_event_id, self.retry
-                        )
-                    )
+                    events.append(ServerSentEvent("message", data[pos + 6 : nl], last_id, retry))
                     pos = nl + 2
                     continue
             elif data.startswith(b"event: ", pos) and data.startswith(b"data: ", nl + 1):
@@ -323,14 +331,9 @@ class SSEParser:
                 if nl2 + 1 < end and data[nl2 + 1] == 10:  # a two-line event
                     if nl2 - nl - 1 > limit:
                         raise _too_large("an event", self._max_size)
-                    events.append(
-                        ServerSentEvent(
-                            self._name(data[pos + 7 : nl]),
-                            data[nl + 7 : nl2],
-                            self.last_event_id,
-                            self.retry,
-                        )
-                    )
+                    head = data[pos + 7 : nl]
+                    name = names.get(head) or self._name(head)
+                    events.append(ServerSentEvent(name, data[nl + 7 : nl2], last_id, retry))
                     pos = nl2 + 2
                     continue
             # Any other shape: the rest goes through the line machine. It ends

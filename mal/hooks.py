@@ -42,9 +42,9 @@ class CallStats(msgspec.Struct):
     time_to_first_token: float | None = None
     #: Seconds from the start of the call to its end (retries included).
     duration: float = 0.0
-    #: Chunks handed to the caller.
+    #: Chunks handed to the caller (counted at the end of each attempt).
     chunks: int = 0
-    #: Body bytes received, over every attempt.
+    #: Body bytes received over every attempt (counted at the end of each).
     bytes: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
