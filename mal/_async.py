@@ -36,7 +36,6 @@ from ._transport import (
     make_limits,
     make_timeout,
     map_error,
-    restore_read_timeout,
 )
 from .config import MALConfig
 from .errors import MALError
@@ -118,8 +117,16 @@ class AsyncStream(StreamBase):
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
+                    clock = op.clock
                     try:
-                        value, body = await self._send(op)
+                        if clock is None:
+                            value, body = await self._send(op)
+                        else:
+                            with anyio.fail_after(clock.timeout):
+                                value, body = await self._send(op)
+                    except TimeoutError:
+                        assert clock is not None
+                        error = clock.expired()
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
                 elif type(op) is Sleep:
@@ -148,7 +155,6 @@ class AsyncStream(StreamBase):
             follow_redirects=False,
         )
         self._response = response
-        restore_read_timeout(response, op.body_read_timeout)
         # httpx's own stream (its exceptions already mapped to httpx's), without
         # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
         # compressed the body.

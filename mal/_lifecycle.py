@@ -4,8 +4,10 @@ This module contains no networking code at all. :func:`run_call` is a
 generator that yields what it needs done and the chunks for the caller
 (psycopg's generators and httpx's ``auth_flow`` have the same shape):
 
-* ``Send(request, timeouts)``: send the request; the driver sends back the
-  response's :class:`ResponseHead` (status and headers), its body still unread;
+* ``Send(request, timeouts, clock)``: send the request; the driver sends back
+  the response's :class:`ResponseHead` (status and headers), its body still
+  unread. ``clock``, when set, is a :class:`Receive`: the head must have come
+  within ``clock.timeout`` seconds, else the send fails with ``clock.expired()``;
 * ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
 * ``Receive(timeout, phase)``: the same, but a read that has not returned after
   ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``: this is
@@ -117,16 +119,6 @@ _PARAM_OPTIONS = (
 )
 
 
-class Send(msgspec.Struct):
-    request: HTTPRequest
-    #: (connect, read, write, pool) seconds, None for no limit, for sending the
-    #: request and waiting for the response head: shortened to what the
-    #: first-token and total clocks leave.
-    timeouts: tuple[float | None, ...]
-    #: The read timeout for the body, once the head has come.
-    body_read_timeout: float | None
-
-
 class Receive(msgspec.Struct, gc=False):
     #: Seconds the read may take before it fails with ``expired()``.
     timeout: float
@@ -142,6 +134,25 @@ _CLOCK_MESSAGES = {
     "idle": "no new text arrived within MALConfig.idle_timeout",
     "total": "the call ran past MALConfig.total_timeout",
 }
+
+
+class Send(msgspec.Struct):
+    request: HTTPRequest
+    #: httpx's (connect, read, write, pool) seconds, None for no limit.
+    timeouts: tuple[float | None, ...]
+    #: The first-token or total clock, if one runs while the head is awaited.
+    clock: Receive | None = None
+
+    def head_timeouts(self) -> tuple[float | None, ...]:
+        """The timeouts shortened to what the clock leaves, for a driver that
+        cannot cancel a blocked send (a sync one): its httpx timeouts then end
+        the wait, and the driver reports ``clock.expired()``."""
+        if self.clock is None:
+            return self.timeouts
+        left = max(self.clock.timeout, 1e-3)
+        return tuple(left if t is None else min(t, left) for t in self.timeouts)
+
+
 
 
 class Sleep(msgspec.Struct):
@@ -479,13 +490,14 @@ def _attempt(
     fast = False
     received = handed = 0  # body bytes and chunks, kept in stats at the end
     try:
-        timeouts, clock_phase = _send_timeouts(call.timeouts, first_at, total_at, sent_at)
-        try:
-            head: ResponseHead = yield Send(request, timeouts, call.timeouts[1])
-        except APITimeoutError as exc:
-            if clock_phase is not None and exc.phase == "read":
-                exc.phase = clock_phase  # a clock, not the read timeout, ran out
-            raise
+        head_clock = None
+        if first_at is not None and (total_at is None or first_at < total_at):
+            head_clock = Receive(first_at - sent_at, "first_token")
+        elif total_at is not None:
+            head_clock = Receive(total_at - sent_at, "total")
+            if head_clock.timeout <= 0:
+                raise head_clock.expired()
+        head: ResponseHead = yield Send(request, call.timeouts, head_clock)
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
             raise protocol.status_error(head.status, head.headers, body)
@@ -561,29 +573,6 @@ def _attempt(
     finally:
         stats.bytes += received
         stats.chunks += handed
-
-
-def _send_timeouts(
-    timeouts: tuple[float | None, ...],
-    first_at: float | None,
-    total_at: float | None,
-    now: float,
-) -> tuple[tuple[float | None, ...], str | None]:
-    """httpx's timeouts for sending a request and waiting for its response head,
-    shortened to what the clocks leave; and which clock, if any, now limits the
-    wait for the head (a read)."""
-    connect, read, write, pool = timeouts
-    phase = None
-    if total_at is not None:
-        left = max(total_at - now, 1e-3)
-        connect, write, pool = (left if t is None else min(t, left) for t in (connect, write, pool))
-        if read is None or left < read:
-            read, phase = left, "total"
-    if first_at is not None:
-        left = max(first_at - now, 1e-3)
-        if read is None or left < read:
-            read, phase = left, "first_token"
-    return (connect, read, write, pool), phase
 
 
 class _Guard:

@@ -34,6 +34,7 @@ from ._lifecycle import (
 )
 from ._transport import (
     USER_AGENT,
+    clock_ran_out,
     make_limits,
     make_sync_transport,
     make_timeout,
@@ -138,6 +139,11 @@ class Stream(StreamBase):
                         value, body = self._send(op)
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
+                        if op.clock is not None and clock_ran_out(
+                            exc, op.timeouts, op.clock.timeout
+                        ):
+                            error = op.clock.expired()
+                            error.__cause__ = exc
                     if self._interrupted:
                         return
                 elif type(op) is Sleep:
@@ -162,7 +168,7 @@ class Stream(StreamBase):
                     request.url,
                     headers=request.headers,
                     content=request.body,
-                    timeout=make_timeout(op.timeouts),
+                    timeout=make_timeout(op.head_timeouts()),
                 ),
                 stream=True,
                 # Never follow: a redirect to another host would carry the API key.
@@ -171,7 +177,8 @@ class Stream(StreamBase):
         finally:
             take_written_socket()
         self._response = response
-        restore_read_timeout(response, op.body_read_timeout)
+        if op.clock is not None:
+            restore_read_timeout(response, op.timeouts[1])
         network = response.extensions.get("network_stream")
         with self._lock:
             self._socket = network.get_extra_info("socket") if network is not None else None

@@ -27,6 +27,7 @@ __all__ = [
     "make_limits",
     "make_sync_transport",
     "make_timeout",
+    "clock_ran_out",
     "map_error",
     "restore_read_timeout",
     "shutdown",
@@ -157,13 +158,31 @@ def shutdown(sock: socket.socket | None) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def restore_read_timeout(response: httpx.Response, body_read_timeout: float | None) -> None:
+def restore_read_timeout(response: httpx.Response, read_timeout: float | None) -> None:
     """Give the body's reads the configured read timeout.
 
-    The head was awaited with a read timeout shortened to what the clocks
-    leave; httpcore reads the timeout from the request's extensions when the
-    body starts, so setting it back here gives the body the configured one
-    (the clocks see to the rest)."""
+    A sync driver awaits the head with its timeouts shortened to what the
+    clocks leave; httpcore reads the read timeout from the request's
+    extensions when the body starts, so setting it back here gives the body
+    the configured one (the clocks see to the rest)."""
     timeouts = response.request.extensions.get("timeout")
     if isinstance(timeouts, dict):
-        timeouts["read"] = body_read_timeout
+        timeouts["read"] = read_timeout
+
+
+_TIMEOUT_INDEX: dict[type[Exception], int] = {
+    httpx.ConnectTimeout: 0,
+    httpx.ReadTimeout: 1,
+    httpx.WriteTimeout: 2,
+    httpx.PoolTimeout: 3,
+}
+
+
+def clock_ran_out(exc: Exception, configured: tuple[float | None, ...], clock: float) -> bool:
+    """Whether an httpx timeout during a send shortened to ``clock`` seconds
+    was the clock's doing rather than the configured timeout's."""
+    index = _TIMEOUT_INDEX.get(type(exc))
+    if index is None:
+        return False
+    limit = configured[index]
+    return limit is None or clock < limit
