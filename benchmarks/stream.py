@@ -281,9 +281,22 @@ def anthropic_ms_async(provider: str, url: str) -> tuple[Callable, Callable, Cal
 
 
 #: name -> (library imported, providers, sync factory, async factory)
-CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable, Callable]] = {
+def mal_aiohttp_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    _, texts, close = mal_async(provider, url)
+    return (
+        lambda: mal.AsyncClient(_mal_config(provider, url), transport="aiohttp"),
+        texts,
+        close,
+    )
+
+
+CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable | None, Callable]] = {
     FLOOR: ("httpx", PROVIDERS, floor_sync, floor_async),
     "mal": ("mal", PROVIDERS, mal_sync, mal_async),
+    # The opt-in aiohttp transport: async (asyncio) only.
+    "mal (aiohttp)": ("httpx_aiohttp", PROVIDERS, None, mal_aiohttp_async),
     "ollama SDK": ("ollama", ("ollama",), ollama_sync, ollama_async),
     "openai SDK": ("openai", ("openai",), openai_sync, openai_async),
     "anthropic SDK create": ("anthropic", ("anthropic",), anthropic_sync, anthropic_async),
@@ -313,7 +326,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     for the time to first chunk, then the long stream that is measured."""
     name, mode, provider, url = spec["name"], spec["mode"], spec["provider"], spec["url"]
     _, _, make_sync, make_async = CONTENDERS[name]
-    make, texts, close = (make_sync if mode == "sync" else make_async)(provider, url)
+    factory = make_sync if mode == "sync" else make_async
+    assert factory is not None
+    make, texts, close = factory(provider, url)
     n, samples = spec["chunks"], spec["ttft_samples"]
     short, full = spec["short_model"], "m"
     errors: list[str | None] = []
@@ -492,7 +507,8 @@ def main() -> None:
             for provider in providers:
                 for mode in modes:
                     for name in names:
-                        if provider not in CONTENDERS[name][1]:
+                        lib, served, make_sync, _ = CONTENDERS[name]
+                        if provider not in served or (mode == "sync" and make_sync is None):
                             continue
                         spec = {
                             "name": name, "mode": mode, "provider": provider,

@@ -9,11 +9,12 @@ cancellation closes the response.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
@@ -38,7 +39,7 @@ from ._transport import (
     map_error,
 )
 from .config import MALConfig
-from .errors import MALError
+from .errors import ConfigError, MALError
 from .hooks import Hooks
 from .types import Chunk, Prompt
 
@@ -224,9 +225,11 @@ class AsyncClient(ClientBase):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
-    certificates, transports); mal then leaves closing it to you. ``hooks``
-    are called through the life of every call; ``clock`` and ``random`` are
-    there for tests.
+    certificates, transports); mal then leaves closing it to you.
+    ``transport="aiohttp"`` (``pip install mal[aiohttp]``, asyncio only) moves
+    the bytes with aiohttp's C HTTP parser instead of httpx's pure-Python one.
+    ``hooks`` are called through the life of every call; ``clock`` and
+    ``random`` are there for tests.
     """
 
     def __init__(
@@ -238,20 +241,40 @@ class AsyncClient(ClientBase):
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
+        transport: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
         super().__init__(config, environ, hooks=hooks, clock=clock, random=random)
         self._own_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            headers={"user-agent": USER_AGENT},
-            timeout=make_timeout(self.config.timeouts()),
-            limits=make_limits(),
-        )
+        self._asyncio_only = transport == "aiohttp"
+        if http_client is not None:
+            self._http = http_client
+        elif transport == "httpx":
+            self._http = httpx.AsyncClient(
+                headers={"user-agent": USER_AGENT},
+                timeout=make_timeout(self.config.timeouts()),
+                limits=make_limits(),
+            )
+        elif transport == "aiohttp":
+            try:
+                from httpx_aiohttp import HttpxAiohttpClient
+            except ImportError:
+                raise ConfigError(
+                    "transport='aiohttp' needs httpx-aiohttp: pip install mal[aiohttp]"
+                ) from None
+            self._http = HttpxAiohttpClient(
+                headers={"user-agent": USER_AGENT},
+                timeout=make_timeout(self.config.timeouts()),
+                limits=make_limits(),
+            )
+        else:
+            raise ConfigError(f"transport must be 'httpx' or 'aiohttp', not {transport!r}")
 
     def stream(
         self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]
     ) -> AsyncStream:
         """Start a streamed generation; ``async for`` the returned :class:`AsyncStream`."""
         call = self._prepare(prompt, model, options, for_generate=False)
+        self._check_loop()
         return AsyncStream(self._http, call, self._runtime)
 
     async def generate(
@@ -259,10 +282,21 @@ class AsyncClient(ClientBase):
     ) -> str:
         """Return the whole generated text (streamed or not, by ``stream``)."""
         call = self._prepare(prompt, model, options, for_generate=True)
+        self._check_loop()
         async with AsyncStream(self._http, call, self._runtime) as stream:
             async for _ in stream:
                 pass
             return stream.text
+
+    def _check_loop(self) -> None:
+        if self._asyncio_only:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                raise ConfigError(
+                    "transport='aiohttp' runs on asyncio only; use the default transport "
+                    "under trio"
+                ) from None
 
     async def aclose(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""
