@@ -65,9 +65,7 @@ def test_connection_refused_is_a_connection_error() -> None:
         port = sock.getsockname()[1]
 
     async def main() -> None:
-        async with mal.AsyncClient(
-            mal.MALConfig(max_retries=0), transport="aiohttp"
-        ) as client:
+        async with mal.AsyncClient(mal.MALConfig(max_retries=0), transport="aiohttp") as client:
             await client.generate("Hi", model="ollama/m", base_url=f"http://127.0.0.1:{port}")
 
     with pytest.raises(mal.APIConnectionError):

@@ -11,7 +11,7 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import Api, ClientAdapter, collect
+from ..support.adapters import Api, ClientAdapter, collect
 
 pytestmark = pytest.mark.anyio
 

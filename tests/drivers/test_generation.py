@@ -9,7 +9,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply, split_tokens
 
-from ._support import MODELS, PROVIDERS, Api, collect, was_streamed
+from ..support.adapters import MODELS, PROVIDERS, Api, collect
+from ._support import was_streamed
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ import trio
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, PROVIDERS, Api, collect
+from ..support.adapters import MODELS, PROVIDERS, Api, collect
 
 pytestmark = pytest.mark.anyio
 

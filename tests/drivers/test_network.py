@@ -12,7 +12,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply, split_tokens
 
-from ._support import MODELS, PROVIDERS, Api, ClientAdapter, collect, wait_disconnect
+from ..support.adapters import MODELS, PROVIDERS, Api, ClientAdapter, collect, read_into
+from ._support import wait_disconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -80,10 +81,9 @@ async def test_stall_longer_than_read_timeout(
     server.add(Reply(tokens=tokens, stall_after=stall_after, stall=5.0))
     received: list[str] = []
     async with api.client_for(server, read_timeout=READ_TIMEOUT) as client:
+        stream = client.stream("Hi", model=MODELS[provider])
         with pytest.raises(mal.APITimeoutError) as info:
-            async with client.stream("Hi", model=MODELS[provider]) as stream:
-                async for chunk in stream:
-                    received.append(chunk.text)
+            await read_into(stream, received)
     error = info.value
     assert error.phase == "read"
     assert error.partial_text == "".join(tokens[:stall_after])
@@ -112,10 +112,9 @@ async def test_connection_dropped_mid_body(api: Api, server: MockServer, provide
     server.add(Reply(text=LONG_TEXT, drop_after=1000))
     received: list[str] = []
     async with api.client_for(server) as client:
+        stream = client.stream("Hi", model=MODELS[provider])
         with pytest.raises(mal.IncompleteStreamError) as info:
-            async with client.stream("Hi", model=MODELS[provider]) as stream:
-                async for chunk in stream:
-                    received.append(chunk.text)
+            await read_into(stream, received)
     error = info.value
     assert error.partial_text, "some text arrived before the drop"
     assert LONG_TEXT.startswith(error.partial_text)
@@ -146,9 +145,7 @@ async def test_missing_end_marker(api: Api, server: MockServer, provider: str, v
     async with api.client_for(server) as client:
         with pytest.raises(mal.IncompleteStreamError) as info:
             if via == "stream":
-                async with client.stream("Hi", model=MODELS[provider]) as stream:
-                    async for chunk in stream:
-                        received.append(chunk.text)
+                await read_into(client.stream("Hi", model=MODELS[provider]), received)
             else:
                 await client.generate("Hi", model=MODELS[provider], stream=True)
     assert info.value.partial_text == "Nearly done"
@@ -185,9 +182,7 @@ async def test_in_band_error(
     received: list[str] = []
     async with api.client_for(server) as client:
         with pytest.raises(mal.StreamError) as info:
-            async with client.stream("Hi", model=MODELS[provider]) as stream:
-                async for chunk in stream:
-                    received.append(chunk.text)
+            await read_into(client.stream("Hi", model=MODELS[provider]), received)
     error = info.value
     assert type(error) is mal.StreamError
     assert error.error_type == expected_type

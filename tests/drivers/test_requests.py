@@ -13,7 +13,8 @@ from pytest_httpx import HTTPXMock
 
 import mal
 
-from ._support import Api, collect, was_streamed
+from ..support.adapters import Api, collect
+from ._support import was_streamed
 
 pytestmark = pytest.mark.anyio
 
@@ -421,29 +422,53 @@ async def test_ollama_host_without_scheme(
     assert str(second.url) == "http://gpu-box:11434/api/generate"
 
 
-async def test_openai_environment(
-    api: Api, mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("provider", "base_url", "key", "url", "auth_header", "auth", "absent"),
+    [
+        pytest.param(
+            "openai",
+            "https://llm.example.com/v1",
+            "sk-from-env",
+            "https://llm.example.com/v1/chat/completions",
+            "authorization",
+            "Bearer sk-from-env",
+            (),
+            id="openai",
+        ),
+        pytest.param(
+            "anthropic",
+            "https://proxy.example.com",
+            "sk-ant-from-env",
+            "https://proxy.example.com/v1/messages",
+            "x-api-key",
+            "sk-ant-from-env",
+            ("authorization",),
+            id="anthropic",
+        ),
+    ],
+)
+async def test_provider_environment(
+    api: Api,
+    mock: HTTPXMock,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    base_url: str,
+    key: str,
+    url: str,
+    auth_header: str,
+    auth: str,
+    absent: tuple[str, ...],
 ) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", "https://llm.example.com/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    # <PROVIDER>_BASE_URL and <PROVIDER>_API_KEY.
+    monkeypatch.setenv(f"{provider.upper()}_BASE_URL", base_url)
+    monkeypatch.setenv(f"{provider.upper()}_API_KEY", key)
     async with api.client() as client:
-        await client.generate("Hi", model="openai/m")
+        await client.generate("Hi", model=f"{provider}/m")
     request = only_request(mock)
-    assert str(request.url) == "https://llm.example.com/v1/chat/completions"
-    assert request.headers["authorization"] == "Bearer sk-from-env"
-
-
-async def test_anthropic_environment(
-    api: Api, mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://proxy.example.com")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-env")
-    async with api.client() as client:
-        await client.generate("Hi", model="anthropic/m")
-    request = only_request(mock)
-    assert str(request.url) == "https://proxy.example.com/v1/messages"
-    assert request.headers["x-api-key"] == "sk-ant-from-env"
-    assert "authorization" not in request.headers
+    assert str(request.url) == url
+    assert request.headers[auth_header] == auth
+    for header in absent:
+        assert header not in request.headers
 
 
 async def test_environment_is_read_when_the_client_is_made(

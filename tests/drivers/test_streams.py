@@ -12,7 +12,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, PROVIDERS, Api, collect, wait_disconnect
+from ..support.adapters import MODELS, PROVIDERS, Api, collect, make_config
+from ._support import wait_disconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -115,8 +116,7 @@ async def test_state_before_during_and_after(api: Api, server: MockServer, provi
 
 
 def _sync_client(server: MockServer) -> mal.Client:
-    base_urls = {provider: server.url(provider) for provider in PROVIDERS}
-    return mal.Client(mal.MALConfig(base_urls=base_urls, max_retries=0))
+    return mal.Client(make_config(server, max_retries=0))
 
 
 def _stream_warnings(record: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:

@@ -1,14 +1,14 @@
-"""Helpers for the reliability tests: one async-shaped adapter over the sync and
-the async API, so that each test body is written once, and small helpers to run
-a stream and wait on the local server without blocking the event loop."""
+"""Helpers for the reliability tests only (the adapter over the sync and the
+async API is ``tests.support.adapters``): reading a stream into an ``Outcome``,
+recording hooks, the raw wire body, and running a job on concurrent workers."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -18,16 +18,11 @@ import mal
 from mal.protocols import GenerateParams, get_protocol
 from mal.testing import MockServer, Reply
 
-PROVIDERS = ("ollama", "openai", "anthropic")
+from ..support import adapters
+from ..support.adapters import MODELS, Api, ClientAdapter, StreamAdapter
+
 #: Providers whose wire format has keep-alive pings (SSE comments, ``ping`` events).
 PING_PROVIDERS = ("openai", "anthropic")
-
-#: A model name for each provider, as a user writes it.
-MODELS = {
-    "ollama": "ollama/mock-model",
-    "openai": "openai/gpt-mock",
-    "anthropic": "anthropic/claude-mock",
-}
 
 #: A short reply of four tokens.
 SHORT_TOKENS = ["The", " sky", " is", " blue."]
@@ -47,146 +42,8 @@ def zero() -> float:
     return 0.0
 
 
-def make_config(server: MockServer, **fields: Any) -> mal.MALConfig:
-    """A config that sends every provider to ``server``."""
-    base_urls = {provider: server.url(provider) for provider in PROVIDERS}
-    base_urls.update(fields.pop("base_urls", {}))
-    return mal.MALConfig(base_urls=base_urls, **fields)
-
-
-class _SyncChunks:
-    """An async iterator over a sync iterator of chunks (``iter(stream)``).
-
-    It holds the only reference to that iterator, so dropping it (a ``break``)
-    drops the sync generator at once, exactly as a sync ``for`` loop does.
-    """
-
-    def __init__(self, iterator: Iterator[mal.Chunk]) -> None:
-        self._iterator = iterator
-
-    def __aiter__(self) -> _SyncChunks:
-        return self
-
-    async def __anext__(self) -> mal.Chunk:
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-
-class StreamAdapter:
-    """An async-shaped view of a ``mal.Stream`` or a ``mal.AsyncStream``."""
-
-    def __init__(self, raw: mal.Stream | mal.AsyncStream, *, sync: bool) -> None:
-        expected = mal.Stream if sync else mal.AsyncStream
-        assert type(raw) is expected, f"expected a {expected.__name__}, got {raw!r}"
-        self.raw = raw
-        self.sync = sync
-
-    def __aiter__(self) -> AsyncIterator[mal.Chunk]:
-        if isinstance(self.raw, mal.Stream):
-            return _SyncChunks(iter(self.raw))
-        return self.raw.__aiter__()
-
-    async def aclose(self) -> None:
-        if isinstance(self.raw, mal.Stream):
-            self.raw.close()
-        else:
-            await self.raw.aclose()
-
-    async def __aenter__(self) -> StreamAdapter:
-        if isinstance(self.raw, mal.Stream):
-            self.raw.__enter__()
-        else:
-            await self.raw.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(self.raw, mal.Stream):
-            self.raw.__exit__(exc_type, exc, tb)
-        else:
-            await self.raw.__aexit__(exc_type, exc, tb)
-
-    @property
-    def text(self) -> str:
-        return self.raw.text
-
-    @property
-    def stats(self) -> mal.CallStats:
-        return self.raw.stats
-
-    @property
-    def provider(self) -> str:
-        return self.raw.provider
-
-    @property
-    def model(self) -> str:
-        return self.raw.model
-
-    @property
-    def usage(self) -> mal.Usage | None:
-        return self.raw.usage
-
-
-class ClientAdapter:
-    """An async-shaped view of a ``mal.Client`` or a ``mal.AsyncClient``."""
-
-    def __init__(self, raw: mal.Client | mal.AsyncClient, *, sync: bool) -> None:
-        self.raw = raw
-        self.sync = sync
-
-    async def generate(self, prompt: Any, **options: Any) -> str:
-        if isinstance(self.raw, mal.Client):
-            return self.raw.generate(prompt, **options)
-        return await self.raw.generate(prompt, **options)
-
-    def stream(self, prompt: Any, **options: Any) -> StreamAdapter:
-        return StreamAdapter(self.raw.stream(prompt, **options), sync=self.sync)
-
-    @property
-    def metrics(self) -> mal.ClientMetrics:
-        return self.raw.metrics
-
-    async def __aenter__(self) -> ClientAdapter:
-        if isinstance(self.raw, mal.Client):
-            self.raw.__enter__()
-        else:
-            await self.raw.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(self.raw, mal.Client):
-            self.raw.__exit__(exc_type, exc, tb)
-        else:
-            await self.raw.__aexit__(exc_type, exc, tb)
-
-
-class Api:
-    """The public API of one flavour ("sync", "asyncio" or "trio"), async-shaped."""
-
-    def __init__(self, flavour: str) -> None:
-        self.flavour = flavour
-        self.sync = flavour == "sync"
-
-    def client(self, config: mal.MALConfig | None = None, **kwargs: Any) -> ClientAdapter:
-        """``mal.Client`` / ``mal.AsyncClient``; back-off does not sleep unless
-        ``random`` is given."""
-        kwargs.setdefault("random", zero)
-        raw = mal.Client(config, **kwargs) if self.sync else mal.AsyncClient(config, **kwargs)
-        return ClientAdapter(raw, sync=self.sync)
-
-    def __repr__(self) -> str:
-        return f"Api({self.flavour})"
+#: ``server.wait_for_disconnect`` without blocking the event loop, waiting two seconds.
+wait_disconnect = functools.partial(adapters.wait_disconnect, timeout=2.0)
 
 
 @dataclass
@@ -218,11 +75,6 @@ async def run(client: ClientAdapter, model: str, prompt: Any = "Hi", **options: 
         outcome.error = exc
     outcome.elapsed = time.monotonic() - start
     return outcome
-
-
-async def wait_disconnect(server: MockServer, timeout: float = 2.0, count: int = 1) -> bool:
-    """``server.wait_for_disconnect`` without blocking the event loop."""
-    return await anyio.to_thread.run_sync(lambda: server.wait_for_disconnect(timeout, count))
 
 
 class Recorder:

@@ -1,62 +1,35 @@
 """Fixtures for the reliability tests: one test body, run against the sync API
-and the async API (the latter under asyncio and under trio).
+and the async API (the latter under asyncio and under trio); see
+``tests.support``.
 
-Each test is an ``async def`` marked ``anyio`` that takes the ``api`` fixture, an
-adapter with the same async-shaped methods over both APIs (see ``_support``).
-The ``flavour`` parameter is "sync", "asyncio" or "trio"; the sync flavour runs
-once, under asyncio (``anyio_backend`` follows ``flavour``), its calls blocking
-the loop, which is fine: the servers run in threads of their own.
+Here back-off never sleeps (unless a test gives its own ``random``), and the
+``server`` is a test's own.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from mal.testing import MockServer
 
-from ._support import Api
-
-#: Environment variables mal (and httpx) read; cleared for every test so that
-#: the machine's environment never leaks into a test.
-_ENV_VARS = (
-    "OLLAMA_HOST",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
+# Fixtures: pytest finds them in this module's namespace.
+from ..support.fixtures import (  # noqa: F401
+    _clean_environment,
+    anyio_backend,
+    api,
+    closed_port,
+    flavour,
 )
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["sync", "asyncio", "trio"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from ._support import zero
 
 
 @pytest.fixture
-def anyio_backend(flavour: str) -> str:
-    return "asyncio" if flavour == "sync" else flavour
-
-
-@pytest.fixture
-def api(flavour: str) -> Api:
-    return Api(flavour)
+def client_defaults() -> dict[str, Any]:
+    """Back-off never sleeps, unless a test gives its own ``random``."""
+    return {"random": zero}
 
 
 @pytest.fixture
@@ -65,12 +38,3 @@ def server() -> Iterator[MockServer]:
     disconnects) see only this test's clients."""
     with MockServer() as srv:
         yield srv
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 with nothing listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

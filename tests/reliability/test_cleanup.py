@@ -4,9 +4,12 @@ the client go, and nothing leaks over many streams."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import anyio
 import pytest
@@ -14,17 +17,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import (
-    LONG_TOKENS,
-    MODELS,
-    PROVIDERS,
-    SHORT_TEXT,
-    SHORT_TOKENS,
-    Api,
-    StreamAdapter,
-    make_config,
-    wait_disconnect,
-)
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config, read_into
+from ._support import LONG_TOKENS, SHORT_TEXT, SHORT_TOKENS, wait_disconnect
 
 #: A stream that sends two tokens, then stalls (no pings) for five seconds.
 STALLED = Reply(tokens=["Hel", "lo", " there"], stall_after=2, stall=5)
@@ -226,16 +220,6 @@ async def test_a_thousand_streams_leak_nothing(api: Api, server: MockServer) -> 
 # The async API only: ``flavour`` is parametrized over the two backends.
 
 
-async def _read_into(stream: StreamAdapter, texts: list[str], *, with_block: bool) -> None:
-    if with_block:
-        async with stream:
-            async for chunk in stream:
-                texts.append(chunk.text)
-    else:
-        async for chunk in stream:
-            texts.append(chunk.text)
-
-
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"])
 @pytest.mark.anyio
 async def test_move_on_after_mid_stream_closes_the_response(api: Api, server: MockServer) -> None:
@@ -246,7 +230,7 @@ async def test_move_on_after_mid_stream_closes_the_response(api: Api, server: Mo
             stream = client.stream("Hi", model=MODELS["openai"])
             start = time.monotonic()
             with anyio.move_on_after(0.2) as scope:
-                await _read_into(stream, texts, with_block=with_block)
+                await read_into(stream, texts, with_block=with_block)
             assert scope.cancelled_caught
             assert time.monotonic() - start < 1.0
             assert await wait_disconnect(server, count=count), f"with block: {with_block}"
@@ -254,16 +238,44 @@ async def test_move_on_after_mid_stream_closes_the_response(api: Api, server: Mo
             assert stream.text == "Hello"
 
 
+#: A read of a stream, to be interrupted.
+Read = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def _fail_after(read: Read) -> None:
+    """``anyio.fail_after`` ends the read with a ``TimeoutError``."""
+    with pytest.raises(TimeoutError):
+        with anyio.fail_after(0.2):
+            await read()
+
+
+async def _cancel_from_another_task(read: Read) -> None:
+    """Another task cancels the task group of the read."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(read)
+        await anyio.sleep(0.2)
+        group.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    "interrupt",
+    [
+        pytest.param(_fail_after, id="fail_after"),
+        pytest.param(_cancel_from_another_task, id="from-another-task"),
+    ],
+)
 @pytest.mark.anyio
-async def test_fail_after_mid_stream_closes_the_response(api: Api, server: MockServer) -> None:
+async def test_cancelled_mid_stream_closes_the_response(
+    api: Api,
+    server: MockServer,
+    interrupt: Callable[[Read], Awaitable[None]],
+) -> None:
     server.add(STALLED)
     texts: list[str] = []
     async with api.client(make_config(server, max_retries=0)) as client:
         stream = client.stream("Hi", model=MODELS["anthropic"])
-        with pytest.raises(TimeoutError):
-            with anyio.fail_after(0.2):
-                await _read_into(stream, texts, with_block=True)
+        await interrupt(functools.partial(read_into, stream, texts, with_block=True))
         assert await wait_disconnect(server)
     assert "".join(texts) == "Hello"
 
@@ -275,28 +287,9 @@ async def test_cancelled_while_waiting_for_the_headers(api: Api, server: MockSer
     async with api.client(make_config(server, max_retries=0)) as client:
         stream = client.stream("Hi", model=MODELS["ollama"])
         with anyio.move_on_after(0.2) as scope:
-            await _read_into(stream, [], with_block=False)
+            await read_into(stream, [], with_block=False)
         assert scope.cancelled_caught
         assert await wait_disconnect(server)
-
-
-@pytest.mark.parametrize("flavour", ["asyncio", "trio"])
-@pytest.mark.anyio
-async def test_cancelled_from_another_task(api: Api, server: MockServer) -> None:
-    server.add(STALLED)
-    texts: list[str] = []
-    async with api.client(make_config(server, max_retries=0)) as client:
-        stream = client.stream("Hi", model=MODELS["anthropic"])
-        async with anyio.create_task_group() as group:
-
-            async def reader() -> None:
-                await _read_into(stream, texts, with_block=True)
-
-            group.start_soon(reader)
-            await anyio.sleep(0.2)
-            group.cancel_scope.cancel()
-        assert await wait_disconnect(server)
-    assert "".join(texts) == "Hello"
 
 
 @pytest.mark.parametrize("flavour", ["trio"])
@@ -309,7 +302,7 @@ async def test_trio_cancel_scope_closes_the_response(api: Api, server: MockServe
     async with api.client(make_config(server, max_retries=0)) as client:
         stream = client.stream("Hi", model=MODELS["ollama"])
         with trio.move_on_after(0.2) as scope:
-            await _read_into(stream, texts, with_block=False)
+            await read_into(stream, texts, with_block=False)
         assert scope.cancelled_caught
         assert await wait_disconnect(server)
         # The client still works afterwards.

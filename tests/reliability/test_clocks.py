@@ -15,17 +15,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import (
-    MODELS,
-    PING_PROVIDERS,
-    PROVIDERS,
-    Api,
-    Outcome,
-    for_each,
-    make_config,
-    raw_body,
-    run,
-)
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config
+from ._support import PING_PROVIDERS, Outcome, for_each, raw_body, run
 
 pytestmark = pytest.mark.anyio
 
@@ -59,13 +50,20 @@ def assert_timeout(outcome: Outcome, phase: str, partial: str, limit: float, whe
     )
 
 
-async def test_first_token_clock_while_waiting_for_headers(api: Api, server: MockServer) -> None:
+@pytest.mark.parametrize(
+    ("phase", "provider"),
+    [("first_token", "ollama"), ("total", "openai"), ("read", "anthropic")],
+)
+async def test_clock_while_waiting_for_headers(
+    api: Api, server: MockServer, phase: str, provider: str
+) -> None:
+    # The first-token and total clocks, and the read timeout, each alone.
     server.add(Reply(headers_delay=5))
-    config = make_config(server, first_token_timeout=0.15, max_retries=0)
+    config = make_config(server, **{f"{phase}_timeout": 0.15}, max_retries=0)
     async with api.client(config) as client:
-        outcome = await run(client, MODELS["ollama"])
-        assert_timeout(outcome, "first_token", "", 0.15, "ollama")
-        assert client.metrics.timeouts == {"first_token": 1}
+        outcome = await run(client, MODELS[provider])
+        assert_timeout(outcome, phase, "", 0.15, provider)
+        assert client.metrics.timeouts == {phase: 1}
 
 
 async def test_first_token_clock_after_headers_pings_do_not_count(
@@ -141,24 +139,6 @@ async def test_total_clock_across_a_slow_stream(api: Api, server: MockServer) ->
         assert client.metrics.timeouts == {"total": len(PROVIDERS)}
 
 
-async def test_total_clock_while_waiting_for_headers(api: Api, server: MockServer) -> None:
-    server.add(Reply(headers_delay=5))
-    config = make_config(server, total_timeout=0.15, max_retries=0)
-    async with api.client(config) as client:
-        outcome = await run(client, MODELS["openai"])
-        assert_timeout(outcome, "total", "", 0.15, "openai")
-        assert client.metrics.timeouts == {"total": 1}
-
-
-async def test_read_timeout_before_headers(api: Api, server: MockServer) -> None:
-    server.add(Reply(headers_delay=5))
-    config = make_config(server, read_timeout=0.15, max_retries=0)
-    async with api.client(config) as client:
-        outcome = await run(client, MODELS["anthropic"])
-        assert_timeout(outcome, "read", "", 0.15, "anthropic")
-        assert client.metrics.timeouts == {"read": 1}
-
-
 async def test_read_timeout_mid_stream(api: Api, server: MockServer) -> None:
     server.default = Reply(tokens=["Hel", "lo", " there"], stall_after=2, stall=3)
     config = make_config(server, read_timeout=0.15, max_retries=0)
@@ -172,24 +152,24 @@ async def test_read_timeout_mid_stream(api: Api, server: MockServer) -> None:
         assert client.metrics.timeouts == {"read": len(PROVIDERS)}
 
 
-async def test_first_token_clock_stops_at_the_first_token(api: Api, server: MockServer) -> None:
-    # first_token_timeout bounds the wait for the first delta only: with no
-    # idle_timeout, later gaps may be as long as they like (read_timeout is 600 s).
+@pytest.mark.parametrize(
+    "clocks",
+    [
+        # With no idle_timeout, later gaps may be as long as they like
+        # (read_timeout is 600 s).
+        pytest.param({}, id="no-idle-timeout"),
+        # Gaps of 0.2 s are within idle_timeout (2 s) and read_timeout (600 s):
+        # the first-token clock does not shorten the later reads.
+        pytest.param({"idle_timeout": 2.0}, id="idle-timeout"),
+    ],
+)
+async def test_first_token_clock_stops_at_the_first_token(
+    api: Api, server: MockServer, clocks: dict[str, float]
+) -> None:
+    # first_token_timeout (0.1 s) bounds the wait for the first delta only: it
+    # has stopped once the first token came.
     server.add(Reply(tokens=["Hel", "lo", " there"], chunk_delay=0.2))
-    config = make_config(server, first_token_timeout=0.1, max_retries=0)
-    async with api.client(config) as client:
-        outcome = await run(client, MODELS["openai"])
-        error = outcome.error
-        assert error is None, f"{error!r} (phase {getattr(error, 'phase', None)!r})"
-        assert outcome.text == "Hello there"
-        assert client.metrics.timeouts == {}
-
-
-async def test_first_token_clock_does_not_shorten_later_reads(api: Api, server: MockServer) -> None:
-    # Gaps of 0.2 s are within idle_timeout (2 s) and read_timeout (600 s); the
-    # first-token clock (0.1 s) has stopped once the first token came.
-    server.add(Reply(tokens=["Hel", "lo", " there"], chunk_delay=0.2))
-    config = make_config(server, first_token_timeout=0.1, idle_timeout=2.0, max_retries=0)
+    config = make_config(server, first_token_timeout=0.1, **clocks, max_retries=0)
     async with api.client(config) as client:
         outcome = await run(client, MODELS["openai"])
         error = outcome.error

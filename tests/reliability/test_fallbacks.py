@@ -9,7 +9,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, Api, ClientAdapter, Outcome, Recorder, make_config, run
+from ..support.adapters import MODELS, Api, ClientAdapter, make_config
+from ._support import Outcome, Recorder, run
 
 pytestmark = pytest.mark.anyio
 

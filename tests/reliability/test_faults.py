@@ -13,18 +13,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import (
-    MODELS,
-    PROVIDERS,
-    SHORT_TEXT,
-    SHORT_TOKENS,
-    Api,
-    Outcome,
-    for_each,
-    make_config,
-    raw_body,
-    run,
-)
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config
+from ._support import SHORT_TEXT, SHORT_TOKENS, Outcome, for_each, raw_body, run
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, PROVIDERS, SHORT_TEXT, SHORT_TOKENS, Api, Recorder, make_config, run
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config
+from ._support import SHORT_TEXT, SHORT_TOKENS, Recorder, run
 
 pytestmark = pytest.mark.anyio
 

@@ -9,15 +9,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import (
-    MODELS,
-    PROVIDERS,
-    Api,
-    Recorder,
-    make_config,
-    raw_body,
-    run,
-)
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config
+from ._support import Recorder, raw_body, run
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,8 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, PROVIDERS, Api, Recorder, make_config, run, wait_disconnect
+from ..support.adapters import MODELS, PROVIDERS, Api, make_config
+from ._support import Recorder, run, wait_disconnect
 
 pytestmark = pytest.mark.anyio
 

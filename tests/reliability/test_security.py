@@ -12,7 +12,8 @@ import mal
 from mal.protocols import GenerateParams, get_protocol
 from mal.testing import MockServer, Reply
 
-from ._support import MODELS, SECRET, SHORT_TEXT, SHORT_TOKENS, Api, Recorder, make_config, run
+from ..support.adapters import MODELS, Api, make_config
+from ._support import SECRET, SHORT_TEXT, SHORT_TOKENS, Recorder, run
 
 pytestmark = pytest.mark.anyio
 
