@@ -215,13 +215,22 @@ class BodyDecoder(ResponseDecoder):
     def _chunks(self, frames: list[bytes]) -> list[Chunk]:
         if not frames:
             return []
-        chunk = self._decode_body(frames[0])
+        body = frames[0]
+        try:
+            decoded = self.body_decoder.decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise self._decode_error(exc, body) from None
+        chunk = self._body_chunk(decoded, body)
         self.done = True
         if chunk.text:
             self._parts.append(chunk.text)
         return [chunk]
 
-    def _decode_body(self, body: bytes) -> Chunk:
+    #: Decodes the whole body into the provider's response struct.
+    body_decoder: ClassVar[msgspec.json.Decoder[Any]]
+
+    def _body_chunk(self, decoded: Any, body: bytes) -> Chunk:
+        """The one chunk of a decoded body (``body`` is for error messages)."""
         raise NotImplementedError
 
 

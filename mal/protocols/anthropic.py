@@ -230,19 +230,13 @@ class _Response(msgspec.Struct, gc=False):
     error: _ErrorBody | None = None
 
 
-_response_decoder = msgspec.json.Decoder(_Response)
-
-
 class AnthropicBodyDecoder(BodyDecoder):
     """Decodes a non-streamed ``message`` body into one chunk."""
 
     provider = "anthropic"
+    body_decoder = msgspec.json.Decoder(_Response)
 
-    def _decode_body(self, body: bytes) -> Chunk:
-        try:
-            message = _response_decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise self._decode_error(exc, body) from None
+    def _body_chunk(self, message: _Response, body: bytes) -> Chunk:
         if message.type == "error" or message.error is not None:
             error = message.error or _ErrorBody()
             raise stream_error(

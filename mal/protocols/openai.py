@@ -139,12 +139,9 @@ class OpenAIBodyDecoder(BodyDecoder):
     """Decodes a non-streamed ``chat.completion`` body into one chunk."""
 
     provider = "openai"
+    body_decoder = _decoder
 
-    def _decode_body(self, body: bytes) -> Chunk:
-        try:
-            completion = _decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise self._decode_error(exc, body) from None
+    def _body_chunk(self, completion: _Completion, body: bytes) -> Chunk:
         if completion.error is not None:
             raise _error(completion.error)
         text = reasoning = ""
