@@ -315,6 +315,7 @@ class SSEParser:
         events: list[ServerSentEvent] = []
         limit = self._max_size + 6  # the data, and "data: "
         last_id, retry, names = self.last_event_id, self.retry, self._names
+        last_head, last_name = b"\0", ""
         pos = 0
         end = len(data)
         while pos < end:
@@ -331,8 +332,12 @@ class SSEParser:
                 if nl2 + 1 < end and data[nl2 + 1] == 10:  # a two-line event
                     if nl2 - nl - 1 > limit:
                         raise _too_large("an event", self._max_size)
-                    head = data[pos + 7 : nl]
-                    name = names.get(head) or self._name(head)
+                    # Events in a row mostly share their name: compare in place.
+                    if nl - pos - 7 == len(last_head) and data.startswith(last_head, pos + 7):
+                        name = last_name
+                    else:
+                        last_head = data[pos + 7 : nl]
+                        last_name = name = names.get(last_head) or self._name(last_head)
                     events.append(ServerSentEvent(name, data[nl + 7 : nl2], last_id, retry))
                     pos = nl2 + 2
                     continue

@@ -127,6 +127,7 @@ Event = (
     | Error
 )
 _event_decoder = msgspec.json.Decoder(Event)
+_delta_decoder = msgspec.json.Decoder(ContentBlockDelta)
 #: Event names this decoder reads; a stream may add others, which are skipped
 #: (Anthropic's versioning policy allows new event types at any time).
 _KNOWN_EVENTS = frozenset(
@@ -148,28 +149,39 @@ class AnthropicStreamDecoder(ResponseDecoder):
     """Decodes a streamed ``/v1/messages`` body."""
 
     provider = "anthropic"
-
     framing = SSEParser
 
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
+        if self.done:
+            return chunks  # nothing counts after message_stop
+        parts = self._parts
         for sse in events:
-            if self.done:
-                break  # nothing counts after message_stop
-            if sse.event not in _KNOWN_EVENTS:
+            name = sse.event
+            if name == "content_block_delta":
+                # The hot path: the event says what it is, so its own decoder
+                # skips the union's dispatch on "type".
+                try:
+                    delta = _delta_decoder.decode(sse.data).delta
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                    raise self._decode_error(exc, sse.data) from None
+                if delta.text:
+                    parts.append(delta.text)
+                    chunks.append(Chunk(delta.text))
+                elif delta.thinking:
+                    chunks.append(Chunk("", delta.thinking))
+                continue  # signature_delta, input_json_delta: not text
+            if name not in _KNOWN_EVENTS:
                 continue
             try:
                 event = _event_decoder.decode(sse.data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, sse.data) from None
-            if type(event) is ContentBlockDelta and event.delta.text:
-                # The hot path: a text delta.
-                self._parts.append(event.delta.text)
-                chunks.append(Chunk(event.delta.text))
-                continue
             chunk = self._chunk(event)
             if chunk is not None:
                 chunks.append(chunk)
+            if self.done:
+                break
         return chunks
 
     def _chunk(self, event: Any) -> Chunk | None:
