@@ -37,6 +37,7 @@ from ._transport import (
     make_limits,
     make_timeout,
     map_error,
+    shutdown,
 )
 from .config import MALConfig
 from .errors import ConfigError, MALError
@@ -201,8 +202,13 @@ class AsyncStream(StreamBase):
                 source=self,
             )
             # Nothing can be awaited here: close what closes without the loop.
+            # Shutting the socket down tells the server at once (it stops the
+            # model); the pool drops the dead connection when it next looks.
             self._closed = True
             self._gen.close()
+            network = self._response.extensions.get("network_stream")
+            if network is not None:
+                shutdown(network.get_extra_info("socket"))
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -149,13 +150,18 @@ def make_sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     return transport
 
 
-def shutdown(sock: socket.socket | None) -> None:
-    """Shut a socket down, waking a read blocked on it in another thread."""
-    if sock is not None:
-        # socket.socket's own method, also for an SSL socket: its override
-        # would drop the TLS state under the reading thread's feet.
-        with contextlib.suppress(OSError):  # already closed
+def shutdown(sock: Any) -> None:
+    """Shut a socket down (a ``socket.socket``, or asyncio's ``TransportSocket``),
+    waking a read blocked on it and telling the server at once."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed
+        if isinstance(sock, ssl.SSLSocket):
+            # socket.socket's own method: SSLSocket's override would drop the
+            # TLS state under the reading thread's feet.
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def restore_read_timeout(response: httpx.Response, read_timeout: float | None) -> None:
