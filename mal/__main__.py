@@ -2,13 +2,15 @@
 
 ``demo`` starts the built-in local server (:mod:`mal.testing`) and streams a
 generation from it through the whole stack, sync then async; given
-``--model``, it streams from that real server instead. ``run`` streams one
+``--model`` (or ``MAL_DEMO_MODEL``), it streams from that real model instead,
+configured by the usual environment variables. ``run`` streams one
 generation from a real server configured by the environment variables.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -131,7 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd = commands.add_parser(
         "demo", help="stream from the built-in local server (or --model), sync then async"
     )
-    demo_cmd.add_argument("-m", "--model", help="stream from this real model instead")
+    demo_cmd.add_argument(
+        "-m",
+        "--model",
+        default=os.environ.get("MAL_DEMO_MODEL") or None,
+        help="stream from this real model instead (default: $MAL_DEMO_MODEL if set)",
+    )
     demo_cmd.add_argument(
         "--delay", type=float, default=0.02, help="seconds between tokens of the local server"
     )

@@ -1,0 +1,109 @@
+"""The command line: `python -m mal demo` and `python -m mal run`, in fresh processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mal.testing import MockServer, Reply
+
+TEXT = "Rayleigh scattering, mostly. 🌅"
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with MockServer() as srv:
+        srv.default = Reply(text=TEXT)
+        yield srv
+
+
+def mal_cli(
+    *args: str, server: MockServer | None = None, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OLLAMA_", "OPENAI_", "ANTHROPIC_", "MAL_"))
+    }
+    if server is not None:
+        environ.update(
+            OLLAMA_HOST=server.url("ollama"),
+            OPENAI_BASE_URL=server.url("openai"),
+            ANTHROPIC_BASE_URL=server.url("anthropic"),
+        )
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "mal", *args],
+        input=stdin,
+        env=environ,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+
+
+def test_demo_streams_from_the_built_in_server_sync_then_async() -> None:
+    done = mal_cli("demo", "--delay", "0")
+    assert done.returncode == 0, done.stderr
+    assert "built-in server" in done.stdout
+    assert done.stdout.count("Rayleigh scattering") == 2
+    summaries = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in summaries] == ["[sync", "[async"]
+    assert all("first chunk after" in line and "chunks" in line for line in summaries)
+
+
+def test_demo_uses_a_configured_model(server: MockServer) -> None:
+    done = mal_cli("demo", server=server, MAL_DEMO_MODEL="anthropic/claude-test")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(TEXT) == 2
+    assert [r.provider for r in server.requests] == ["anthropic", "anthropic"]
+    assert all(r.json is not None and r.json["model"] == "claude-test" for r in server.requests)
+
+
+@pytest.mark.parametrize("provider", ["ollama", "openai", "anthropic"])
+def test_run_streams_the_text(server: MockServer, provider: str) -> None:
+    done = mal_cli("run", "-m", f"{provider}/m", "-t", "0.2", "Why?", server=server)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == TEXT + "\n"
+    (request,) = server.requests
+    assert request.provider == provider
+    assert "Why?" in request.body.decode()
+
+
+def test_run_reads_the_prompt_from_stdin(server: MockServer) -> None:
+    done = mal_cli("run", "-m", "openai/m", "-", server=server, stdin="From standard input")
+    assert done.returncode == 0, done.stderr
+    (request,) = server.requests
+    assert request.json is not None
+    assert request.json["messages"][-1]["content"] == "From standard input"
+
+
+def test_run_fails_with_one_line_on_a_status_error(server: MockServer) -> None:
+    server.add(Reply(status=404))
+    done = mal_cli("run", "-m", "ollama/nope", "Hi", server=server)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("mal: NotFoundError:")
+
+
+def test_run_fails_with_one_line_when_nothing_listens() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = mal_cli("run", "-m", "ollama/m", "Hi", OLLAMA_HOST=f"127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("mal: APIConnectionError:")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / ("mal.exe" if os.name == "nt" else "mal")
+    assert script.exists()
