@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import re
 
 import msgspec
 
@@ -43,6 +44,8 @@ __all__ = [
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+#: ``event: NAME`` then ``data: DATA`` then a blank line.
+_NAMED_EVENT = re.compile(rb"event: ([^\n]*)\ndata: ([^\n]*)\n\n")
 _BLANK = [b""]
 
 
@@ -313,8 +316,21 @@ class SSEParser:
         with LF line ends. The usual shapes (``data: ...`` and ``event: ...``
         then ``data: ...``) are cut out directly, without the line machine."""
         events: list[ServerSentEvent] = []
-        limit = self._max_size + 6  # the data, and "data: "
         last_id, retry, names = self.last_event_id, self.retry, self._names
+        if data.startswith(b"event: "):
+            # Named events (Anthropic's): one C scan finds every name and data
+            # line; it is used when the pairs cover the piece exactly.
+            covered = 0
+            for head, payload in _NAMED_EVENT.findall(data):
+                covered += len(head) + len(payload) + 16
+                if len(payload) > self._max_size:
+                    raise _too_large("an event", self._max_size)
+                name = names.get(head) or self._name(head)
+                events.append(ServerSentEvent(name, payload, last_id, retry))
+            if covered == len(data):
+                return events
+            events.clear()
+        limit = self._max_size + 6  # the data, and "data: "
         last_head, last_name = b"\0", ""
         pos = 0
         end = len(data)
