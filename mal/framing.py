@@ -62,16 +62,17 @@ class Utf8Validator:
         self.offset = 0
 
     def check(self, data: bytes, final: bool = False) -> None:
-        if not (self._carry or final or data.isascii()):
-            # Most pieces hold whole characters: one C call checks them.
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                pass  # a character cut at the end, or invalid: see below
-            else:
-                self.offset += len(data)
-                return
-        if self._carry or final or not data.isascii():
+        carry = self._carry or final
+        if carry or not data.isascii():
+            if not carry:
+                # Most pieces hold whole characters: one C call checks them.
+                try:
+                    data.decode()
+                except UnicodeDecodeError:
+                    pass  # a character cut at the end, or invalid: see below
+                else:
+                    self.offset += len(data)
+                    return
             try:
                 self._decoder.decode(data, final)
             except UnicodeDecodeError as exc:
