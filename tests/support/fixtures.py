@@ -28,15 +28,7 @@ ENV_VARS = (
     "OPENAI_API_KEY",
     "ANTHROPIC_BASE_URL",
     "ANTHROPIC_API_KEY",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-)
+)  # proxy variables: cleared for every test by tests/conftest.py
 
 
 @pytest.fixture(autouse=True)
