@@ -90,6 +90,15 @@ class Utf8Validator:
         self.offset += len(data)
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is whole, valid UTF-8 (one C call)."""
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _too_large(what: str, limit: int) -> DecodeError:
     return DecodeError(
         f"{what} longer than {limit} bytes without an end; "
@@ -166,12 +175,15 @@ class NDJSONSplitter:
     a last line that had no line end.
     """
 
-    __slots__ = ("_lines", "_max_size", "_utf8")
+    __slots__ = ("_idle", "_lines", "_max_size", "_utf8")
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self._max_size = max_size
         self._lines = _LineBuffer(max_size, cr_ends_line=False)
         self._utf8 = Utf8Validator()
+        # Nothing carried over from earlier pieces: no unfinished line (and so
+        # no unfinished UTF-8 character either).
+        self._idle = True
 
     def feed(self, data: bytes) -> list[bytes]:
         if not data:
@@ -183,7 +195,31 @@ class NDJSONSplitter:
             with contextlib.suppress(DecodeError):
                 exc.frames = self._split(data[: exc.valid])
             raise
-        return self._split(data)
+        lines = self._split(data)
+        self._idle = not self._lines._pending
+        return lines
+
+    def whole_line(self, data: bytes) -> bytes | None:
+        """Take ``data`` at once when it is exactly one line: the common case
+        of a paced stream, where each network read is one line.
+
+        When nothing is carried over from earlier pieces and ``data`` is one
+        valid UTF-8 line that ends with LF and starts with a byte that is not
+        whitespace (so it is not blank), it is consumed and returned with its
+        line end (which JSON decoders skip); otherwise nothing is consumed and
+        the result is None, and ``data`` goes to :meth:`feed`. Both give the
+        same line.
+        """
+        if (
+            self._idle
+            and len(data) - 1 == data.find(10) > 0
+            and data[0] > 32
+            and len(data) <= self._max_size
+            and (data.isascii() or _is_utf8(data))
+        ):
+            self._utf8.offset += len(data)
+            return data
+        return None
 
     def _split(self, data: bytes) -> list[bytes]:
         if not data:
@@ -289,6 +325,32 @@ class SSEParser:
         if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
             return self._whole_events(data)
         return self._split(data)
+
+    def whole_event(self, data: bytes, head: bytes = b"data: ") -> bytes | None:
+        """Take ``data`` at once when it is exactly one simple event: the
+        common case of a paced stream, where each network read is one event.
+
+        ``head`` is what comes before the data value: ``b"data: "``, or
+        ``b"event: NAME\\ndata: "`` for a named event. When nothing is carried
+        over from earlier pieces and ``data`` is valid UTF-8 made of ``head``,
+        a data value with no CR or LF, and LF LF, it is consumed and the data
+        value is returned; otherwise nothing is consumed and the result is
+        None, and ``data`` goes to :meth:`feed`. The event is the one ``feed``
+        would dispatch, with the same ``last_event_id`` and ``retry``.
+        """
+        start = len(head)
+        if (
+            self._idle
+            and data.startswith(head)
+            and data.find(10, start) == len(data) - 2
+            and data[-1] == 10
+            and data.find(13) < 0
+            and len(data) - start - 2 <= self._max_size
+            and (data.isascii() or _is_utf8(data))
+        ):
+            self._utf8.offset += len(data)
+            return data[start:-2]
+        return None
 
     def _split(self, data: bytes) -> list[ServerSentEvent]:
         if not data:
@@ -405,9 +467,7 @@ class SSEParser:
     def _dispatch(self) -> ServerSentEvent:
         data = self._data
         payload = data[0] if len(data) == 1 else b"\n".join(data)
-        event = ServerSentEvent(
-            self._event or "message", payload, self.last_event_id, self.retry
-        )
+        event = ServerSentEvent(self._event or "message", payload, self.last_event_id, self.retry)
         data.clear()
         self._data_size = 0
         self._event = ""

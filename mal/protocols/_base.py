@@ -103,7 +103,7 @@ class ResponseDecoder:
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         if self.framing is not None:
-            framer = self.framing(max_size)
+            self._framer = framer = self.framing(max_size)
             self._frame = framer.feed
             self._frame_end = framer.flush
         self._max_size = max_size
@@ -123,6 +123,7 @@ class ResponseDecoder:
     # ``_frame`` and ``_frame_end`` are the framing object's bound ``feed`` and
     # ``flush`` (no call in between on the hot path); ``_chunks`` turns what
     # they return into chunks.
+    _framer: SSEParser | NDJSONSplitter
     _frame: Callable[[bytes], list[Any]]
     _frame_end: Callable[[], list[Any]]
 
@@ -134,6 +135,15 @@ class ResponseDecoder:
                 # Whole frames before bad bytes: their text belongs in partial_text.
                 with contextlib.suppress(MALError):
                     self._chunks(list(exc.frames))
+            exc.partial_text = self.text
+            raise
+
+    def _taken(self, frames: list[Any]) -> list[Chunk]:
+        """``_chunks`` of frames that a provider's fast path took from the
+        framing object itself; errors carry ``partial_text`` as in ``feed``."""
+        try:
+            return self._chunks(frames)
+        except MALError as exc:
             exc.partial_text = self.text
             raise
 
@@ -178,9 +188,7 @@ class ResponseDecoder:
     def _decode_error(self, exc: Exception, payload: bytes) -> DecodeError | IncompleteStreamError:
         excerpt = payload[:200].decode("utf-8", "replace")
         if "truncated" in str(exc):
-            return IncompleteStreamError(
-                f"the {self.provider} response was cut short: {excerpt!r}"
-            )
+            return IncompleteStreamError(f"the {self.provider} response was cut short: {excerpt!r}")
         return DecodeError(f"invalid JSON from {self.provider} ({exc}): {excerpt!r}")
 
 
@@ -253,12 +261,8 @@ class Protocol:
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         raise NotImplementedError
 
-    def status_error(
-        self, status: int, headers: Mapping[str, str], body: bytes
-    ) -> APIStatusError:
-        return status_error(
-            status, headers, body, provider=self.name, api_key_env=self.api_key_env
-        )
+    def status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+        return status_error(status, headers, body, provider=self.name, api_key_env=self.api_key_env)
 
     def _finish_request(
         self,

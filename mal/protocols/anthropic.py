@@ -10,7 +10,7 @@ report failures. This module contains no networking code at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -128,6 +128,8 @@ Event = (
 )
 _event_decoder = msgspec.json.Decoder(Event)
 _delta_decoder = msgspec.json.Decoder(ContentBlockDelta)
+#: What comes before the data of a content_block_delta event, as Anthropic writes it.
+_DELTA_HEAD = b"event: content_block_delta\ndata: "
 #: Event names this decoder reads; a stream may add others, which are skipped
 #: (Anthropic's versioning policy allows new event types at any time).
 _KNOWN_EVENTS = frozenset(
@@ -151,6 +153,30 @@ class AnthropicStreamDecoder(ResponseDecoder):
     provider = "anthropic"
     framing = SSEParser
 
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._whole_event = cast(SSEParser, self._framer).whole_event
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        payload = self._whole_event(data, _DELTA_HEAD)
+        if payload is None:
+            return super().feed(data)
+        # One whole content_block_delta event, the common case of a paced
+        # stream: its delta goes straight to its chunk. A payload that does
+        # not decode takes the general path, which raises the error.
+        if not self.done:
+            try:
+                delta = _delta_decoder.decode(payload).delta
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+            else:
+                if delta.text:
+                    self._parts.append(delta.text)
+                    return [Chunk(delta.text)]
+                chunk = _other_delta(delta)
+                return [chunk] if chunk is not None else []
+        return self._taken([ServerSentEvent("content_block_delta", payload)])
+
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
         if self.done:
@@ -168,9 +194,11 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 if delta.text:
                     parts.append(delta.text)
                     chunks.append(Chunk(delta.text))
-                elif delta.thinking:
-                    chunks.append(Chunk("", delta.thinking))
-                continue  # signature_delta, input_json_delta: not text
+                else:
+                    chunk = _other_delta(delta)
+                    if chunk is not None:
+                        chunks.append(chunk)
+                continue
             if name not in _KNOWN_EVENTS:
                 continue
             try:
@@ -191,9 +219,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
             if delta.text:
                 self._parts.append(delta.text)
                 return Chunk(delta.text)
-            if delta.thinking:
-                return Chunk("", delta.thinking)
-            return None  # signature_delta, input_json_delta: not text
+            return _other_delta(delta)
         if cls is MessageStart:
             usage = event.message.usage
             if usage is not None:
@@ -222,10 +248,14 @@ class AnthropicStreamDecoder(ResponseDecoder):
             return None
         if cls is Error:
             etype = event.error.type
-            raise stream_error(
-                "anthropic", event.error.message, etype, etype in RETRYABLE_ERRORS
-            )
+            raise stream_error("anthropic", event.error.message, etype, etype in RETRYABLE_ERRORS)
         return None  # ping, content_block_stop
+
+
+def _other_delta(delta: _BlockDelta) -> Chunk | None:
+    """The chunk of a delta with no text: thinking, or None for the deltas
+    that are not text (signature_delta, input_json_delta, ...)."""
+    return Chunk("", delta.thinking) if delta.thinking else None
 
 
 class _ResponseBlock(msgspec.Struct, gc=False):
@@ -255,9 +285,7 @@ class AnthropicBodyDecoder(BodyDecoder):
                 "anthropic", error.message, error.type, error.type in RETRYABLE_ERRORS
             )
         text = "".join(block.text for block in message.content if block.type == "text")
-        reasoning = "".join(
-            block.thinking for block in message.content if block.type == "thinking"
-        )
+        reasoning = "".join(block.thinking for block in message.content if block.type == "thinking")
         finish = self._finish(message.stop_reason, FINISH_REASONS)
         usage = None
         if message.usage is not None:
@@ -288,7 +316,8 @@ class AnthropicProtocol(Protocol):
                 messages.append(message)
         body: dict[str, Any] = {
             "model": params.model,
-            "max_tokens": params.max_tokens if params.max_tokens is not None
+            "max_tokens": params.max_tokens
+            if params.max_tokens is not None
             else DEFAULT_MAX_TOKENS,
             "messages": messages,
         }

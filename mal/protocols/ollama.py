@@ -9,7 +9,7 @@ contains no networking code at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -71,6 +71,36 @@ class OllamaDecoder(ResponseDecoder):
     provider = "ollama"
 
     framing = NDJSONSplitter
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._whole_line = cast(NDJSONSplitter, self._framer).whole_line
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        line = self._whole_line(data)
+        if line is None:
+            return super().feed(data)
+        # One whole line, the common case of a paced stream: a text or thinking
+        # delta goes straight to its chunk. The rest (the last line, errors,
+        # empty lines) takes the general path, which decodes it again.
+        if not self.done:
+            try:
+                obj = _decoder.decode(line)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+            else:
+                if not obj.done and obj.error is None:
+                    message = obj.message
+                    if message is not None:
+                        text, reasoning = message.content, message.thinking
+                    else:
+                        text, reasoning = obj.response, obj.thinking
+                    if text:
+                        self._parts.append(text)
+                        return [Chunk(text, reasoning)]
+                    if reasoning:
+                        return [Chunk("", reasoning)]
+        return self._taken([line.rstrip()])
 
     def _chunks(self, lines: list[bytes]) -> list[Chunk]:
         chunks: list[Chunk] = []

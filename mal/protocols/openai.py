@@ -8,7 +8,7 @@ This module contains no networking code at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -78,6 +78,29 @@ class OpenAIStreamDecoder(ResponseDecoder):
 
     framing = SSEParser
 
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._whole_event = cast(SSEParser, self._framer).whole_event
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        payload = self._whole_event(data)
+        if payload is None:
+            return super().feed(data)
+        # One whole event, the common case of a paced stream: a text delta goes
+        # straight to its chunk. The rest (the first and last events, usage,
+        # [DONE], errors) takes the general path, which decodes it again.
+        if not self.done:
+            try:
+                body = _decoder.decode(payload)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+            else:
+                text = _plain_text(body)
+                if text:
+                    self._parts.append(text)
+                    return [Chunk(text)]
+        return self._taken([ServerSentEvent(data=payload)])
+
     def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
         chunks: list[Chunk] = []
         if self.done:
@@ -92,22 +115,11 @@ class OpenAIStreamDecoder(ResponseDecoder):
                     self.done = True
                     break
                 raise self._decode_error(exc, data) from None
-            choices = body.choices
-            if choices and body.usage is None:
-                # The hot path: the first choice's text delta, and nothing else.
-                choice = choices[0]
-                delta = choice.delta
-                if (
-                    delta is not None
-                    and delta.content
-                    and choice.finish_reason is None
-                    and delta.reasoning_content is None
-                    and delta.reasoning is None
-                    and not choice.index
-                ):
-                    parts.append(delta.content)
-                    chunks.append(Chunk(delta.content))
-                    continue
+            text = _plain_text(body)
+            if text:
+                parts.append(text)
+                chunks.append(Chunk(text))
+                continue
             chunk = self._chunk(body)
             if chunk is not None:
                 chunks.append(chunk)
@@ -160,6 +172,24 @@ class OpenAIBodyDecoder(BodyDecoder):
                 completion.usage.prompt_tokens, completion.usage.completion_tokens
             )
         return Chunk(text, reasoning, finish, usage)
+
+
+def _plain_text(body: _Completion) -> str | None:
+    """The text of a body that holds nothing but a text delta of the first
+    choice (the hot path); None for any other body."""
+    choices = body.choices
+    if choices and body.usage is None:
+        choice = choices[0]
+        delta = choice.delta
+        if (
+            delta is not None
+            and choice.finish_reason is None
+            and delta.reasoning_content is None
+            and delta.reasoning is None
+            and not choice.index
+        ):
+            return delta.content
+    return None
 
 
 def _first_choice(choices: list[_Choice]) -> _Choice:

@@ -321,6 +321,27 @@ def test_forced_cuts_all_at_once(name: str) -> None:
     assert_same(case, replay(case, pieces_at(case.body, cuts)))
 
 
+def event_ends(body: bytes) -> list[int]:
+    """Where each SSE event or ndjson line ends: the pieces of a paced stream."""
+    end = b"\n\n" if b"\n\n" in body else b"\n"
+    return [m.end() for m in re.finditer(re.escape(end), body)]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_one_event_per_piece(name: str) -> None:
+    # The shape the decoders' one-frame fast paths take.
+    case = load(name)
+    assert_same(case, replay(case, pieces_at(case.body, event_ends(case.body))))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_two_events_per_piece(name: str) -> None:
+    case = load(name)
+    for start in (0, 1):
+        cuts = event_ends(case.body)[start::2]
+        assert_same(case, replay(case, pieces_at(case.body, cuts)))
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_every_two_byte_piece(name: str) -> None:
     # Pieces of 2 bytes, starting at both parities: every pair of neighbours

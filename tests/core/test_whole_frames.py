@@ -1,0 +1,232 @@
+"""The one-frame fast paths: ``SSEParser.whole_event`` and ``NDJSONSplitter.whole_line``.
+
+A paced stream arrives one event (or line) per network read, and the provider
+decoders take such a piece at once, without the line machine. The fast path
+must be invisible: whenever it takes a piece, ``feed`` on a parser in the same
+state would have given exactly that one event; whenever it declines, it must
+not have consumed anything. Each property is checked against ``feed`` on a
+twin parser, over hand-picked pieces and over generated ones.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mal
+from mal.framing import NDJSONSplitter, ServerSentEvent, SSEParser
+
+SETTINGS = settings(max_examples=300, deadline=None, database=None)
+
+NAMED = b"event: content_block_delta\ndata: "
+#: Bodies that leave a parser idle (nothing carried over) or not.
+PRIMERS = [b"", b"data: {}\n\n", b"data: {}\n\ndata: par", b"data: {}\r", b"\xef\xbb"]
+
+
+def twins(primer: bytes, max_size: int = 1 << 20) -> tuple[SSEParser, SSEParser]:
+    a, b = SSEParser(max_size), SSEParser(max_size)
+    a.feed(primer)
+    b.feed(primer)
+    return a, b
+
+
+def check_sse(primer: bytes, piece: bytes, head: bytes, max_size: int = 1 << 20) -> bytes | None:
+    fast, slow = twins(primer, max_size)
+    before = fast._utf8.offset
+    try:
+        expected: list[ServerSentEvent] | mal.DecodeError = slow.feed(piece)
+    except mal.DecodeError as exc:
+        expected = exc
+    taken = fast.whole_event(piece, head)
+    if taken is None:
+        assert fast._utf8.offset == before  # nothing consumed
+        # ... so the piece can still go to feed, with the twin's result.
+        try:
+            assert fast.feed(piece) == expected
+        except mal.DecodeError as exc:
+            assert isinstance(expected, mal.DecodeError)
+            assert str(exc) == str(expected)
+        return None
+    name = head[7:-7].decode() if head.startswith(b"event: ") else "message"
+    assert expected == [ServerSentEvent(name, taken, slow.last_event_id, slow.retry)]
+    assert fast._utf8.offset == slow._utf8.offset
+    # Both parsers go on alike.
+    follow = b"data: next\n\n"
+    assert fast.feed(follow) == slow.feed(follow)
+    return taken
+
+
+@pytest.mark.parametrize(
+    ("piece", "payload"),
+    [
+        (b'data: {"a":1}\n\n', b'{"a":1}'),
+        (b"data: \n\n", b""),
+        (b"data:  two spaces\n\n", b" two spaces"),
+        ("data: é漢😀\n\n".encode(), "é漢😀".encode()),
+    ],
+)
+def test_whole_event_takes_one_data_event(piece: bytes, payload: bytes) -> None:
+    assert check_sse(b"data: {}\n\n", piece, b"data: ") == payload
+
+
+def test_whole_event_takes_a_named_event() -> None:
+    piece = NAMED + b'{"x":1}\n\n'
+    assert check_sse(b"data: {}\n\n", piece, NAMED) == b'{"x":1}'
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        b"",
+        b"data: a\n\ndata: b\n\n",  # two events
+        b"data: a\n",  # unfinished
+        b"data: a\n\n\n",  # an extra blank line
+        b"data: a\r\n\r\n",  # CRLF line ends
+        b"data: a\rb\n\n",  # a CR ends a line in the middle
+        b"data: a\ndata: b\n\n",  # two data lines
+        b"data:a\n\n",  # no space: not the head
+        b"event: x\ndata: a\n\n",  # a name this head does not have
+        b": ping\n\n",
+        b"id: 7\ndata: a\n\n",
+        b"data: \xff\n\n",  # invalid UTF-8: feed raises, with its offset
+        b"data: \xe6\xbc\n\n",  # a cut character
+    ],
+)
+def test_whole_event_declines_anything_else(piece: bytes) -> None:
+    assert check_sse(b"data: {}\n\n", piece, b"data: ") is None
+
+
+@pytest.mark.parametrize("primer", [b"", b"data: {}\n\ndata: par", b"data: {}\r", b"\xef\xbb"])
+def test_whole_event_declines_while_something_is_carried_over(primer: bytes) -> None:
+    # Before the first feed (a BOM may follow), after an unfinished line, after
+    # a CR whose LF may come next, after part of a BOM.
+    assert check_sse(primer, b"data: x\n\n", b"data: ") is None
+
+
+def test_whole_event_declines_an_event_over_max_size() -> None:
+    # feed raises for it; the fast path leaves it to feed.
+    assert check_sse(b"data: {}\n\n", b"data: " + b"x" * 11 + b"\n\n", b"data: ", 10) is None
+    assert check_sse(b"data: {}\n\n", b"data: " + b"x" * 10 + b"\n\n", b"data: ", 10) == b"x" * 10
+
+
+_SSE_BYTES = st.sampled_from(
+    [
+        b"data: ",
+        b"data:",
+        b"event: content_block_delta\n",
+        b"event: x\n",
+        b"id: 1\n",
+        b"retry: 5\n",
+        b": c\n",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"a",
+        b"{}",
+        b" ",
+        b"\xc3\xa9",
+        b"\xc3",
+        b"\xff",
+        b"\xef\xbb\xbf",
+    ]
+)
+
+
+@SETTINGS
+@given(
+    primer=st.sampled_from(PRIMERS),
+    head=st.sampled_from([b"data: ", NAMED]),
+    parts=st.lists(_SSE_BYTES, max_size=8),
+    shape=st.booleans(),
+)
+def test_whole_event_agrees_with_feed(
+    primer: bytes, head: bytes, parts: list[bytes], shape: bool
+) -> None:
+    # Half of the pieces have the head and the end of an event, so that the
+    # fast path is taken often, not only declined.
+    piece = b"".join(parts)
+    if shape:
+        piece = head + piece + b"\n\n"
+    check_sse(primer, piece, head)
+
+
+# ndjson ----------------------------------------------------------------------
+
+
+def check_line(primer: bytes, piece: bytes, max_size: int = 1 << 20) -> bytes | None:
+    fast, slow = NDJSONSplitter(max_size), NDJSONSplitter(max_size)
+    fast.feed(primer)
+    slow.feed(primer)
+    before = fast._utf8.offset
+    try:
+        expected: list[bytes] | mal.DecodeError = slow.feed(piece)
+    except mal.DecodeError as exc:
+        expected = exc
+    taken = fast.whole_line(piece)
+    if taken is None:
+        assert fast._utf8.offset == before
+        try:
+            assert fast.feed(piece) == expected
+        except mal.DecodeError as exc:
+            assert isinstance(expected, mal.DecodeError)
+            assert str(exc) == str(expected)
+        return None
+    # The line comes with its line end, which JSON decoders skip.
+    assert isinstance(expected, list)
+    assert expected == [taken[:-2] if taken.endswith(b"\r\n") else taken[:-1]]
+    assert fast._utf8.offset == slow._utf8.offset
+    assert fast.feed(b"{}\n") == slow.feed(b"{}\n")
+    return taken
+
+
+@pytest.mark.parametrize(
+    "piece", [b'{"a":1}\n', b'{"a":1}\r\n', '{"t":"é漢😀"}\n'.encode(), b"x\n"]
+)
+def test_whole_line_takes_one_line(piece: bytes) -> None:
+    assert check_line(b"{}\n", piece) == piece
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        b"",
+        b"\n",
+        b"\r\n",
+        b"  \n",
+        b" {}\n",
+        b"{}\n{}\n",
+        b"{}",
+        b"{}\n\n",
+        b"{\xff}\n",
+        b"{\xc3\n",
+    ],
+)
+def test_whole_line_declines_anything_else(piece: bytes) -> None:
+    assert check_line(b"{}\n", piece) is None
+
+
+def test_whole_line_declines_while_a_line_is_unfinished() -> None:
+    assert check_line(b"{}\n{", b"}\n") is None
+    assert check_line(b"{}\n\xe6", b"\xbc\n") is None
+
+
+def test_whole_line_declines_a_line_over_max_size() -> None:
+    assert check_line(b"", b"x" * 10 + b"\n", 10) is None
+    assert check_line(b"", b"x" * 9 + b"\n", 10) == b"x" * 9 + b"\n"
+
+
+@SETTINGS
+@given(
+    primer=st.sampled_from([b"", b"{}\n", b"{}\n{", b"\xc3"]),
+    parts=st.lists(
+        st.sampled_from([b"{", b"}", b"\n", b"\r", b" ", b"a", b"\xc3\xa9", b"\xc3", b"\xff"]),
+        max_size=8,
+    ),
+    shape=st.booleans(),
+)
+def test_whole_line_agrees_with_feed(primer: bytes, parts: list[bytes], shape: bool) -> None:
+    piece = b"".join(parts)
+    if shape:
+        piece = b"{" + piece + b"\n"
+    check_line(primer, piece)
