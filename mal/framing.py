@@ -212,8 +212,9 @@ class NDJSONSplitter:
         """
         if (
             self._idle
-            and len(data) - 1 == data.find(10) > 0
+            and data[-1:] == b"\n"
             and data[0] > 32
+            and 10 not in data[:-1]
             and len(data) <= self._max_size
             and (data.isascii() or _is_utf8(data))
         ):
@@ -277,6 +278,9 @@ class SSEParser:
 
     __slots__ = (
         "_idle",
+        "_clean",
+        "_deferred",
+        "_deferred_size",
         "_lines",
         "_utf8",
         "_max_size",
@@ -296,7 +300,16 @@ class SSEParser:
         self._utf8 = Utf8Validator()
         self._max_size = max_size
         self._started = False
-        # Nothing carried over from earlier pieces (and the BOM is behind us).
+        # The line machine (``_lines``, ``_data``, ``_event``) holds nothing,
+        # and the BOM is behind us.
+        self._clean = False
+        # The start of an unfinished event, with LF line ends only, kept as it
+        # came while the machine is clean: it is cut into lines once, when the
+        # piece that ends it arrives. Bounded by max_size: past it, the bytes
+        # go to the line machine, which applies its own limits.
+        self._deferred: list[bytes] = []
+        self._deferred_size = 0
+        # Nothing at all carried over from earlier pieces.
         self._idle = False
         self._head = b""  # the first bytes while they may still be a split BOM
         self._data: list[bytes] = []
@@ -322,8 +335,6 @@ class SSEParser:
                 raise
         else:
             utf8.offset += len(data)
-        if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
-            return self._whole_events(data)
         return self._split(data)
 
     def whole_event(self, data: bytes, head: bytes = b"data: ") -> bytes | None:
@@ -332,31 +343,33 @@ class SSEParser:
 
         ``head`` is what comes before the data value: ``b"data: "``, or
         ``b"event: NAME\\ndata: "`` for a named event. When nothing is carried
-        over from earlier pieces and ``data`` is valid UTF-8 made of ``head``,
-        a data value with no CR or LF, and LF LF, it is consumed and the data
+        over from earlier pieces and ``data`` is ``head``, a data value of
+        valid UTF-8 with no CR or LF, and LF LF, it is consumed and the data
         value is returned; otherwise nothing is consumed and the result is
         None, and ``data`` goes to :meth:`feed`. The event is the one ``feed``
         would dispatch, with the same ``last_event_id`` and ``retry``.
         """
         start = len(head)
+        value = data[start:-2]
+        # ``in`` with an int is one memchr, without the argument parsing of find().
         if (
             self._idle
-            and data.startswith(head)
-            and data.find(10, start) == len(data) - 2
-            and data[-1] == 10
-            and data.find(13) < 0
-            and len(data) - start - 2 <= self._max_size
-            and (data.isascii() or _is_utf8(data))
+            and data[:start] == head
+            and data[-2:] == b"\n\n"
+            and 10 not in value
+            and 13 not in value
+            and len(value) <= self._max_size
+            and (value.isascii() or _is_utf8(value))
         ):
             self._utf8.offset += len(data)
-            return data[start:-2]
+            return value
         return None
 
     def _split(self, data: bytes) -> list[ServerSentEvent]:
         if not data:
             return []
-        if self._idle and data.endswith(b"\n\n") and data.find(b"\r") < 0:
-            return self._whole_events(data)
+        if self._clean and 13 not in data:
+            return self._split_lf(data)
         if not self._started:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -368,10 +381,55 @@ class SSEParser:
                 data = data[3:]
                 if not data:
                     return []
+        return self._machine(data)
+
+    def _split_lf(self, data: bytes) -> list[ServerSentEvent]:
+        """The common case: LF line ends and a clean line machine. The events
+        that ``data`` completes are cut out of the bytes at once, by
+        :meth:`_whole_events`; the unfinished rest is deferred."""
+        deferred = self._deferred
+        end = data.rfind(b"\n\n") + 2
+        if end < 2:
+            if deferred and data[0] == 10 and deferred[-1][-1] == 10:
+                end = 1  # this LF is the blank line that ends the deferred event
+            elif self._deferred_size + len(data) <= self._max_size:
+                deferred.append(data)
+                self._deferred_size += len(data)
+                self._idle = False
+                return []
+            else:
+                return self._machine(data)
+        whole = data[:end] if end < len(data) else data
+        if deferred:
+            deferred.append(whole)
+            whole = b"".join(deferred)
+            deferred.clear()
+            self._deferred_size = 0
+        events = self._whole_events(whole)
+        if end == len(data):
+            self._idle = True
+            return events
+        rest = data[end:]
+        if len(rest) <= self._max_size:
+            deferred.append(rest)
+            self._deferred_size = len(rest)
+            self._idle = False
+        else:
+            events += self._machine(rest)
+        return events
+
+    def _machine(self, data: bytes) -> list[ServerSentEvent]:
+        """Run ``data``, after anything deferred, through the line machine."""
+        if self._deferred:
+            data = b"".join(self._deferred) + data
+            self._deferred.clear()
+            self._deferred_size = 0
         events: list[ServerSentEvent] = []
         lines = self._lines
         self._process(lines.split(data), events)
-        self._idle = not (lines._pending or lines._after_cr or self._data or self._event)
+        self._idle = self._clean = not (
+            lines._pending or lines._after_cr or self._data or self._event
+        )
         return events
 
     def _whole_events(self, data: bytes) -> list[ServerSentEvent]:
@@ -458,6 +516,9 @@ class SSEParser:
     def flush(self) -> list[ServerSentEvent]:
         """End of body: an event without its blank line is discarded (WHATWG)."""
         self._utf8.check(b"", final=True)
+        if self._deferred:
+            # Its complete lines still count: an id, a retry, comments.
+            self._machine(b"")
         self._lines.take_pending()
         self._data = []
         self._data_size = 0
