@@ -358,3 +358,32 @@ def test_decoder_invalid_utf8_keeps_partial_text() -> None:
         decoder.feed(second)
     assert info.value.partial_text == "café"
     assert offset_of(info.value) == len(first) + second.index(b"\xc3")
+
+
+def test_lines_of_an_unfinished_event_still_count_at_flush() -> None:
+    # After a clean event, an unfinished one is deferred as bytes; at the end
+    # of the body it is discarded, but its id, retry and comment lines count.
+    parser = SSEParser()
+    assert parser.feed(b"data: a\n\n") == [E(b"a")]
+    assert parser.feed(b"id: 7\n: ping\nretry: 5\ndata: lost\n") == []
+    assert parser.flush() == []
+    assert (parser.last_event_id, parser.retry, parser.comments) == ("7", 5, 1)
+
+
+def test_event_cut_into_many_pieces_after_a_clean_one() -> None:
+    parser = SSEParser()
+    parser.feed(b"data: a\n\n")
+    value = b"x" * 1000
+    body = b"event: big\ndata: " + value + b"\n\ndata: b\n\n"
+    events = []
+    for i in range(0, len(body), 7):
+        events += parser.feed(body[i : i + 7])
+    assert events == [E(value, "big"), E(b"b")]
+
+
+def test_deferred_event_past_max_size_goes_to_the_line_machine() -> None:
+    parser = SSEParser(max_size=64)
+    parser.feed(b"data: a\n\n")
+    parser.feed(b"data: " + b"x" * 40)
+    with pytest.raises(mal.DecodeError, match="a line longer than 64 bytes"):
+        parser.feed(b"y" * 40)
