@@ -368,8 +368,18 @@ class SSEParser:
     def _split(self, data: bytes) -> list[ServerSentEvent]:
         if not data:
             return []
-        if self._clean and 13 not in data:
-            return self._split_lf(data)
+        if 13 not in data and self._started:
+            if self._clean:
+                return self._split_lf(data)
+            if not self._lines._after_cr:
+                end = data.rfind(b"\n\n") + 2
+                if end >= 2:
+                    # The line machine finishes the events it holds, which
+                    # leaves it clean; the rest takes the common path.
+                    events = self._machine(data[:end])
+                    if end < len(data):
+                        events += self._split_lf(data[end:])
+                    return events
         if not self._started:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -451,6 +461,16 @@ class SSEParser:
             if covered == len(data):
                 return events
             events.clear()
+        elif data.startswith(b"data: "):
+            # Unnamed one-line events (OpenAI's): one C split cuts out every
+            # value. When none holds an LF, each was exactly one "data: "
+            # line and a blank line (there is no CR: see _split).
+            values = data[6:-2].split(b"\n\ndata: ")
+            for value in values:
+                if 10 in value or len(value) > self._max_size:
+                    break
+            else:
+                return [ServerSentEvent("message", value, last_id, retry) for value in values]
         limit = self._max_size + 6  # the data, and "data: "
         last_head, last_name = b"\0", ""
         pos = 0
