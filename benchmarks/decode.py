@@ -13,6 +13,9 @@ Contenders, each checking that its text equals the body's text:
   payloads, split in advance (no framing, no chunk objects): the cost of JSON
   decoding alone, the least a decoder can do;
 * ``json.loads`` and ``orjson.loads`` over the same pre-split payloads;
+* ``bare framing + msgspec floor``: the least framing these bodies need,
+  written by hand (split at the separator, carry the rest, cut out the JSON,
+  check nothing), then the floor: what framing alone costs in Python;
 * ``mal``: ``mal.protocols.get_protocol(p).decoder(stream=True)``, ``feed`` per
   piece, then ``flush``;
 * each official SDK's own decoding path over the same pieces: ollama's per-line
@@ -53,6 +56,7 @@ MODE_TITLES = {"event": "one event per piece", "4k": "4 KiB pieces"}
 #: The issue's targets, as ratios to the msgspec floor.
 TARGET = {"event": 2.0, "4k": 2.0}
 FLOOR = "msgspec floor"
+BARE = "bare framing + msgspec floor"
 
 
 # --------------------------------------------------------------------------- floors
@@ -161,6 +165,38 @@ def loads_floor(kind: str, loads: Callable[[bytes], Any]) -> Callable[[list[byte
                 if value is not None:
                     parts.append(value["content"] if key == "message" else value)
             return "".join(parts)
+
+    return run
+
+
+def bare_framing(kind: str) -> Callable[[list[bytes]], str]:
+    """The least framing these bodies need, written by hand, then the floor.
+
+    Each piece is split at the frame separator (LF LF, or LF for ndjson) with
+    the unfinished rest carried to the next piece, and the JSON is cut out of
+    each frame; the payloads then go through the msgspec floor. It checks
+    nothing that mal checks (UTF-8, size limits, CR line ends, other SSE
+    fields, the end marker) and builds no chunk objects: the cost of framing
+    alone in Python, for scale.
+    """
+    floor = msgspec_floor(kind)
+    sse = not kind.startswith("ollama")
+    sep = b"\n\n" if sse else b"\n"
+
+    def run(pieces: list[bytes]) -> str:
+        payloads = []
+        rest = b""
+        for piece in pieces:
+            frames = (rest + piece).split(sep)
+            rest = frames.pop()
+            for frame in frames:
+                if sse:
+                    start = frame.find(b"data: ") + 6
+                    if frame[start:] != b"[DONE]":
+                        payloads.append(frame[start:])
+                elif frame:
+                    payloads.append(frame)
+        return floor(payloads)
 
     return run
 
@@ -286,6 +322,7 @@ def contenders(kind: str) -> tuple[list[Contender], list[str]]:
         out.append(Contender("orjson.loads", True, loads_floor(kind, orjson.loads)))
     except ImportError:
         notes.append("orjson is not installed")
+    out.append(Contender(BARE, False, bare_framing(kind)))
     out.append(Contender("mal", False, mal_decoder(kind)))
     sdks: list[tuple[str, Callable[[], Callable[[list[bytes]], str]]]] = []
     if kind.startswith("ollama"):
@@ -420,12 +457,18 @@ def print_targets(results: list[dict[str, Any]]) -> None:
             s = c[mode]["ratio_to_floor"]
             verdict = "meets" if s["median"] <= TARGET[mode] else "MISSES"
             row.append(f"**{s['median']:.2f}x** ({s['min']:.2f}-{s['max']:.2f}) {verdict}")
+        bare = r["contenders"][BARE]
+        for mode in MODES:
+            row.append(_common.fmt(bare[mode]["ratio_to_floor"], 2, suffix="x"))
         row.append(_common.fmt(r["mal_4k_over_event"], 2, suffix="x"))
         rows.append(row)
+    header = ["body", "mal, one event per piece", "mal, 4 KiB pieces"]
+    header += [f"bare framing, {MODE_TITLES[m]}" for m in MODES]
+    header.append("mal 4 KiB / mal one event")
+    print(_common.md_table(header, rows))
     print(
-        _common.md_table(
-            ["body", "one event per piece", "4 KiB pieces", "mal 4 KiB / mal one event"], rows
-        )
+        "\nbare framing: split at the separator and decode, checking nothing, "
+        "written by hand (for scale: what framing alone costs in Python)."
     )
 
 
