@@ -1,0 +1,72 @@
+"""The benchmark scripts run from a checkout and print their tables.
+
+Each script runs once, tiny, in a subprocess, as a user would start it. These
+tests check that the scripts work (every contender's text is checked by the
+script itself, which exits non-zero on a wrong one) and report what they
+promise; they assert no timing: these machines are shared and noisy, and the
+figures belong in the scripts' own output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str, tmp_path: Path) -> tuple[str, dict[str, object]]:
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout, json.loads(out.read_text("utf-8"))
+
+
+def test_decode(tmp_path: Path) -> None:
+    stdout, result = run("decode.py", "--chunks", "300", "--repeat", "1", tmp_path=tmp_path)
+    assert "## mal / msgspec floor" in stdout
+    kinds = [r["kind"] for r in result["results"]]  # type: ignore[index]
+    assert kinds == ["ollama", "ollama-chat", "openai", "anthropic"]
+    for r in result["results"]:  # type: ignore[attr-defined]
+        assert {"msgspec floor", "mal", "bare framing + msgspec floor"} <= set(r["contenders"])
+
+
+def test_stream(tmp_path: Path) -> None:
+    stdout, result = run(
+        "stream.py", "--chunks", "200", "--repeat", "1", "--ttft-samples", "2",
+        "--providers", "openai,anthropic", tmp_path=tmp_path,
+    )
+    assert "## mal against the targets" in stdout
+    assert "`import mal`" in stdout
+    assert "| openai | sync |" in stdout and "| anthropic | async |" in stdout
+    summary = result["summary"]
+    assert set(summary) == {"openai", "anthropic"}  # type: ignore[arg-type]
+    for provider in ("openai", "anthropic"):
+        for mode in ("sync", "async"):
+            assert {"httpx floor", "mal"} <= set(summary[provider][mode])  # type: ignore[index]
+
+
+def test_concurrency(tmp_path: Path) -> None:
+    stdout, _ = run(
+        "concurrency.py", "--streams", "20", "--chunks", "20", "--repeat", "1",
+        "--providers", "openai", tmp_path=tmp_path,
+    )
+    assert "## mal against the targets" in stdout
+    assert "| openai | asyncio |" in stdout and "| openai | trio |" in stdout
+
+
+def test_framing_linear(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "framing_linear.py"), "--mib", "1", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "SSEParser" in proc.stdout and "NDJSONSplitter" in proc.stdout
