@@ -13,11 +13,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def run(script: str, *args: str, tmp_path: Path) -> tuple[str, dict[str, object]]:
+def run(script: str, *args: str, tmp_path: Path) -> tuple[str, Any]:
     out = tmp_path / "out.json"
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args, "--json", str(out)],
@@ -33,9 +34,9 @@ def run(script: str, *args: str, tmp_path: Path) -> tuple[str, dict[str, object]
 def test_decode(tmp_path: Path) -> None:
     stdout, result = run("decode.py", "--chunks", "300", "--repeat", "1", tmp_path=tmp_path)
     assert "## mal / msgspec floor" in stdout
-    kinds = [r["kind"] for r in result["results"]]  # type: ignore[index]
+    kinds = [r["kind"] for r in result["results"]]
     assert kinds == ["ollama", "ollama-chat", "openai", "anthropic"]
-    for r in result["results"]:  # type: ignore[attr-defined]
+    for r in result["results"]:
         assert {"msgspec floor", "mal", "bare framing + msgspec floor"} <= set(r["contenders"])
 
 
@@ -48,10 +49,10 @@ def test_stream(tmp_path: Path) -> None:
     assert "`import mal`" in stdout
     assert "| openai | sync |" in stdout and "| anthropic | async |" in stdout
     summary = result["summary"]
-    assert set(summary) == {"openai", "anthropic"}  # type: ignore[arg-type]
+    assert set(summary) == {"openai", "anthropic"}
     for provider in ("openai", "anthropic"):
         for mode in ("sync", "async"):
-            assert {"httpx floor", "mal"} <= set(summary[provider][mode])  # type: ignore[index]
+            assert {"httpx floor", "mal"} <= set(summary[provider][mode])
 
 
 def test_concurrency(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ twin parser, over hand-picked pieces and over generated ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,36 +26,49 @@ NAMED = b"event: content_block_delta\ndata: "
 PRIMERS = [b"", b"data: {}\n\n", b"data: {}\n\ndata: par", b"data: {}\r", b"\xef\xbb"]
 
 
-def twins(primer: bytes, max_size: int = 1 << 20) -> tuple[SSEParser, SSEParser]:
-    a, b = SSEParser(max_size), SSEParser(max_size)
-    a.feed(primer)
-    b.feed(primer)
-    return a, b
+Framer = SSEParser | NDJSONSplitter
 
 
-def check_sse(primer: bytes, piece: bytes, head: bytes, max_size: int = 1 << 20) -> bytes | None:
-    fast, slow = twins(primer, max_size)
+def try_whole(
+    framer_type: type[Framer], primer: bytes, piece: bytes, take: Any, max_size: int
+) -> tuple[Any, Any, Any, Any]:
+    """Feed ``primer`` to twin framers, then ``piece`` to one through ``feed``
+    and to the other through ``take`` (its one-frame method). Return what
+    ``take`` gave, both framers and what ``feed`` gave (or raised). When the
+    fast path declines, check it consumed nothing and that ``feed`` of the
+    piece still gives the twin's result."""
+    fast, slow = framer_type(max_size), framer_type(max_size)
+    fast.feed(primer)
+    slow.feed(primer)
     before = fast._utf8.offset
     try:
-        expected: list[ServerSentEvent] | mal.DecodeError = slow.feed(piece)
+        expected: Any = slow.feed(piece)
     except mal.DecodeError as exc:
         expected = exc
-    taken = fast.whole_event(piece, head)
+    taken = take(fast, piece)
     if taken is None:
-        assert fast._utf8.offset == before  # nothing consumed
-        # ... so the piece can still go to feed, with the twin's result.
-        try:
+        assert fast._utf8.offset == before  # nothing consumed...
+        try:  # ... so the piece can still go to feed, with the twin's result
             assert fast.feed(piece) == expected
         except mal.DecodeError as exc:
             assert isinstance(expected, mal.DecodeError)
             assert str(exc) == str(expected)
-        return None
-    name = head[7:-7].decode() if head.startswith(b"event: ") else "message"
-    assert expected == [ServerSentEvent(name, taken, slow.last_event_id, slow.retry)]
-    assert fast._utf8.offset == slow._utf8.offset
-    # Both parsers go on alike.
-    follow = b"data: next\n\n"
-    assert fast.feed(follow) == slow.feed(follow)
+    else:
+        assert fast._utf8.offset == slow._utf8.offset
+    return taken, fast, slow, expected
+
+
+def check_sse(primer: bytes, piece: bytes, head: bytes, max_size: int = 1 << 20) -> bytes | None:
+    taken, fast, slow, expected = try_whole(
+        SSEParser, primer, piece, lambda p, d: p.whole_event(d, head), max_size
+    )
+    if taken is not None:
+        name = head[7:-7].decode() if head.startswith(b"event: ") else "message"
+        assert expected == [ServerSentEvent(name, taken, slow.last_event_id, slow.retry)]
+        # Both parsers go on alike.
+        follow = b"data: next\n\n"
+        assert fast.feed(follow) == slow.feed(follow)
+    assert taken is None or isinstance(taken, bytes)
     return taken
 
 
@@ -155,28 +170,14 @@ def test_whole_event_agrees_with_feed(
 
 
 def check_line(primer: bytes, piece: bytes, max_size: int = 1 << 20) -> bytes | None:
-    fast, slow = NDJSONSplitter(max_size), NDJSONSplitter(max_size)
-    fast.feed(primer)
-    slow.feed(primer)
-    before = fast._utf8.offset
-    try:
-        expected: list[bytes] | mal.DecodeError = slow.feed(piece)
-    except mal.DecodeError as exc:
-        expected = exc
-    taken = fast.whole_line(piece)
-    if taken is None:
-        assert fast._utf8.offset == before
-        try:
-            assert fast.feed(piece) == expected
-        except mal.DecodeError as exc:
-            assert isinstance(expected, mal.DecodeError)
-            assert str(exc) == str(expected)
-        return None
-    # The line comes with its line end, which JSON decoders skip.
-    assert isinstance(expected, list)
-    assert expected == [taken[:-2] if taken.endswith(b"\r\n") else taken[:-1]]
-    assert fast._utf8.offset == slow._utf8.offset
-    assert fast.feed(b"{}\n") == slow.feed(b"{}\n")
+    taken, fast, slow, expected = try_whole(
+        NDJSONSplitter, primer, piece, lambda p, d: p.whole_line(d), max_size
+    )
+    if taken is not None:
+        # The line comes with its line end, which JSON decoders skip.
+        assert expected == [taken[:-2] if taken.endswith(b"\r\n") else taken[:-1]]
+        assert fast.feed(b"{}\n") == slow.feed(b"{}\n")
+    assert taken is None or isinstance(taken, bytes)
     return taken
 
 
