@@ -274,6 +274,10 @@ class SSEParser:
     other fields are ignored; a blank line dispatches the event, and an event
     with no ``data`` field, or one left unfinished at the end, is not
     dispatched. ``comments`` counts comment lines (keep-alive pings).
+
+    The lines of an unfinished event may be read only when it ends (or at
+    ``flush``): ``last_event_id``, ``retry`` and ``comments`` are exact for
+    every dispatched event and at the end of the body, not between.
     """
 
     __slots__ = (
