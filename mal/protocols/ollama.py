@@ -104,11 +104,12 @@ class OllamaDecoder(ResponseDecoder):
 
     def _chunks(self, lines: list[bytes]) -> list[Chunk]:
         chunks: list[Chunk] = []
+        if self.done:
+            return chunks  # nothing counts after "done": true
+        decode, parts = _decoder.decode, self._parts
         for line in lines:
-            if self.done:
-                break  # nothing counts after "done": true
             try:
-                obj = _decoder.decode(line)
+                obj = decode(line)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, line) from None
             if obj.error is not None:
@@ -125,10 +126,11 @@ class OllamaDecoder(ResponseDecoder):
                 if obj.prompt_eval_count is not None or obj.eval_count is not None:
                     usage = self._report_usage(obj.prompt_eval_count, obj.eval_count)
                 if text:
-                    self._parts.append(text)
+                    parts.append(text)
                 chunks.append(Chunk(text, reasoning, finish, usage))
-            elif text:
-                self._parts.append(text)
+                break  # nothing counts after "done": true
+            if text:
+                parts.append(text)
                 chunks.append(Chunk(text, reasoning))
             elif reasoning:
                 chunks.append(Chunk("", reasoning))
