@@ -8,8 +8,9 @@ once on one client, under asyncio and under trio (anyio task groups):
 * ``mal``: ``mal.AsyncClient`` with its default limits (1,000 connections);
 * ``openai.AsyncOpenAI`` (its default limits, 1,000 connections) and
   ``ollama.AsyncClient`` (given the floor's limits: its httpx default of 100
-  connections would queue the streams), on asyncio only; ``--providers
-  anthropic`` adds ``anthropic.AsyncAnthropic``.
+  connections would queue the streams), under both backends (they run on
+  httpx, which runs on anyio); ``--providers anthropic`` adds
+  ``anthropic.AsyncAnthropic``.
 
 The benchmark server (``_server.py``) runs in its own process with a listen
 backlog of 4096 and a raised open-file limit, and yields to its event loop
@@ -46,13 +47,13 @@ FLOOR = _stream.FLOOR
 TARGET_RATIO = 1.5
 TARGET_RSS_MIB = 50.0
 
-#: name -> (library, providers, async factory, asyncio only)
-CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable, bool]] = {
-    FLOOR: ("httpx", ("ollama", "openai", "anthropic"), _stream.floor_async, False),
-    "mal": ("mal", ("ollama", "openai", "anthropic"), _stream.mal_async, False),
-    "openai SDK": ("openai", ("openai",), _stream.openai_async, True),
-    "ollama SDK": ("ollama", ("ollama",), _stream.ollama_async, True),
-    "anthropic SDK": ("anthropic", ("anthropic",), _stream.anthropic_async, True),
+#: name -> (library, providers, async factory)
+CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable]] = {
+    FLOOR: ("httpx", ("ollama", "openai", "anthropic"), _stream.floor_async),
+    "mal": ("mal", ("ollama", "openai", "anthropic"), _stream.mal_async),
+    "openai SDK": ("openai", ("openai",), _stream.openai_async),
+    "ollama SDK": ("ollama", ("ollama",), _stream.ollama_async),
+    "anthropic SDK": ("anthropic", ("anthropic",), _stream.anthropic_async),
 }
 
 
@@ -68,7 +69,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     name, provider, url = spec["name"], spec["provider"], spec["url"]
     streams = spec["streams"]
-    _, _, factory, _ = CONTENDERS[name]
+    _, _, factory = CONTENDERS[name]
     make, texts, close = factory(provider, url)
     if name == FLOOR:
         import httpx
@@ -195,10 +196,8 @@ def main() -> None:
         for r in range(args.repeat):
             for provider in providers:
                 for backend in backends:
-                    for name, (lib, provs, _, asyncio_only) in CONTENDERS.items():
+                    for name, (lib, provs, _) in CONTENDERS.items():
                         if lib in missing or provider not in provs:
-                            continue
-                        if asyncio_only and backend != "asyncio":
                             continue
                         spec = {
                             "name": name, "provider": provider, "backend": backend,
