@@ -348,18 +348,23 @@ class SSEParser:
         ``head`` is what comes before the data value: ``b"data: "``, or
         ``b"event: NAME\\ndata: "`` for a named event. When nothing is carried
         over from earlier pieces and ``data`` is ``head``, a data value of
-        valid UTF-8 with no CR or LF, and LF LF, it is consumed and the data
-        value is returned; otherwise nothing is consumed and the result is
-        None, and ``data`` goes to :meth:`feed`. The event is the one ``feed``
-        would dispatch, with the same ``last_event_id`` and ``retry``.
+        valid UTF-8 with no CR or LF, and LF LF (or CRLF CRLF, as some servers
+        write it), it is consumed and the data value is returned; otherwise
+        nothing is consumed and the result is None, and ``data`` goes to
+        :meth:`feed`. The event is the one ``feed`` would dispatch, with the
+        same ``last_event_id`` and ``retry``.
         """
         start = len(head)
-        value = data[start:-2]
+        if data[-2:] == b"\n\n":
+            value = data[start:-2]
+        elif data[-4:] == b"\r\n\r\n":
+            value = data[start:-4]
+        else:
+            return None
         # ``in`` with an int is one memchr, without the argument parsing of find().
         if (
             self._idle
             and data[:start] == head
-            and data[-2:] == b"\n\n"
             and 10 not in value
             and 13 not in value
             and len(value) <= self._max_size

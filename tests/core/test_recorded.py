@@ -323,7 +323,7 @@ def test_forced_cuts_all_at_once(name: str) -> None:
 
 def event_ends(body: bytes) -> list[int]:
     """Where each SSE event or ndjson line ends: the pieces of a paced stream."""
-    end = b"\n\n" if b"\n\n" in body else b"\n"
+    end = next((end for end in (b"\r\n\r\n", b"\n\n") if end in body), b"\n")
     return [m.end() for m in re.finditer(re.escape(end), body)]
 
 

@@ -77,6 +77,8 @@ def check_sse(primer: bytes, piece: bytes, head: bytes, max_size: int = 1 << 20)
     [
         (b'data: {"a":1}\n\n', b'{"a":1}'),
         (b"data: \n\n", b""),
+        (b'data: {"a":1}\r\n\r\n', b'{"a":1}'),  # CRLF line ends
+        (b"data: \r\n\r\n", b""),
         (b"data:  two spaces\n\n", b" two spaces"),
         ("data: é漢😀\n\n".encode(), "é漢😀".encode()),
     ],
@@ -97,7 +99,8 @@ def test_whole_event_takes_a_named_event() -> None:
         b"data: a\n\ndata: b\n\n",  # two events
         b"data: a\n",  # unfinished
         b"data: a\n\n\n",  # an extra blank line
-        b"data: a\r\n\r\n",  # CRLF line ends
+        b"data: a\r\n\n",  # mixed line ends
+        b"data: a\n\r\n",
         b"data: a\rb\n\n",  # a CR ends a line in the middle
         b"data: a\ndata: b\n\n",  # two data lines
         b"data:a\n\n",  # no space: not the head
@@ -153,16 +156,16 @@ _SSE_BYTES = st.sampled_from(
     primer=st.sampled_from(PRIMERS),
     head=st.sampled_from([b"data: ", NAMED]),
     parts=st.lists(_SSE_BYTES, max_size=8),
-    shape=st.booleans(),
+    end=st.sampled_from([None, b"\n\n", b"\r\n\r\n"]),
 )
 def test_whole_event_agrees_with_feed(
-    primer: bytes, head: bytes, parts: list[bytes], shape: bool
+    primer: bytes, head: bytes, parts: list[bytes], end: bytes | None
 ) -> None:
-    # Half of the pieces have the head and the end of an event, so that the
-    # fast path is taken often, not only declined.
+    # Most pieces have the head and the end of an event, so that the fast
+    # path is taken often, not only declined.
     piece = b"".join(parts)
-    if shape:
-        piece = head + piece + b"\n\n"
+    if end is not None:
+        piece = head + piece + end
     check_sse(primer, piece, head)
 
 
