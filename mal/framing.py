@@ -346,7 +346,8 @@ class SSEParser:
         common case of a paced stream, where each network read is one event.
 
         ``head`` is what comes before the data value: ``b"data: "``, or
-        ``b"event: NAME\\ndata: "`` for a named event. When nothing is carried
+        ``b"event: NAME\\ndata: "`` for a named event; it must end with
+        ``data: ``, whose one space is not part of the value. When nothing is carried
         over from earlier pieces and ``data`` is ``head``, a data value of
         valid UTF-8 with no CR or LF, and LF LF (or CRLF CRLF, as some servers
         write it), it is consumed and the data value is returned; otherwise
