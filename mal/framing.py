@@ -195,9 +195,7 @@ class NDJSONSplitter:
             with contextlib.suppress(DecodeError):
                 exc.frames = self._split(data[: exc.valid])
             raise
-        lines = self._split(data)
-        self._idle = not self._lines._pending
-        return lines
+        return self._split(data)
 
     def whole_line(self, data: bytes) -> bytes | None:
         """Take ``data`` at once when it is exactly one line: the common case
@@ -226,6 +224,7 @@ class NDJSONSplitter:
         if not data:
             return []
         lines = self._lines.split(data)
+        self._idle = not self._lines._pending
         limit = self._max_size
         for line in lines:
             if not line or line[-1] == 13 or line.isspace() or len(line) > limit:

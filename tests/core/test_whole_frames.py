@@ -234,3 +234,13 @@ def test_whole_line_agrees_with_feed(primer: bytes, parts: list[bytes], shape: b
     if shape:
         piece = b"{" + piece + b"\n"
     check_line(primer, piece)
+
+
+def test_whole_line_declines_after_a_bad_piece_left_a_line_unfinished() -> None:
+    # A piece with invalid UTF-8 still frames the bytes before the bad one
+    # (their text is kept); the unfinished line they end with is carried.
+    splitter = NDJSONSplitter()
+    with pytest.raises(mal.DecodeError) as info:
+        splitter.feed(b'{"a":1}\n{"b"\xff')
+    assert info.value.frames == [b'{"a":1}']
+    assert splitter.whole_line(b"}\n") is None
