@@ -244,3 +244,12 @@ def test_whole_line_declines_after_a_bad_piece_left_a_line_unfinished() -> None:
         splitter.feed(b'{"a":1}\n{"b"\xff')
     assert info.value.frames == [b'{"a":1}']
     assert splitter.whole_line(b"}\n") is None
+
+
+def test_whole_event_declines_after_a_bad_piece_left_an_event_unfinished() -> None:
+    parser = SSEParser()
+    parser.feed(b"data: {}\n\n")
+    with pytest.raises(mal.DecodeError) as info:
+        parser.feed(b"data: a\n\ndata: b\xff")
+    assert info.value.frames == [ServerSentEvent("message", b"a")]
+    assert parser.whole_event(b"data: c\n\n") is None
