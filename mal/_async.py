@@ -13,13 +13,12 @@ import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
 
-from ._base import ClientBase, StreamBase
+from ._base import AsyncClosing, ClientBase, StreamBase
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient", "AsyncStream"]
 
 
-class AsyncStream(StreamBase):
+class AsyncStream(StreamBase, AsyncClosing):
     """A streamed generation: ``async for`` it for :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
@@ -182,17 +181,6 @@ class AsyncStream(StreamBase):
         self._gen.close()
         await self._release()
 
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and self._response is not None:
             warnings.warn(
@@ -227,7 +215,7 @@ async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
     return b"".join(pieces)
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(ClientBase, AsyncClosing):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
@@ -308,14 +296,3 @@ class AsyncClient(ClientBase):
         """Close the pooled connections (not those of an ``http_client`` you passed)."""
         if self._own_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

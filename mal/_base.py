@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import random as _random
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 from ._lifecycle import Call, CallState, Runtime, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
@@ -14,7 +15,45 @@ from .hooks import CallStats, ClientMetrics, Hooks
 from .protocols import PROTOCOLS
 from .types import Prompt, Usage
 
-__all__ = ["ClientBase", "StreamBase"]
+__all__ = ["AsyncClosing", "ClientBase", "Closing", "StreamBase"]
+
+_Self = TypeVar("_Self")
+
+
+class Closing:
+    """``with`` support for an object with ``close()``: leaving the block closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """``async with`` support for an object with ``aclose()``."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 class StreamBase:

@@ -13,13 +13,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import _watchdog
-from ._base import ClientBase, StreamBase
+from ._base import ClientBase, Closing, StreamBase
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -56,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "Stream"]
 
 
-class Stream(StreamBase):
+class Stream(StreamBase, Closing):
     """A streamed generation: iterate it for :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
@@ -247,17 +246,6 @@ class Stream(StreamBase):
         self._gen.close()
         self._release()
 
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and self._response is not None:
             warnings.warn(
@@ -280,7 +268,7 @@ def _read_bounded(body: Iterator[bytes]) -> bytes:
     return b"".join(pieces)
 
 
-class Client(ClientBase):
+class Client(ClientBase, Closing):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.Client`` (proxies,
@@ -326,14 +314,3 @@ class Client(ClientBase):
         """Close the pooled connections (not those of an ``http_client`` you passed)."""
         if self._own_http:
             self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
