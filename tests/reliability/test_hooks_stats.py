@@ -140,7 +140,9 @@ async def test_client_metrics(api: Api, server: MockServer, closed_port: int) ->
         Reply(status=400),  # fails
         Reply(headers_delay=5),  # times out
     )
-    config = make_config(server, first_token_timeout=0.1)
+    # Long enough that no served request runs out of it on a loaded machine
+    # (which would add a retry), far shorter than the last reply's delay.
+    config = make_config(server, first_token_timeout=1.0)
     async with api.client(config) as client:
         assert (await run(client, MODELS["ollama"])).error is None
         assert await client.generate("Hi", model=MODELS["openai"], stream=False) == SHORT_TEXT
