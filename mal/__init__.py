@@ -25,14 +25,17 @@ from .errors import (
     InternalServerError,
     MALError,
     NotFoundError,
+    OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
+    RefusalError,
     RunawayError,
     StreamError,
+    ToolError,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
-from .types import Chunk, Message, Usage
+from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
     from ._api import agenerate, astream, generate, stream
@@ -95,4 +98,10 @@ __all__ = [
     "RequestInfo",
     "IncompleteStreamError",
     "DecodeError",
+    "OutputValidationError",
+    "RefusalError",
+    "ToolError",
+    "Response",
+    "ToolCall",
+    "ToolCallDelta",
 ]

@@ -15,10 +15,14 @@ Every error is a :class:`MALError`::
     │   ├── RateLimitError            429, .retry_after (seconds or None)
     │   └── InternalServerError       >= 500
     │       └── OverloadedError       529
-    └── StreamError                   the provider reported an error inside the stream;
-        │                             .error_type: the provider's own name for it
-        ├── IncompleteStreamError     the body ended before the provider's end marker
-        └── DecodeError               bytes that are not valid framing, JSON or UTF-8
+    ├── StreamError                   the provider reported an error inside the stream;
+    │   │                             .error_type: the provider's own name for it
+    │   ├── IncompleteStreamError     the body ended before the provider's end marker
+    │   └── DecodeError               bytes that are not valid framing, JSON or UTF-8
+    ├── OutputValidationError         the output does not match ``schema``; .raw_text
+    ├── RefusalError                  the model refused; .refusal
+    └── ToolError                     a tool run by ``tool_rounds`` raised, or the model
+                                      called a tool that was not given; .tool_call
 
 ``partial_text`` holds every character of text decoded before the failure, so
 nothing that arrived is lost; ``retryable`` says whether sending the same
@@ -46,6 +50,9 @@ __all__ = [
     "IncompleteStreamError",
     "DecodeError",
     "RunawayError",
+    "OutputValidationError",
+    "RefusalError",
+    "ToolError",
 ]
 
 
@@ -206,3 +213,32 @@ class RunawayError(StreamError):
     def __init__(self, message: str, *, reason: str, partial_text: str = "") -> None:
         super().__init__(message, error_type=None, partial_text=partial_text, retryable=False)
         self.reason = reason
+
+
+class OutputValidationError(MALError):
+    """The output does not decode into, or validate against, the call's ``schema``
+    (after ``schema_retries`` re-asks). ``raw_text`` is the output as received;
+    ``str()`` is the validation message, naming the path (``$.population``)."""
+
+    def __init__(self, message: str, *, raw_text: str, partial_text: str = "") -> None:
+        super().__init__(message, partial_text=partial_text or raw_text, retryable=False)
+        self.raw_text = raw_text
+
+
+class RefusalError(MALError):
+    """The model refused to answer (OpenAI ``refusal``, Anthropic ``refusal`` stop
+    reason) where an object of the call's ``schema`` was expected; ``refusal``
+    is the model's refusal text ("" when the provider sends none)."""
+
+    def __init__(self, message: str, *, refusal: str = "", partial_text: str = "") -> None:
+        super().__init__(message, partial_text=partial_text, retryable=False)
+        self.refusal = refusal
+
+
+class ToolError(MALError):
+    """A tool run by ``tool_rounds`` raised (the original is ``__cause__``), or
+    the model called a tool that was not given. ``tool_call`` is the call."""
+
+    def __init__(self, message: str, *, tool_call: Any = None, partial_text: str = "") -> None:
+        super().__init__(message, partial_text=partial_text, retryable=False)
+        self.tool_call = tool_call
