@@ -12,7 +12,7 @@ from ._lifecycle import Call, CallState, Runtime, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError
 from .hooks import CallStats, ClientMetrics, Hooks
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, split_model
 from .types import Prompt, Usage
 
 __all__ = ["AsyncClosing", "ClientBase", "Closing", "StreamBase"]
@@ -145,13 +145,15 @@ class ClientBase:
         )
 
     def _fallback_call(self, model: str, call: Call) -> Call:
-        # A fallback uses the client's settings for its provider, and keeps
+        # A fallback of the call's own provider keeps the call's base_url and
+        # api_key (the same self-hosted server, another model); one of another
+        # provider uses the client's settings for that provider. Either keeps
         # the streaming decision of the call it replaces.
-        options = {
-            key: value
-            for key, value in call.options.items()
-            if key not in ("base_url", "api_key", "fallbacks")
-        }
+        provider, _ = split_model(model, self.config.default_provider)
+        dropped = ["fallbacks"]
+        if provider != call.provider:
+            dropped += ["base_url", "api_key"]
+        options = {key: value for key, value in call.options.items() if key not in dropped}
         return prepare_call(
             self.config,
             self._endpoints,

@@ -45,6 +45,7 @@ from .errors import (
     DecodeError,
     MALError,
     RunawayError,
+    StreamError,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .protocols import (
@@ -501,11 +502,22 @@ def _attempt(
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
             raise protocol.status_error(head.status, head.headers, body)
-        if head.headers.get("content-type", "").startswith("text/html"):
-            # A proxy's or a login page's HTML, with a 200: not the provider.
+        content_type = head.headers.get("content-type", "")
+        streamed = protocol.body_kind(content_type, request.stream)
+        if streamed is None:
+            # A gateway's or a login page's HTML with a 200, or anything else
+            # that is not what the provider sends: not the provider.
             body = yield READ_ERROR_BODY
             excerpt = body[:200].decode("utf-8", "replace")
-            raise DecodeError(f"expected {protocol.name} JSON, got an HTML page: {excerpt!r}")
+            raise DecodeError(
+                f"expected a {protocol.name} response, got Content-Type {content_type!r}: "
+                f"{excerpt!r}"
+            )
+        if streamed != request.stream:
+            # A proxy that answers a streamed request with the whole JSON
+            # message (litellm's does): decode it as the non-streamed body.
+            decoder = state.decoder = protocol.decoder(streamed, max_size=call.max_event_size)
+        failure: StreamError | None = None
         while True:
             op: Receive | _Op = RECEIVE
             if clocked:
@@ -523,7 +535,15 @@ def _attempt(
                         raise op.expired()
             data: bytes = yield op
             received += len(data)
-            chunks = decoder.feed(data) if data else decoder.flush()
+            try:
+                chunks = decoder.feed(data) if data else decoder.flush()
+            except StreamError as exc:
+                # The chunks the piece gave before the failure reach the
+                # caller first; the error is raised after them, below.
+                if not exc.chunks:
+                    raise
+                chunks, failure = list(exc.chunks), exc
+                exc.chunks = ()
             for chunk in chunks:
                 text = chunk.text
                 if fast:
@@ -564,6 +584,8 @@ def _attempt(
                     on_chunk(chunk)
                 handed += 1
                 yield chunk
+            if failure is not None:
+                raise failure
             if not data:
                 break
     except MALError as exc:

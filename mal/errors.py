@@ -190,6 +190,11 @@ class StreamError(MALError):
         super().__init__(message, partial_text=partial_text, retryable=retryable)
         self.error_type = error_type
 
+    #: For the sans-I/O decoders: the chunks that the piece being decoded gave
+    #: before the failure. A driver hands them to the caller before it raises the
+    #: error, so that what the caller saw is exactly ``partial_text``.
+    chunks: Sequence[Any] = ()
+
 
 class IncompleteStreamError(StreamError):
     """The body ended, cleanly or by a dropped connection, before the end marker."""

@@ -108,6 +108,7 @@ class ResponseDecoder:
             self._frame_end = framer.flush
         self._max_size = max_size
         self._parts: list[str] = []
+        self._ending = False
         self.done = False
         self.finish_reason: str | None = None
         self.raw_finish_reason: str | None = None
@@ -128,39 +129,55 @@ class ResponseDecoder:
     _frame_end: Callable[[], list[Any]]
 
     def feed(self, data: bytes) -> list[Chunk]:
+        chunks: list[Chunk] = []
         try:
-            return self._chunks(self._frame(data))
+            return self._chunks(self._frame(data), chunks)
         except MALError as exc:
             if isinstance(exc, DecodeError) and exc.frames:
-                # Whole frames before bad bytes: their text belongs in partial_text.
+                # Whole frames before bad bytes: their chunks and text still count.
                 with contextlib.suppress(MALError):
-                    self._chunks(list(exc.frames))
-            exc.partial_text = self.text
+                    self._chunks(list(exc.frames), chunks)
+            self._failed(exc, chunks)
             raise
 
     def _taken(self, frames: list[Any]) -> list[Chunk]:
         """``_chunks`` of frames that a provider's fast path took from the
-        framing object itself; errors carry ``partial_text`` as in ``feed``."""
+        framing object itself; errors are completed as in ``feed``."""
+        chunks: list[Chunk] = []
         try:
-            return self._chunks(frames)
+            return self._chunks(frames, chunks)
         except MALError as exc:
-            exc.partial_text = self.text
+            self._failed(exc, chunks)
             raise
 
     def flush(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        # From here on, JSON cut short means the body itself was cut short.
+        self._ending = True
         try:
-            chunks = self._chunks(self._frame_end())
+            self._chunks(self._frame_end(), chunks)
         except MALError as exc:
-            exc.partial_text = self.text
+            self._failed(exc, chunks)
             raise
         if not self.done:
-            raise IncompleteStreamError(
-                f"the {self.provider} response ended before its end marker",
-                partial_text=self.text,
+            raise self._failed(
+                IncompleteStreamError(f"the {self.provider} response ended before its end marker"),
+                chunks,
             )
         return chunks
 
-    def _chunks(self, frames: list[Any]) -> list[Chunk]:
+    def _failed(self, exc: MALError, chunks: list[Chunk]) -> MALError:
+        """Complete an error raised while decoding a piece: the chunks the piece
+        gave before the failure go with it (the caller hands them on first, so
+        that what was yielded is exactly ``partial_text``), and so does the text."""
+        if chunks and isinstance(exc, StreamError):
+            exc.chunks = chunks
+        exc.partial_text = self.text
+        return exc
+
+    def _chunks(self, frames: list[Any], chunks: list[Chunk]) -> list[Chunk]:
+        """Append the chunks of ``frames`` to ``chunks`` and return it. When it
+        raises, ``chunks`` holds those decoded before the failure."""
         raise NotImplementedError
 
     # Helpers for the provider decoders.
@@ -186,10 +203,18 @@ class ResponseDecoder:
         return usage
 
     def _decode_error(self, exc: Exception, payload: bytes) -> DecodeError | IncompleteStreamError:
+        """The error of a payload that does not decode. A complete line or event
+        that is not valid JSON is a ``DecodeError`` wherever it stands, even when
+        msgspec calls it truncated; only JSON cut short by the end of the body
+        (the last line without its line end, a whole body) means the body was
+        cut short: ``IncompleteStreamError``."""
         excerpt = payload[:200].decode("utf-8", "replace")
-        if "truncated" in str(exc):
+        if self._ending and "truncated" in str(exc):
             return IncompleteStreamError(f"the {self.provider} response was cut short: {excerpt!r}")
-        return DecodeError(f"invalid JSON from {self.provider} ({exc}): {excerpt!r}")
+        what = "line" if self.framing is NDJSONSplitter else "event data"
+        if self.framing is None:
+            what = "body"
+        return DecodeError(f"invalid JSON from {self.provider} ({exc}) in the {what} {excerpt!r}")
 
 
 class BodyDecoder(ResponseDecoder):
@@ -220,9 +245,9 @@ class BodyDecoder(ResponseDecoder):
         Utf8Validator().check(body, final=True)
         return [body]
 
-    def _chunks(self, frames: list[bytes]) -> list[Chunk]:
+    def _chunks(self, frames: list[bytes], chunks: list[Chunk]) -> list[Chunk]:
         if not frames:
-            return []
+            return chunks
         body = frames[0]
         try:
             decoded = self.body_decoder.decode(body)
@@ -232,7 +257,8 @@ class BodyDecoder(ResponseDecoder):
         self.done = True
         if chunk.text:
             self._parts.append(chunk.text)
-        return [chunk]
+        chunks.append(chunk)
+        return chunks
 
     #: Decodes the whole body into the provider's response struct.
     body_decoder: ClassVar[msgspec.json.Decoder[Any]]
@@ -260,6 +286,27 @@ class Protocol:
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         raise NotImplementedError
+
+    #: The media types of the provider's streamed body.
+    stream_media_types: ClassVar[frozenset[str]] = frozenset({"text/event-stream"})
+
+    def body_kind(self, content_type: str, stream: bool) -> bool | None:
+        """How to decode a 2xx body with this ``Content-Type``: as a stream
+        (True), as one JSON body (False), or not at all (None: it is not what
+        the provider sends, such as a gateway's HTML page).
+
+        The body's own type wins over what was asked: a proxy may answer a
+        streamed request with the whole JSON message. A body with no type, or
+        ``text/plain`` (some servers label everything so), is decoded as asked.
+        """
+        media = content_type.partition(";")[0].strip().lower()
+        if not media or media == "text/plain":
+            return stream
+        if media in self.stream_media_types:
+            return True
+        if media == "application/json" or media.endswith("+json"):
+            return False
+        return None
 
     def status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
         return status_error(status, headers, body, provider=self.name, api_key_env=self.api_key_env)

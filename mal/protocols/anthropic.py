@@ -177,8 +177,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 return [chunk] if chunk is not None else []
         return self._taken([ServerSentEvent("content_block_delta", payload)])
 
-    def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
-        chunks: list[Chunk] = []
+    def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
         if self.done:
             return chunks  # nothing counts after message_stop
         parts = self._parts

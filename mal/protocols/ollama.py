@@ -102,8 +102,7 @@ class OllamaDecoder(ResponseDecoder):
                         return [Chunk("", reasoning)]
         return self._taken([line.rstrip()])
 
-    def _chunks(self, lines: list[bytes]) -> list[Chunk]:
-        chunks: list[Chunk] = []
+    def _chunks(self, lines: list[bytes], chunks: list[Chunk]) -> list[Chunk]:
         if self.done:
             return chunks  # nothing counts after "done": true
         decode, parts = _decoder.decode, self._parts
@@ -212,6 +211,16 @@ class OllamaProtocol(Protocol):
             headers["authorization"] = f"Bearer {api_key}"
         url = join_url(base_url or self.default_base_url, path)
         return self._finish_request(url, body, headers, params)
+
+    #: Ollama sends application/x-ndjson; proxies relabel it.
+    stream_media_types = frozenset(
+        {
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/jsonl",
+            "application/x-jsonlines",
+        }
+    )
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         return OllamaDecoder(max_size)

@@ -101,8 +101,7 @@ class OpenAIStreamDecoder(ResponseDecoder):
                     return [Chunk(text)]
         return self._taken([ServerSentEvent(data=payload)])
 
-    def _chunks(self, events: list[ServerSentEvent]) -> list[Chunk]:
-        chunks: list[Chunk] = []
+    def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
         if self.done:
             return chunks  # nothing counts after [DONE]
         parts = self._parts

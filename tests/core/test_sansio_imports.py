@@ -29,6 +29,7 @@ CORE_MODULES = [
     "mal.config",
     "mal.errors",
     "mal.types",
+    "mal.hooks",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.
@@ -142,6 +143,7 @@ CORE_FILES = [
     "config.py",
     "errors.py",
     "types.py",
+    "hooks.py",
     "protocols/__init__.py",
     "protocols/_base.py",
     "protocols/ollama.py",
@@ -150,6 +152,7 @@ CORE_FILES = [
 ]
 CORE_NAMES = {
     "mal.framing",
+    "mal.hooks",
     "mal.config",
     "mal.errors",
     "mal.types",
