@@ -9,6 +9,7 @@ cut at every single offset: the caller must see the same thing every time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -48,11 +49,9 @@ def sse(*datas: str, event: str | None = None) -> bytes:
 
 
 def anthropic_delta(text: str) -> bytes:
-    return sse(
-        '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"%s"}}'
-        % text,
-        event="content_block_delta",
-    )
+    delta = {"type": "text_delta", "text": text}
+    delta = {"type": "content_block_delta", "index": 0, "delta": delta}
+    return sse(json.dumps(delta), event="content_block_delta")
 
 
 ANTHROPIC_START = sse(
@@ -68,7 +67,7 @@ ANTHROPIC_ERROR = sse(
 
 
 def openai_delta(text: str) -> bytes:
-    return sse('{"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}' % text)
+    return sse(json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}))
 
 
 def ollama_line(text: str) -> bytes:
