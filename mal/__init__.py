@@ -38,11 +38,13 @@ from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
-    from ._api import agenerate, astream, generate, stream
+    from ._api import acomplete, agenerate, astream, complete, generate, stream
     from ._async import AsyncClient, AsyncStream
     from ._sync import Client, Stream
 
 _LAZY = {
+    "complete": "._api",
+    "acomplete": "._api",
     "generate": "._api",
     "stream": "._api",
     "agenerate": "._api",
@@ -67,6 +69,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
+    "complete",
+    "acomplete",
     "generate",
     "stream",
     "agenerate",

@@ -10,20 +10,30 @@ each get their own.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from anyio.lowlevel import RunVar
 
 from ._async import AsyncClient, AsyncStream
 from ._sync import Client, Stream
-from .types import Prompt
+from .types import Prompt, Response
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._lifecycle import CallOptions, GenerateOptions
 
-__all__ = ["agenerate", "astream", "default_client", "generate", "stream"]
+__all__ = [
+    "acomplete",
+    "agenerate",
+    "astream",
+    "complete",
+    "default_client",
+    "generate",
+    "stream",
+]
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -52,21 +62,71 @@ def default_async_client() -> AsyncClient:
         return client
 
 
-def generate(prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]) -> str:
-    """Generate and return the whole text; see :meth:`mal.Client.generate`."""
-    return default_client().generate(prompt, model=model, **options)
+@overload
+def generate(
+    prompt: Prompt, *, model: str, schema: type[T], **options: Unpack[GenerateOptions]
+) -> T: ...
+@overload
+def generate(
+    prompt: Prompt, *, model: str, schema: dict[str, Any], **options: Unpack[GenerateOptions]
+) -> Any: ...
+@overload
+def generate(
+    prompt: Prompt, *, model: str, schema: None = None, **options: Unpack[GenerateOptions]
+) -> str: ...
+def generate(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+) -> Any:
+    """Generate and return the whole text (or the ``schema``'s object); see
+    :meth:`mal.Client.generate`."""
+    return default_client().generate(prompt, model=model, schema=schema, **options)
 
 
-def stream(prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> Stream:
+def stream(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[CallOptions]
+) -> Stream:
     """Stream a generation; see :meth:`mal.Client.stream`."""
-    return default_client().stream(prompt, model=model, **options)
+    return default_client().stream(prompt, model=model, schema=schema, **options)
 
 
-async def agenerate(prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]) -> str:
-    """Generate and return the whole text; see :meth:`mal.AsyncClient.generate`."""
-    return await default_async_client().generate(prompt, model=model, **options)
+def complete(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+) -> Response:
+    """Run a call to its end and return its :class:`mal.Response`; see
+    :meth:`mal.Client.complete`."""
+    return default_client().complete(prompt, model=model, schema=schema, **options)
 
 
-def astream(prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> AsyncStream:
+@overload
+async def agenerate(
+    prompt: Prompt, *, model: str, schema: type[T], **options: Unpack[GenerateOptions]
+) -> T: ...
+@overload
+async def agenerate(
+    prompt: Prompt, *, model: str, schema: dict[str, Any], **options: Unpack[GenerateOptions]
+) -> Any: ...
+@overload
+async def agenerate(
+    prompt: Prompt, *, model: str, schema: None = None, **options: Unpack[GenerateOptions]
+) -> str: ...
+async def agenerate(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+) -> Any:
+    """Generate and return the whole text (or the ``schema``'s object); see
+    :meth:`mal.AsyncClient.generate`."""
+    return await default_async_client().generate(prompt, model=model, schema=schema, **options)
+
+
+def astream(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[CallOptions]
+) -> AsyncStream:
     """Stream a generation with ``async for``; see :meth:`mal.AsyncClient.stream`."""
-    return default_async_client().stream(prompt, model=model, **options)
+    return default_async_client().stream(prompt, model=model, schema=schema, **options)
+
+
+async def acomplete(
+    prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+) -> Response:
+    """Run a call to its end and return its :class:`mal.Response`; see
+    :meth:`mal.AsyncClient.complete`."""
+    return await default_async_client().complete(prompt, model=model, schema=schema, **options)

@@ -10,15 +10,16 @@ cancellation closes the response.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
 import httpx
 
-from ._base import AsyncClosing, ClientBase, StreamBase
+from ._base import AsyncClosing, ClientBase, StreamBase, generated, with_schema
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -41,7 +42,7 @@ from ._transport import (
 from .config import MALConfig
 from .errors import ConfigError, MALError
 from .hooks import Hooks
-from .types import Chunk, Prompt
+from .types import Chunk, Prompt, Response
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ._lifecycle import CallOptions, GenerateOptions
 
 __all__ = ["AsyncClient", "AsyncStream"]
+
+T = TypeVar("T")
 
 
 class AsyncStream(StreamBase, AsyncClosing):
@@ -264,23 +267,62 @@ class AsyncClient(ClientBase, AsyncClosing):
             raise ConfigError(f"transport must be 'httpx' or 'aiohttp', not {transport!r}")
 
     def stream(
-        self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]
+        self,
+        prompt: Prompt,
+        *,
+        model: str,
+        schema: Any = None,
+        **options: Unpack[CallOptions],
     ) -> AsyncStream:
         """Start a streamed generation; ``async for`` the returned :class:`AsyncStream`."""
-        call = self._prepare(prompt, model, options, for_generate=False)
+        call = self._prepare(prompt, model, with_schema(options, schema), for_generate=False)
         self._check_loop()
         return AsyncStream(self._http, call, self._runtime)
 
+    @overload
     async def generate(
-        self, prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]
-    ) -> str:
-        """Return the whole generated text (streamed or not, by ``stream``)."""
-        call = self._prepare(prompt, model, options, for_generate=True)
+        self, prompt: Prompt, *, model: str, schema: type[T], **options: Unpack[GenerateOptions]
+    ) -> T: ...
+    @overload
+    async def generate(
+        self,
+        prompt: Prompt,
+        *,
+        model: str,
+        schema: dict[str, Any],
+        **options: Unpack[GenerateOptions],
+    ) -> Any: ...
+    @overload
+    async def generate(
+        self, prompt: Prompt, *, model: str, schema: None = None, **options: Unpack[GenerateOptions]
+    ) -> str: ...
+    async def generate(
+        self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+    ) -> Any:
+        """Return the whole generated text (streamed or not, by ``stream``), or
+        with ``schema`` the output decoded into it."""
+        response = await self.complete(prompt, model=model, schema=schema, **options)
+        return generated(response, schema)
+
+    async def complete(
+        self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+    ) -> Response:
+        """Run a call to its end and return its :class:`mal.Response`; see
+        :meth:`mal.Client.complete`."""
+        _, gen = self._start_complete(prompt, model, with_schema(options, schema))
         self._check_loop()
-        async with AsyncStream(self._http, call, self._runtime) as stream:
-            async for _ in stream:
-                pass
-            return stream.text
+        with contextlib.closing(gen):
+            value: Any = None
+            while True:
+                try:
+                    op = gen.send(value)
+                except StopIteration as stop:
+                    response: Response = stop.value
+                    return response
+                async with AsyncStream(self._http, op.call, self._runtime) as stream:
+                    async for _ in stream:
+                        pass
+                value = stream._state
 
     def _check_loop(self) -> None:
         if self._asyncio_only:

@@ -8,12 +8,14 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._lifecycle import Call, CallState, Runtime, prepare_call
+from ._complete import CompleteGenerator, check_complete_options, response_of, run_complete
+from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError
 from .hooks import CallStats, ClientMetrics, Hooks
 from .protocols import PROTOCOLS, split_model
-from .types import Prompt, Usage
+from .schema import partial_json
+from .types import Message, MessageLike, Prompt, Response, ToolCall, Usage
 
 __all__ = ["AsyncClosing", "ClientBase", "Closing", "StreamBase"]
 
@@ -89,6 +91,60 @@ class StreamBase:
         return self._state.stats
 
     @property
+    def reasoning(self) -> str:
+        """The thinking text decoded so far."""
+        decoder = self._state.decoder
+        return decoder.reasoning if decoder is not None else ""
+
+    @property
+    def refusal(self) -> str:
+        """The model's refusal text (OpenAI ``refusal``), "" when it did not refuse."""
+        decoder = self._state.decoder
+        return decoder.refusal if decoder is not None else ""
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The assembled tool calls, once the stream has ended."""
+        decoder = self._state.decoder
+        return list(decoder.tool_calls) if decoder is not None else []
+
+    @property
+    def message(self) -> Message:
+        """The assistant turn, ready to send back, once the stream has ended."""
+        decoder = self._state.decoder
+        return decoder.message() if decoder is not None else Message("assistant")
+
+    @property
+    def parsed(self) -> Any:
+        """The output decoded into the call's ``schema`` once the stream has
+        ended (None before, or without a schema); raises
+        :class:`mal.OutputValidationError` when it does not match."""
+        schema = self._call.params.schema
+        state = self._state
+        decoder = state.decoder
+        if schema is None or decoder is None or not decoder.done:
+            return None
+        if state.parsed is UNSET:
+            state.parsed = schema.decode(state.text)
+        return state.parsed
+
+    def partial(self) -> Any:
+        """The JSON output decoded so far, for a stream of structured output:
+        what has arrived of the object (a dict), or None before anything
+        parseable came. Needs ``pip install 'mal[partial]'``."""
+        return partial_json(self._state.text)
+
+    def response(self) -> Response:
+        """What the stream holds, as a :class:`mal.Response` (complete once
+        the stream has ended)."""
+        response = response_of(self._state)
+        if self._call.params.schema is not None:
+            response.parsed = self.parsed
+        response.steps = [response]
+        response.messages = [response.message]
+        return response
+
+    @property
     def provider(self) -> str:
         """The provider that served the stream (a fallback's, if one took over)."""
         return self._state.provider
@@ -100,6 +156,16 @@ class StreamBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._state.provider}/{self._state.model}>"
+
+
+def with_schema(options: Mapping[str, Any], schema: Any) -> Mapping[str, Any]:
+    """The options of a call, with its ``schema`` (a keyword of its own)."""
+    return {**options, "schema": schema} if schema is not None else options
+
+
+def generated(response: Response, schema: Any) -> Any:
+    """What ``generate`` returns: the text, or with a schema the decoded output."""
+    return response.text if schema is None else response.parsed
 
 
 class ClientBase:
@@ -142,6 +208,32 @@ class ClientBase:
     ) -> Call:
         return prepare_call(
             self.config, self._endpoints, prompt, model, options, for_generate=for_generate
+        )
+
+    def _start_complete(
+        self, prompt: Prompt, model: str, options: Mapping[str, Any]
+    ) -> tuple[Call, CompleteGenerator]:
+        """The first call of ``complete`` and the generator of its rounds."""
+        retries = check_complete_options(options)
+        call = self._prepare(prompt, model, options, for_generate=True)
+        gen = run_complete(
+            call,
+            self._round_call,
+            schema_retries=retries,
+            on_schema_retry=self._runtime.hooks.on_schema_retry,
+        )
+        return call, gen
+
+    def _round_call(self, messages: list[MessageLike], first: Call) -> Call:
+        # A re-ask of complete: the same model and options, a longer prompt.
+        options = first.options
+        return prepare_call(
+            self.config,
+            self._endpoints,
+            messages,
+            f"{first.provider}/{first.model}",
+            options,
+            for_generate=True,
         )
 
     def _fallback_call(self, model: str, call: Call) -> Call:

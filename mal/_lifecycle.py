@@ -57,6 +57,7 @@ from .protocols import (
     split_model,
 )
 from .protocols._base import prompt_length
+from .schema import OutputSchema
 from .types import Chunk, Prompt, Usage
 
 __all__ = [
@@ -103,11 +104,19 @@ class CallOptions(TypedDict, total=False):
     progress_callback: Callable[[str], object] | None
 
 
+
+
 class GenerateOptions(CallOptions, total=False):
+    """The keyword options of ``generate`` and ``complete``."""
+
     stream: bool | None
+    schema_retries: int
 
 
-_KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__)
+#: ``schema`` is a keyword of its own in the signatures, for their overloads.
+_KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__) | {"schema"}
+#: Options that only a call that runs to its end (generate, complete) takes.
+_COMPLETE_ONLY = frozenset({"stream", "schema_retries"})
 _PARAM_OPTIONS = (
     "system",
     "temperature",
@@ -171,6 +180,8 @@ class _Op:
 
 
 RECEIVE: Final = _Op("RECEIVE")
+#: A value not computed yet.
+UNSET: Final = _Op("UNSET")
 READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
 
 Op = Send | Receive | Sleep | _Op
@@ -198,6 +209,10 @@ class Call(msgspec.Struct, kw_only=True):
     fallbacks: list[str] = []
     #: The options the call was made with, for building its fallbacks.
     options: Mapping[str, Any] = {}
+    #: The request, built once when the call is prepared: a bad option is a
+    #: ConfigError before anything is sent, and a retry sends the same bytes
+    #: (images are encoded once per call, not per attempt).
+    request: HTTPRequest | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
@@ -230,7 +245,7 @@ class Runtime:
 class CallState:
     """What a stream knows about its call so far; the public streams read it."""
 
-    __slots__ = ("decoder", "delivered", "model", "parts", "provider", "stats")
+    __slots__ = ("decoder", "delivered", "model", "parsed", "parts", "provider", "stats")
 
     def __init__(self, call: Call) -> None:
         #: Texts of the chunks handed to the caller.
@@ -241,6 +256,8 @@ class CallState:
         self.model = call.model
         self.decoder: ResponseDecoder | None = None
         self.stats = CallStats(call.provider, call.model, call.params.stream)
+        #: The output decoded into the schema, once asked for (``UNSET`` before).
+        self.parsed: Any = UNSET
 
     @property
     def text(self) -> str:
@@ -278,13 +295,17 @@ def prepare_call(
     the decision of the call it replaces).
     """
     unknown = set(options) - _KNOWN_OPTIONS
-    if not for_generate and "stream" in options:
-        unknown.add("stream")
     if unknown:
         name = sorted(unknown)[0]
         hint = difflib.get_close_matches(name, _KNOWN_OPTIONS, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint and hint[0] != name else ""
         raise ConfigError(f"unknown option {name!r}{suggestion}")
+    if not for_generate:
+        only = sorted(_COMPLETE_ONLY.intersection(options))
+        if only:
+            raise ConfigError(
+                f"{only[0]!r} is an option of generate() and complete(), not of stream()"
+            )
     if not isinstance(prompt, (str, list, tuple)):
         raise ConfigError(
             f"prompt must be a str or a list of messages, not {type(prompt).__name__}"
@@ -300,10 +321,12 @@ def prepare_call(
             stream = decide_stream(config, options.get("stream"), prompt, system, callback)
         else:
             stream = True
+    schema = options.get("schema")
     params = GenerateParams(
         model=name,
         prompt=prompt,
         stream=stream,
+        schema=OutputSchema.of(schema) if schema is not None else None,
         **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
     )
     endpoint = endpoints[provider]
@@ -334,7 +357,11 @@ def prepare_call(
             raise ConfigError("fallbacks must be a list of model names")
         for fallback in fallbacks:
             split_model(fallback, config.default_provider)
+    request = protocol.build_request(
+        params, base_url=endpoint.base_url, api_key=endpoint.api_key
+    )
     return Call(
+        request=request,
         provider=provider,
         model=name,
         protocol=protocol,
@@ -461,9 +488,11 @@ def _attempt(
     hooks = runtime.hooks
     stats = state.stats
     protocol = call.protocol
-    request = protocol.build_request(
-        call.params, base_url=call.endpoint.base_url, api_key=call.endpoint.api_key
-    )
+    request = call.request
+    if request is None:
+        request = call.request = protocol.build_request(
+            call.params, base_url=call.endpoint.base_url, api_key=call.endpoint.api_key
+        )
     decoder = protocol.decoder(request.stream, max_size=call.max_event_size)
     state.decoder = decoder
     parts = state.parts
@@ -553,7 +582,7 @@ def _attempt(
                     yield chunk
                     continue
                 if not got_content:
-                    if text or chunk.reasoning:
+                    if text or chunk.reasoning or chunk.tool_calls or chunk.refusal:
                         got_content = True
                         fast = not watched
                         now = clock()
@@ -578,7 +607,9 @@ def _attempt(
                     parts.append(text)
                     if callback is not None:
                         callback(text)
-                if idle is not None and (text or chunk.reasoning):
+                if idle is not None and (
+                    text or chunk.reasoning or chunk.tool_calls or chunk.refusal
+                ):
                     next_at = clock() + idle
                 if on_chunk is not None:
                     on_chunk(chunk)

@@ -8,17 +8,18 @@ sync driver needs: a blocked read cannot be cancelled, so the clocks and a
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 
 from . import _watchdog
-from ._base import ClientBase, Closing, StreamBase
+from ._base import ClientBase, Closing, StreamBase, generated, with_schema
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -45,7 +46,7 @@ from ._transport import (
 from .config import MALConfig
 from .errors import MALError
 from .hooks import Hooks
-from .types import Chunk, Prompt
+from .types import Chunk, Prompt, Response
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from ._lifecycle import CallOptions, GenerateOptions
 
 __all__ = ["Client", "Stream"]
+
+T = TypeVar("T")
 
 
 class Stream(StreamBase, Closing):
@@ -295,20 +298,61 @@ class Client(ClientBase, Closing):
             transport=make_sync_transport(make_limits()),
         )
 
-    def stream(self, prompt: Prompt, *, model: str, **options: Unpack[CallOptions]) -> Stream:
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        model: str,
+        schema: Any = None,
+        **options: Unpack[CallOptions],
+    ) -> Stream:
         """Start a streamed generation; iterate the returned :class:`Stream`."""
-        call = self._prepare(prompt, model, options, for_generate=False)
+        call = self._prepare(prompt, model, with_schema(options, schema), for_generate=False)
         return Stream(self._http, call, self._runtime)
 
+    @overload
     def generate(
-        self, prompt: Prompt, *, model: str, **options: Unpack[GenerateOptions]
-    ) -> str:
-        """Return the whole generated text (streamed or not, by ``stream``)."""
-        call = self._prepare(prompt, model, options, for_generate=True)
-        with Stream(self._http, call, self._runtime) as stream:
-            for _ in stream:
-                pass
-            return stream.text
+        self, prompt: Prompt, *, model: str, schema: type[T], **options: Unpack[GenerateOptions]
+    ) -> T: ...
+    @overload
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        model: str,
+        schema: dict[str, Any],
+        **options: Unpack[GenerateOptions],
+    ) -> Any: ...
+    @overload
+    def generate(
+        self, prompt: Prompt, *, model: str, schema: None = None, **options: Unpack[GenerateOptions]
+    ) -> str: ...
+    def generate(
+        self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+    ) -> Any:
+        """Return the whole generated text (streamed or not, by ``stream``), or
+        with ``schema`` the output decoded into it."""
+        return generated(self.complete(prompt, model=model, schema=schema, **options), schema)
+
+    def complete(
+        self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
+    ) -> Response:
+        """Run a call to its end and return its :class:`mal.Response`: with
+        ``schema``, the output decoded (re-asked up to ``schema_retries``
+        times when it does not match)."""
+        _, gen = self._start_complete(prompt, model, with_schema(options, schema))
+        with contextlib.closing(gen):
+            value: Any = None
+            while True:
+                try:
+                    op = gen.send(value)
+                except StopIteration as stop:
+                    response: Response = stop.value
+                    return response
+                with Stream(self._http, op.call, self._runtime) as stream:
+                    for _ in stream:
+                        pass
+                value = stream._state
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

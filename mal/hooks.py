@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from .errors import MALError
+    from .errors import MALError, OutputValidationError
     from .types import Chunk
 
 __all__ = ["CallStats", "ClientMetrics", "Hooks", "RequestInfo"]
@@ -58,6 +58,10 @@ class CallStats(msgspec.Struct):
     finish_reason: str | None = None
     #: Numbers the calls of one client, to match ``RequestInfo.call_id``.
     call_id: int = 0
+    #: ``complete``: the rounds of tool calls mal ran, and the times it re-asked
+    #: for output that did not match the schema (set on the last call's stats).
+    tool_rounds: int = 0
+    schema_retries: int = 0
 
 
 class ClientMetrics(msgspec.Struct):
@@ -89,3 +93,6 @@ class Hooks(msgspec.Struct, kw_only=True):
     on_fallback: Callable[[str, str, MALError], object] | None = None
     #: When a call ends, well or not.
     on_complete: Callable[[CallStats], object] | None = None
+    #: Before ``complete`` re-asks for output that did not match the schema:
+    #: the re-ask's number (1, 2...) and the validation error.
+    on_schema_retry: Callable[[int, OutputValidationError], object] | None = None

@@ -125,6 +125,8 @@ class Message(msgspec.Struct, omit_defaults=True):
     name: str | None = None
     reasoning: str | None = None
     blocks: list[dict[str, Any]] | None = None
+    #: For a tool's result: whether it reports that the tool failed.
+    is_error: bool = False
 
 
 MessageLike = Message | Mapping[str, Any]
@@ -137,8 +139,10 @@ class Response(msgspec.Struct, kw_only=True):
 
     ``message`` is the assistant turn, ready to append to the conversation;
     ``parsed`` the output decoded into the ``schema`` type (None without a
-    schema); ``steps`` every round of a tool loop (``[self]`` without one),
-    and ``stats`` what the call did.
+    schema); ``refusal`` the model's refusal text, if it refused; ``steps``
+    the response of every model call, in order (tool rounds and schema
+    re-asks; ``[self]`` when there was one call), and ``stats`` what the last
+    call did, with ``tool_rounds`` and ``schema_retries`` for the whole.
     """
 
     text: str = ""
@@ -153,6 +157,10 @@ class Response(msgspec.Struct, kw_only=True):
     provider: str = ""
     model: str = ""
     steps: list[Response] = []
+    #: Every message the call added to the conversation, in order: the
+    #: assistant turns, the tool results and any re-ask, ending with
+    #: ``message``; ``history += r.messages`` continues the conversation.
+    messages: list[Message] = []
     stats: CallStats | None = None
 
     def __repr__(self) -> str:

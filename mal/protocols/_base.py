@@ -30,7 +30,8 @@ from ..errors import (
     StreamError,
 )
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
-from ..types import Chunk, Message, Prompt, Usage
+from ..schema import OutputSchema
+from ..types import Chunk, Message, Prompt, ToolCall, Usage
 
 __all__ = [
     "GenerateParams",
@@ -66,6 +67,8 @@ class GenerateParams(msgspec.Struct, kw_only=True):
     seed: int | None = None
     extra_body: dict[str, Any] | None = None
     extra_headers: dict[str, str] | None = None
+    #: The output schema of a structured call.
+    schema: OutputSchema | None = None
 
 
 class HTTPRequest(msgspec.Struct):
@@ -93,9 +96,14 @@ class ResponseDecoder:
     decoded before the failure.
 
     After the end, ``finish_reason`` is the normalised stop reason,
-    ``raw_finish_reason`` the provider's own, and ``usage`` the latest value
-    reported for each field.
+    ``raw_finish_reason`` the provider's own, ``usage`` the latest value
+    reported for each field, ``tool_calls`` the assembled calls, ``reasoning``
+    and ``refusal`` the whole thinking and refusal texts, and :meth:`message`
+    the assistant turn, ready to be sent back.
     """
+
+    #: The assembled tool calls, set at the end of the body.
+    tool_calls: list[ToolCall]
 
     provider: ClassVar[str] = ""
     #: The framing of a stream decoder's body (``SSEParser`` or ``NDJSONSplitter``).
@@ -108,6 +116,10 @@ class ResponseDecoder:
             self._frame_end = framer.flush
         self._max_size = max_size
         self._parts: list[str] = []
+        # Thinking and refusal pieces: only reasoning and refusal chunks touch them.
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        self.tool_calls = []
         self._ending = False
         self.done = False
         self.finish_reason: str | None = None
@@ -120,6 +132,28 @@ class ResponseDecoder:
         if len(self._parts) > 1:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
+
+    @property
+    def reasoning(self) -> str:
+        """All thinking text decoded so far."""
+        return "".join(self._reasoning)
+
+    @property
+    def refusal(self) -> str:
+        """All refusal text decoded so far (OpenAI's ``refusal``)."""
+        return "".join(self._refusal)
+
+    def message(self) -> Message:
+        """The assistant turn of this response, to send back in a conversation.
+
+        Providers whose turns carry more than text and tool calls (Anthropic's
+        signed thinking blocks) override this."""
+        return Message(
+            "assistant",
+            self.text,
+            tool_calls=self.tool_calls or None,
+            reasoning=self.reasoning or None,
+        )
 
     # ``_frame`` and ``_frame_end`` are the framing object's bound ``feed`` and
     # ``flush`` (no call in between on the hot path); ``_chunks`` turns what

@@ -173,7 +173,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 if delta.text:
                     self._parts.append(delta.text)
                     return [Chunk(delta.text)]
-                chunk = _other_delta(delta)
+                chunk = self._other_delta(delta)
                 return [chunk] if chunk is not None else []
         return self._taken([ServerSentEvent("content_block_delta", payload)])
 
@@ -194,7 +194,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
                     parts.append(delta.text)
                     chunks.append(Chunk(delta.text))
                 else:
-                    chunk = _other_delta(delta)
+                    chunk = self._other_delta(delta)
                     if chunk is not None:
                         chunks.append(chunk)
                 continue
@@ -211,6 +211,14 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 break
         return chunks
 
+    def _other_delta(self, delta: _BlockDelta) -> Chunk | None:
+        """The chunk of a delta with no text: thinking, or None for the deltas
+        that are not text (signature_delta, input_json_delta, ...)."""
+        if delta.thinking:
+            self._reasoning.append(delta.thinking)
+            return Chunk("", delta.thinking)
+        return None
+
     def _chunk(self, event: Any) -> Chunk | None:
         cls = type(event)
         if cls is ContentBlockDelta:
@@ -218,7 +226,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
             if delta.text:
                 self._parts.append(delta.text)
                 return Chunk(delta.text)
-            return _other_delta(delta)
+            return self._other_delta(delta)
         if cls is MessageStart:
             usage = event.message.usage
             if usage is not None:
@@ -243,6 +251,8 @@ class AnthropicStreamDecoder(ResponseDecoder):
             if block is not None and (block.text or block.thinking):
                 if block.text:
                     self._parts.append(block.text)
+                if block.thinking:
+                    self._reasoning.append(block.thinking)
                 return Chunk(block.text, block.thinking)
             return None
         if cls is Error:
@@ -251,10 +261,6 @@ class AnthropicStreamDecoder(ResponseDecoder):
         return None  # ping, content_block_stop
 
 
-def _other_delta(delta: _BlockDelta) -> Chunk | None:
-    """The chunk of a delta with no text: thinking, or None for the deltas
-    that are not text (signature_delta, input_json_delta, ...)."""
-    return Chunk("", delta.thinking) if delta.thinking else None
 
 
 class _ResponseBlock(msgspec.Struct, gc=False):
@@ -285,6 +291,8 @@ class AnthropicBodyDecoder(BodyDecoder):
             )
         text = "".join(block.text for block in message.content if block.type == "text")
         reasoning = "".join(block.thinking for block in message.content if block.type == "thinking")
+        if reasoning:
+            self._reasoning.append(reasoning)
         finish = self._finish(message.stop_reason, FINISH_REASONS)
         usage = None
         if message.usage is not None:
@@ -331,6 +339,11 @@ class AnthropicProtocol(Protocol):
         stop = stop_list(params.stop)
         if stop is not None:
             body["stop_sequences"] = stop
+        if params.schema is not None:
+            # Anthropic's structured outputs (generally available: no beta header).
+            body["output_config"] = {
+                "format": {"type": "json_schema", "schema": params.schema.json_schema}
+            }
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if params.stream else "application/json",

@@ -95,6 +95,8 @@ class OllamaDecoder(ResponseDecoder):
                         text, reasoning = message.content, message.thinking
                     else:
                         text, reasoning = obj.response, obj.thinking
+                    if reasoning:
+                        self._reasoning.append(reasoning)
                     if text:
                         self._parts.append(text)
                         return [Chunk(text, reasoning)]
@@ -118,6 +120,8 @@ class OllamaDecoder(ResponseDecoder):
                 text, reasoning = message.content, message.thinking
             else:
                 text, reasoning = obj.response, obj.thinking
+            if reasoning:
+                self._reasoning.append(reasoning)
             if obj.done:
                 self.done = True
                 finish = self._finish(obj.done_reason, FINISH_REASONS)
@@ -206,6 +210,8 @@ class OllamaProtocol(Protocol):
             options["stop"] = stop
         if options:
             body["options"] = options
+        if params.schema is not None:
+            body["format"] = params.schema.json_schema
         headers = {"content-type": "application/json", "accept": "application/x-ndjson"}
         if api_key:  # for an Ollama behind an authenticating proxy
             headers["authorization"] = f"Bearer {api_key}"

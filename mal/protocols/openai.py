@@ -40,6 +40,7 @@ RETRYABLE_ERRORS = frozenset({"server_error"})
 
 class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
+    refusal: str | None = None  # in place of content, when the model refuses
     reasoning_content: str | None = None  # DeepSeek, vLLM
     reasoning: str | None = None  # OpenRouter, newer vLLM, Ollama's OpenAI API
 
@@ -127,7 +128,7 @@ class OpenAIStreamDecoder(ResponseDecoder):
     def _chunk(self, body: _Completion) -> Chunk | None:
         if body.error is not None:
             raise _error(body.error)
-        text = reasoning = ""
+        text = reasoning = refusal = ""
         finish = usage = None
         choice = _first_choice(body.choices) if body.choices else None
         if choice is not None:
@@ -135,15 +136,20 @@ class OpenAIStreamDecoder(ResponseDecoder):
             if delta is not None:
                 text = delta.content or ""
                 reasoning = delta.reasoning_content or delta.reasoning or ""
+                if reasoning:
+                    self._reasoning.append(reasoning)
+                refusal = delta.refusal or ""
+                if refusal:
+                    self._refusal.append(refusal)
             if choice.finish_reason is not None:
                 finish = self._finish(choice.finish_reason, FINISH_REASONS)
         if body.usage is not None:
             usage = self._report_usage(body.usage.prompt_tokens, body.usage.completion_tokens)
         if text:
             self._parts.append(text)
-        elif not (reasoning or finish or usage):
+        elif not (reasoning or finish or usage or refusal):
             return None  # the role-only first chunk, and other empty ones
-        return Chunk(text, reasoning, finish, usage)
+        return Chunk(text, reasoning, finish, usage, refusal=refusal)
 
 
 class OpenAIBodyDecoder(BodyDecoder):
@@ -155,7 +161,7 @@ class OpenAIBodyDecoder(BodyDecoder):
     def _body_chunk(self, completion: _Completion, body: bytes) -> Chunk:
         if completion.error is not None:
             raise _error(completion.error)
-        text = reasoning = ""
+        text = reasoning = refusal = ""
         finish = usage = None
         if completion.choices:
             choice = _first_choice(completion.choices)
@@ -163,6 +169,11 @@ class OpenAIBodyDecoder(BodyDecoder):
             if message is not None:
                 text = message.content or ""
                 reasoning = message.reasoning_content or message.reasoning or ""
+                if reasoning:
+                    self._reasoning.append(reasoning)
+                refusal = message.refusal or ""
+                if refusal:
+                    self._refusal.append(refusal)
             finish = self._finish(choice.finish_reason, FINISH_REASONS)
         elif completion.choices is None:
             raise self._decode_error(ValueError("no 'choices'"), body)
@@ -170,7 +181,7 @@ class OpenAIBodyDecoder(BodyDecoder):
             usage = self._report_usage(
                 completion.usage.prompt_tokens, completion.usage.completion_tokens
             )
-        return Chunk(text, reasoning, finish, usage)
+        return Chunk(text, reasoning, finish, usage, refusal=refusal)
 
 
 def _plain_text(body: _Completion) -> str | None:
@@ -231,6 +242,17 @@ class OpenAIProtocol(Protocol):
             value = getattr(params, key)
             if value is not None:
                 body[key] = value
+        schema = params.schema
+        if schema is not None:
+            # Strict mode when the schema has a strict form; sent as it is otherwise.
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.name,
+                    "schema": schema.strict_schema if schema.strict else schema.json_schema,
+                    "strict": schema.strict,
+                },
+            }
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if params.stream else "application/json",

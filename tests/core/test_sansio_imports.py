@@ -30,6 +30,7 @@ CORE_MODULES = [
     "mal.errors",
     "mal.types",
     "mal.hooks",
+    "mal.schema",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.
@@ -144,6 +145,7 @@ CORE_FILES = [
     "errors.py",
     "types.py",
     "hooks.py",
+    "schema.py",
     "protocols/__init__.py",
     "protocols/_base.py",
     "protocols/ollama.py",
@@ -152,6 +154,7 @@ CORE_FILES = [
 ]
 CORE_NAMES = {
     "mal.framing",
+    "mal.schema",
     "mal.hooks",
     "mal.config",
     "mal.errors",
