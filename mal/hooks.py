@@ -58,9 +58,8 @@ class CallStats(msgspec.Struct):
     finish_reason: str | None = None
     #: Numbers the calls of one client, to match ``RequestInfo.call_id``.
     call_id: int = 0
-    #: ``complete``: the rounds of tool calls mal ran, and the times it re-asked
-    #: for output that did not match the schema (set on the last call's stats).
-    tool_rounds: int = 0
+    #: ``complete``: the times it re-asked for output that did not match the
+    #: schema (set on the last call's stats).
     schema_retries: int = 0
 
 

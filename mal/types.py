@@ -140,9 +140,9 @@ class Response(msgspec.Struct, kw_only=True):
     ``message`` is the assistant turn, ready to append to the conversation;
     ``parsed`` the output decoded into the ``schema`` type (None without a
     schema); ``refusal`` the model's refusal text, if it refused; ``steps``
-    the response of every model call, in order (tool rounds and schema
-    re-asks; ``[self]`` when there was one call), and ``stats`` what the last
-    call did, with ``tool_rounds`` and ``schema_retries`` for the whole.
+    the response of every model call, in order (schema re-asks; ``[self]``
+    when there was one call), and ``stats`` what the last call did, with
+    ``schema_retries`` for the whole.
     """
 
     text: str = ""
