@@ -35,6 +35,7 @@ from .errors import (
     ToolError,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
+from .images import Image
 from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ __all__ = [
     "RefusalError",
     "ToolError",
     "Response",
+    "Image",
     "ToolCall",
     "ToolCallDelta",
 ]

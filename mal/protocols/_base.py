@@ -30,6 +30,7 @@ from ..errors import (
     StreamError,
 )
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
+from ..images import Image
 from ..schema import OutputSchema
 from ..types import Chunk, Message, Prompt, ToolCall, Usage
 
@@ -43,6 +44,7 @@ __all__ = [
     "deep_merge",
     "normalize_messages",
     "prompt_length",
+    "content_parts",
 ]
 
 #: How much of an error body that is not JSON (an HTML page from a proxy) an
@@ -404,6 +406,31 @@ def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
     return out
 
 
+def content_parts(
+    content: Any, provider: str, image: Callable[[Image], Any]
+) -> Any:
+    """A message's content in a provider's own form: a string stays one; in a
+    list, ``str`` parts become text parts, :class:`mal.Image` parts what
+    ``image`` makes of them (after checking the provider can take them), and
+    dict parts, already the provider's own, pass through."""
+    if not isinstance(content, (list, tuple)):
+        return content
+    out: list[Any] = []
+    for part in content:
+        if isinstance(part, str):
+            out.append({"type": "text", "text": part})
+        elif isinstance(part, Image):
+            part.check(provider)
+            out.append(image(part))
+        elif isinstance(part, Mapping):
+            out.append(dict(part))
+        else:
+            raise ConfigError(
+                f"a content part must be a str, a mal.Image or a dict, not {type(part).__name__}"
+            )
+    return out
+
+
 def prompt_length(prompt: Prompt, system: str | None = None) -> int:
     """Characters of prompt text: the system text and every message's content."""
     total = len(system) if system else 0
@@ -414,8 +441,10 @@ def prompt_length(prompt: Prompt, system: str | None = None) -> int:
         if isinstance(content, str):
             total += len(content)
         elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+            for part in content:  # text parts count; images do not
+                if isinstance(part, str):
+                    total += len(part)
+                elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
                     total += len(part["text"])
     return total
 

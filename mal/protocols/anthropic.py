@@ -16,6 +16,7 @@ import msgspec
 
 from ..errors import ConfigError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
+from ..images import Image
 from ..types import Chunk
 from ._base import (
     BodyDecoder,
@@ -23,6 +24,7 @@ from ._base import (
     HTTPRequest,
     Protocol,
     ResponseDecoder,
+    content_parts,
     join_url,
     normalize_messages,
     stop_list,
@@ -320,6 +322,9 @@ class AnthropicProtocol(Protocol):
             if message["role"] == "system" and isinstance(message["content"], str):
                 system.append(message["content"])
             else:
+                message["content"] = content_parts(
+                    message["content"], self.name, Image.to_anthropic
+                )
                 messages.append(message)
         body: dict[str, Any] = {
             "model": params.model,

@@ -9,11 +9,14 @@ contains no networking code at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import msgspec
 
+from ..errors import ConfigError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter
+from ..images import Image
 from ..types import Chunk
 from ._base import (
     GenerateParams,
@@ -140,6 +143,34 @@ class OllamaDecoder(ResponseDecoder):
         return chunks
 
 
+def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Ollama takes a message's text as one string and its images as a list of
+    base64 strings beside it (no URLs)."""
+    content = message["content"]
+    if not isinstance(content, (list, tuple)):
+        return message
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Image):
+            part.check("ollama")
+            images.append(part.ollama_base64())
+        elif isinstance(part, Mapping) and part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        else:
+            raise ConfigError(
+                "an Ollama message's content parts must be str, mal.Image or text parts, "
+                f"not {part!r:.60}"
+            )
+    out = dict(message)
+    out["content"] = "\n".join(texts)
+    if images:
+        out["images"] = [*message.get("images", ()), *images]
+    return out
+
+
 def normalize_host(host: str) -> str:
     """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama itself reads it:
     ``host``, ``host:port``, ``:port`` or a URL. Without a scheme the scheme is
@@ -195,7 +226,7 @@ class OllamaProtocol(Protocol):
                 body["system"] = params.system
         else:
             path = "/api/chat"
-            messages = normalize_messages(params.prompt)
+            messages = [_ollama_message(message) for message in normalize_messages(params.prompt)]
             if params.system is not None:
                 messages.insert(0, {"role": "system", "content": params.system})
             body["messages"] = messages

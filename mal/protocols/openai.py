@@ -13,6 +13,7 @@ from typing import Any, cast
 import msgspec
 
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
+from ..images import Image
 from ..types import Chunk
 from ._base import (
     BodyDecoder,
@@ -20,6 +21,7 @@ from ._base import (
     HTTPRequest,
     Protocol,
     ResponseDecoder,
+    content_parts,
     join_url,
     normalize_messages,
     stream_error,
@@ -232,6 +234,8 @@ class OpenAIProtocol(Protocol):
         self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
     ) -> HTTPRequest:
         messages = normalize_messages(params.prompt)
+        for message in messages:
+            message["content"] = content_parts(message["content"], self.name, Image.to_openai)
         if params.system is not None:
             messages.insert(0, {"role": "system", "content": params.system})
         body: dict[str, Any] = {"model": params.model, "messages": messages}

@@ -31,6 +31,7 @@ CORE_MODULES = [
     "mal.types",
     "mal.hooks",
     "mal.schema",
+    "mal.images",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.
@@ -146,6 +147,7 @@ CORE_FILES = [
     "types.py",
     "hooks.py",
     "schema.py",
+    "images.py",
     "protocols/__init__.py",
     "protocols/_base.py",
     "protocols/ollama.py",
@@ -154,6 +156,7 @@ CORE_FILES = [
 ]
 CORE_NAMES = {
     "mal.framing",
+    "mal.images",
     "mal.schema",
     "mal.hooks",
     "mal.config",
