@@ -9,6 +9,7 @@ stream fixtures, Ollama's api.md and api/types.go).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import re
@@ -102,6 +103,14 @@ def test_dict_calls_become_scripted_tool_calls_and_text_defaults_to_empty() -> N
 def test_reply_rejects_bad_scripts(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Reply(**kwargs)
+
+
+def test_replace_keeps_a_json_or_refusal_reply_valid() -> None:
+    reply = Reply(json={"a": 1})
+    assert dataclasses.replace(reply, chunk_delay=0.5).text == '{"a":1}'
+    assert dataclasses.replace(Reply(refusal="No."), refusal="Never.").text == ""
+    with pytest.raises(ValueError, match="cannot be encoded"):
+        Reply(json={"a": object()})
 
 
 # --------------------------------------------------------------------------- OpenAI
@@ -229,6 +238,28 @@ def test_json_reply_streams_compact_json_as_text(server: MockServer) -> None:
     assert json.loads(text) == data
     lines = ollama_lines(call(server, "/api/chat", {"format": "json"}))
     assert json.loads("".join(x["message"]["content"] for x in lines)) == data
+
+
+def test_openai_complete_message_keys_in_the_api_order(server: MockServer) -> None:
+    server.add(Reply(tool_calls=[WEATHER]), Reply(text="Hi"), Reply(refusal=""))
+    message = one_body(call(server, "/v1/chat/completions", {}))["choices"][0]["message"]
+    assert list(message) == ["role", "content", "tool_calls", "refusal"]
+    assert message["refusal"] is None
+    message = one_body(call(server, "/v1/chat/completions", {}))["choices"][0]["message"]
+    assert message == {"role": "assistant", "content": "Hi", "refusal": None}
+    # An empty refusal is still a refusal: content null, refusal "".
+    obj = one_body(call(server, "/v1/chat/completions", {}))
+    assert obj["choices"][0]["message"] == {"role": "assistant", "content": None, "refusal": ""}
+
+
+def test_openai_error_in_the_middle_of_the_arguments(server: MockServer) -> None:
+    # Events: the call's opening delta, then its pieces; the error replaces the second piece.
+    server.add(Reply(tool_calls=[WEATHER], error_after=2))
+    events = openai_events(call(server, "/v1/chat/completions", {"stream": True}))
+    assert "tool_calls" in events[0]["choices"][0]["delta"]
+    piece = events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+    assert '{"city":"Paris"}'.startswith(piece) and piece != '{"city":"Paris"}'
+    assert set(events[2]) == {"error"} and len(events) == 3
 
 
 # --------------------------------------------------------------------------- Anthropic

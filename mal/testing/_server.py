@@ -106,9 +106,12 @@ def _scripted(call: ScriptedToolCall | dict[str, Any]) -> ScriptedToolCall:
 class Reply:
     """What the server answers to one request.
 
-    Token events are the reasoning tokens followed by the text tokens; the
-    counters ``error_after``, ``stall_after`` count them.  Structural events
-    (the OpenAI role chunk, Anthropic ``message_start``...) are not token events.
+    Token events are the reasoning tokens, then the text (or refusal) tokens,
+    then the tool calls: on OpenAI and Anthropic one event opening each call
+    and one per piece of its arguments, on Ollama one per chunk of whole
+    calls.  The counters ``error_after``, ``stall_after`` count them.
+    Structural events (the OpenAI role chunk, Anthropic ``message_start``...)
+    are not token events.
     """
 
     text: str = DEFAULT_TEXT
@@ -176,12 +179,18 @@ class Reply:
     def __post_init__(self) -> None:
         explicit_text = self.tokens is not None or self.text != DEFAULT_TEXT
         if self.json is not None:
-            if explicit_text:
+            try:
+                encoded = msgspec.json.encode(self.json).decode()
+            except (TypeError, msgspec.EncodeError) as exc:
+                raise ValueError(f"Reply.json cannot be encoded as JSON: {exc}") from None
+            # The text may already be that JSON: `dataclasses.replace` passes it back.
+            if self.tokens is not None or self.text not in (DEFAULT_TEXT, encoded):
                 raise ValueError("Reply.json cannot be combined with text or tokens")
-            self.text = msgspec.json.encode(self.json).decode()
+            self.text = encoded
         if self.refusal is not None:
             if not isinstance(self.refusal, str):
                 raise ValueError("Reply.refusal must be a string")
+            explicit_text = self.tokens is not None or self.text not in (DEFAULT_TEXT, "")
             if explicit_text or self.json is not None or self.tool_calls:
                 raise ValueError(
                     "Reply.refusal cannot be combined with text, tokens, json or tool_calls"
@@ -369,6 +378,11 @@ class _Job:
     @property
     def refusal(self) -> str:
         return "".join(self.refusal_tokens)
+
+    @property
+    def refused(self) -> bool:
+        """The reply is a refusal (maybe an empty one)."""
+        return self.reply.refusal is not None
 
     @property
     def text(self) -> str:
@@ -634,7 +648,7 @@ class _OpenAI(_Wire):
         }
 
     def prelude(self) -> list[bytes]:
-        if self.job.refusal_tokens:
+        if self.job.refused:
             return [self._chunk({"role": "assistant", "content": None, "refusal": ""})]
         if self.calls_only:
             return []
@@ -681,15 +695,10 @@ class _OpenAI(_Wire):
 
     def complete(self) -> bytes:
         job = self.job
-        content = None if job.refusal_tokens or (job.calls and not job.text) else job.text
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": content,
-            "refusal": job.refusal or None,
-        }
-        if job.thinking_tokens:
-            message["reasoning_content"] = job.thinking
+        content = None if job.refused or (job.calls and not job.text) else job.text
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if job.calls:
+            # The order of the API's answers: role, content, tool_calls, refusal.
             message["tool_calls"] = [
                 {
                     "id": self.call_ids[i],
@@ -698,6 +707,9 @@ class _OpenAI(_Wire):
                 }
                 for i, call in enumerate(job.calls)
             ]
+        message["refusal"] = job.refusal if job.refused else None
+        if job.thinking_tokens:
+            message["reasoning_content"] = job.thinking
         obj = {
             "id": self.id,
             "object": "chat.completion",
@@ -770,7 +782,7 @@ class _Anthropic(_Wire):
     def natural_finish(self) -> str:
         if self.job.calls:
             return "tool_use"
-        return "refusal" if self.job.refusal_tokens else "end_turn"
+        return "refusal" if self.job.refused else "end_turn"
 
     def headers(self) -> dict[str, str]:
         return {"request-id": "req_011C" + _rand(20)}
