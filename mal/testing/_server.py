@@ -1,14 +1,14 @@
 """A scriptable local model server that speaks the Ollama, OpenAI and Anthropic wire formats.
 
 `MockServer` is a real HTTP/1.1 server on the loopback interface, running in a
-background thread.  It answers the generation endpoints of the three providers,
-streaming (ndjson or server-sent events, one HTTP chunk per token event) or not
-(one JSON body with a Content-Length), with realistic ids, timestamps, usage
-figures and pacing.  Each request takes the next queued `Reply`, which decides
-the text, reasoning, tool calls, JSON output or refusal, the timing and any
-misbehaviour: status errors, in-band errors, a connection dropped after N body
-bytes, a stall, keep-alive pings, garbage bodies or a stream that ends without
-its end marker.
+background thread.  It answers the generation endpoints of the three providers
+(and the OpenAI and Ollama embedding endpoints), streaming (ndjson or
+server-sent events, one HTTP chunk per token event) or not (one JSON body with
+a Content-Length), with realistic ids, timestamps, usage figures and pacing.
+Each request takes the next queued `Reply`, which decides the text, reasoning,
+tool calls, JSON output or refusal, the timing and any misbehaviour: status
+errors, in-band errors, a connection dropped after N body bytes, a stall,
+keep-alive pings, garbage bodies or a stream that ends without its end marker.
 
 It only uses the standard library and `msgspec`, so it can run anywhere the
 package runs: the library's own tests, ``python -m mal demo`` and users' tests.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import http.server
 import random
 import re
@@ -26,6 +27,7 @@ import selectors
 import socket
 import socketserver
 import string
+import struct
 import sys
 import threading
 import time
@@ -174,7 +176,8 @@ class Reply:
     signature: str | None = None
     """Signature of the Anthropic thinking block (default: a made-up one)."""
     embedding_dim: int = 8
-    """Length of the vectors the embedding endpoints return."""
+    """Length of the vectors the embedding endpoints return (a request's own
+    ``dimensions`` wins)."""
 
     def __post_init__(self) -> None:
         explicit_text = self.tokens is not None or self.text != DEFAULT_TEXT
@@ -928,6 +931,48 @@ class _Anthropic(_Wire):
         return _enc(obj)
 
 
+# --------------------------------------------------------------------------- embeddings
+
+
+def _embedding(text: str, dim: int) -> list[float]:
+    """A deterministic unit vector for `text`, in float32 as the providers compute them.
+
+    The same text always gives the same vector, different texts (nearly always)
+    different ones, so tests can check that the right input got the right vector.
+    """
+    rng = random.Random(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    values = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    packed = struct.pack(f"<{dim}f", *(v / norm for v in values))
+    return list(struct.unpack(f"<{dim}f", packed))
+
+
+def _embedding_inputs(value: Any) -> list[str] | None:
+    """The texts of an ``input`` field: a string or a list of strings.
+
+    OpenAI also takes token arrays (a list of ints, or of lists of ints); each
+    array stands for one input, embedded from its JSON text.  None when the
+    field has none of these shapes.
+    """
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [_enc(value).decode()]
+    out: list[str] = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list) and item and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in item
+        ):
+            out.append(_enc(item).decode())
+        else:
+            return None
+    return out
+
+
 # --------------------------------------------------------------------------- routing
 
 
@@ -944,6 +989,9 @@ _ROUTES: Final[dict[str, _Route]] = {
     "/v1/chat/completions": _Route("openai", "POST", "openai"),
     "/chat/completions": _Route("openai", "POST", "openai"),
     "/v1/messages": _Route("anthropic", "POST", "anthropic"),
+    "/v1/embeddings": _Route("openai", "POST", "embeddings"),
+    "/embeddings": _Route("openai", "POST", "embeddings"),
+    "/api/embed": _Route("ollama", "POST", "embed"),
     "/": _Route("ollama", "GET", "root"),
     "/api/version": _Route("ollama", "GET", "version"),
     "/api/tags": _Route("ollama", "GET", "tags"),
@@ -1092,6 +1140,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send_full(405, "application/json", _enc({"error": msg}))
             elif route.kind in _WIRES:
                 self._generate(route, data, t0)
+            elif route.kind in ("embeddings", "embed"):
+                self._embed(route, data, t0)
             else:
                 self._info(route, headers)
         except _ClientGone:
@@ -1207,6 +1257,86 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._stream(wire, job)
         else:
             self._complete(wire, job)
+
+    def _embed(self, route: _Route, data: Any, t0: float) -> None:
+        """OpenAI ``/v1/embeddings`` and Ollama ``/api/embed``: one vector per input.
+
+        Each request takes the next queued `Reply`, like a generation: its
+        status, error body, delays, headers, `raw` body and `drop_after` apply;
+        `embedding_dim` sets the length unless the request asks for ``dimensions``.
+        """
+        request = data if isinstance(data, dict) else {}
+        reply = self._srv.mock._take() if isinstance(data, dict) else Reply()
+        model = request.get("model")
+        model = model if isinstance(model, str) and model else DEFAULT_MODEL
+        job = _Job.make(model, request, reply, t0)
+        wire: _Wire = _OpenAI(job) if route.kind == "embeddings" else _Ollama(job, chat=False)
+        json_type = "application/json" if route.kind == "embeddings" else wire.json_type
+        self._limit = reply.drop_after
+        texts = _embedding_inputs(request.get("input"))
+        if route.kind == "embed" and request.get("input") == []:
+            texts = []  # Ollama answers an empty list with no vectors
+        self._pause(reply.headers_delay + reply.first_delay)
+        if not isinstance(data, dict) or texts is None:
+            where = "invalid JSON body" if not isinstance(data, dict) else None
+            if route.kind == "embeddings":
+                message = where or "'$.input' is invalid. Please check the API reference."
+            else:
+                message = where or "invalid input type"
+            body = wire.error_body(400, None, message)
+            self._send_full(400, json_type, body, wire.headers())
+            return
+        if reply.status >= 400:
+            if reply.error_body is not None:
+                body = reply.error_body
+            else:
+                body = wire.error_body(reply.status, reply.error_type, reply.error_message)
+            ctype = reply.content_type or "application/json"
+            self._send_full(reply.status, ctype, body, wire.headers(), reply.headers)
+            return
+        if reply.raw is not None or reply.raw_chunks is not None:
+            body = reply.raw if reply.raw is not None else b"".join(reply.raw_chunks or [])
+            ctype = reply.content_type or json_type
+            self._send_full(reply.status, ctype, body, wire.headers(), reply.headers)
+            return
+        dims = request.get("dimensions")
+        dim = reply.embedding_dim
+        if isinstance(dims, int) and not isinstance(dims, bool) and dims > 0:
+            dim = dims
+        vectors = [_embedding(text, dim) for text in texts]
+        tokens = sum(max(len(split_tokens(text)), 1) for text in texts)
+        obj: dict[str, Any]
+        if route.kind == "embeddings":
+            # openai-python asks for "base64" by default: little-endian float32.
+            b64 = request.get("encoding_format") == "base64"
+            data_items = [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": (
+                        base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
+                        if b64
+                        else vector
+                    ),
+                }
+                for i, vector in enumerate(vectors)
+            ]
+            obj = {
+                "object": "list",
+                "data": data_items,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        else:
+            total = max(int((time.monotonic() - t0) * 1e9), 1)
+            obj = {
+                "model": model,
+                "embeddings": vectors,
+                "total_duration": total,
+                "load_duration": min(total // 10, 1_234_567),
+                "prompt_eval_count": tokens,
+            }
+        self._send_full(reply.status, json_type, _enc(obj), wire.headers(), reply.headers)
 
     def _stream(self, wire: _Wire, job: _Job) -> None:
         reply = job.reply
@@ -1490,8 +1620,8 @@ class MockServer:
     """A local model server for tests and demos; see the module docstring.
 
     Use it as a context manager, or call `start` and `stop`.  Replies queued
-    with `add` are used first-in first-out, one per generation request; when
-    the queue is empty `default` answers.
+    with `add` are used first-in first-out, one per generation or embedding
+    request; when the queue is empty `default` answers.
     """
 
     def __init__(
