@@ -8,6 +8,9 @@
     with MockServer() as server:
         server.add(Reply(text="Hello there", chunk_delay=0.01))
         base_url = server.url("openai")
+
+Tool loops are scripted with ``Reply(tool_calls=[{"name": ..., "arguments": {...}}])``
+followed by the final ``Reply(text=...)``.
 """
 
 from mal.testing._server import (
@@ -15,7 +18,15 @@ from mal.testing._server import (
     MockServer,
     RecordedRequest,
     Reply,
+    ScriptedToolCall,
     split_tokens,
 )
 
-__all__ = ["DEFAULT_TEXT", "MockServer", "RecordedRequest", "Reply", "split_tokens"]
+__all__ = [
+    "DEFAULT_TEXT",
+    "MockServer",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedToolCall",
+    "split_tokens",
+]

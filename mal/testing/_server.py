@@ -1,13 +1,14 @@
 """A scriptable local model server that speaks the Ollama, OpenAI and Anthropic wire formats.
 
 `MockServer` is a real HTTP/1.1 server on the loopback interface, running in a
-background thread.  It answers the generation endpoints of the three providers,
-streaming (ndjson or server-sent events, one HTTP chunk per token event) or not
-(one JSON body with a Content-Length), with realistic ids, timestamps, usage
-figures and pacing.  Each request takes the next queued `Reply`, which decides
-the text, the timing and any misbehaviour: status errors, in-band errors, a
-connection dropped after N body bytes, a stall, keep-alive pings, garbage bodies
-or a stream that ends without its end marker.
+background thread.  It answers the generation endpoints of the three providers
+(and the OpenAI and Ollama embedding endpoints), streaming (ndjson or
+server-sent events, one HTTP chunk per token event) or not (one JSON body with
+a Content-Length), with realistic ids, timestamps, usage figures and pacing.
+Each request takes the next queued `Reply`, which decides the text, reasoning,
+tool calls, JSON output or refusal, the timing and any misbehaviour: status
+errors, in-band errors, a connection dropped after N body bytes, a stall,
+keep-alive pings, garbage bodies or a stream that ends without its end marker.
 
 It only uses the standard library and `msgspec`, so it can run anywhere the
 package runs: the library's own tests, ``python -m mal demo`` and users' tests.
@@ -15,7 +16,9 @@ package runs: the library's own tests, ``python -m mal demo`` and users' tests.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import http.server
 import random
 import re
@@ -24,6 +27,7 @@ import selectors
 import socket
 import socketserver
 import string
+import struct
 import sys
 import threading
 import time
@@ -35,7 +39,14 @@ from typing import Any, Final, cast
 
 import msgspec
 
-__all__ = ["DEFAULT_TEXT", "MockServer", "RecordedRequest", "Reply", "split_tokens"]
+__all__ = [
+    "DEFAULT_TEXT",
+    "MockServer",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedToolCall",
+    "split_tokens",
+]
 
 DEFAULT_TEXT: Final = (
     "Hello! I'm a mock model running on your own machine. How can I help you today?"
@@ -57,17 +68,57 @@ class _Closed(Exception):
 # --------------------------------------------------------------------------- replies
 
 
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    """One tool call a `Reply` makes.
+
+    `arguments` is a dict, sent as compact JSON text (OpenAI, Anthropic
+    streams) or as an object (Ollama, Anthropic ``input``), or a string sent
+    exactly as the arguments' JSON text, so a test can script broken
+    arguments.  `id` replaces the provider-like id the server makes up.
+    """
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("ScriptedToolCall.name must be a non-empty string")
+        if not isinstance(self.arguments, (dict, str)):
+            raise ValueError("ScriptedToolCall.arguments must be a dict or a JSON string")
+        if self.id is not None and (not isinstance(self.id, str) or not self.id):
+            raise ValueError("ScriptedToolCall.id must be a non-empty string or None")
+
+
+def _scripted(call: ScriptedToolCall | dict[str, Any]) -> ScriptedToolCall:
+    if isinstance(call, ScriptedToolCall):
+        return call
+    if not isinstance(call, dict):
+        raise ValueError(f"Reply.tool_calls entries are dicts or ScriptedToolCall, not {call!r}")
+    unknown = set(call) - {"name", "arguments", "id"}
+    if unknown:
+        raise ValueError(f"unknown tool call keys {sorted(unknown)}; use name, arguments, id")
+    if "name" not in call:
+        raise ValueError("a scripted tool call needs a name")
+    return ScriptedToolCall(call["name"], call.get("arguments", {}), call.get("id"))
+
+
 @dataclass(kw_only=True)
 class Reply:
     """What the server answers to one request.
 
-    Token events are the reasoning tokens followed by the text tokens; the
-    counters ``error_after``, ``stall_after`` count them.  Structural events
-    (the OpenAI role chunk, Anthropic ``message_start``...) are not token events.
+    Token events are the reasoning tokens, then the text (or refusal) tokens,
+    then the tool calls: on OpenAI and Anthropic one event opening each call
+    and one per piece of its arguments, on Ollama one per chunk of whole
+    calls.  The counters ``error_after``, ``stall_after`` count them.
+    Structural events (the OpenAI role chunk, Anthropic ``message_start``...)
+    are not token events.
     """
 
     text: str = DEFAULT_TEXT
-    """The generated text (ignored when `tokens` is given)."""
+    """The generated text (ignored when `tokens` is given).  With `tool_calls`
+    or `refusal` it defaults to no text."""
     reasoning: str = ""
     """Thinking text, sent before the text."""
     tokens: list[str] | None = None
@@ -110,8 +161,54 @@ class Reply:
     """Content-Type for `raw`, `raw_chunks` or `error_body`."""
     omit_end: bool = False
     """Leave out the end marker (done line, ``[DONE]``, ``message_stop``)."""
+    tool_calls: list[ScriptedToolCall | dict[str, Any]] | None = None
+    """Tool calls sent after the text (dicts with ``name``, ``arguments`` and an
+    optional ``id`` are turned into `ScriptedToolCall`).  The stop reason becomes
+    the provider's tool stop reason ("tool_calls", "tool_use"; Ollama keeps
+    "stop") unless `finish_reason` is given."""
+    tool_calls_per_chunk: int = 1
+    """Ollama sends whole calls; this many share one streamed chunk."""
+    json: Any = None
+    """Answer with the compact JSON text of this object (instead of `text`)."""
+    refusal: str | None = None
+    """A refusal instead of text: OpenAI ``refusal``, Anthropic text with
+    ``stop_reason: "refusal"``, Ollama plain text."""
+    signature: str | None = None
+    """Signature of the Anthropic thinking block (default: a made-up one)."""
+    embedding_dim: int = 8
+    """Length of the vectors the embedding endpoints return (a request's own
+    ``dimensions`` wins)."""
 
     def __post_init__(self) -> None:
+        explicit_text = self.tokens is not None or self.text != DEFAULT_TEXT
+        if self.json is not None:
+            try:
+                encoded = msgspec.json.encode(self.json).decode()
+            except (TypeError, msgspec.EncodeError) as exc:
+                raise ValueError(f"Reply.json cannot be encoded as JSON: {exc}") from None
+            # The text may already be that JSON: `dataclasses.replace` passes it back.
+            if self.tokens is not None or self.text not in (DEFAULT_TEXT, encoded):
+                raise ValueError("Reply.json cannot be combined with text or tokens")
+            self.text = encoded
+        if self.refusal is not None:
+            if not isinstance(self.refusal, str):
+                raise ValueError("Reply.refusal must be a string")
+            explicit_text = self.tokens is not None or self.text not in (DEFAULT_TEXT, "")
+            if explicit_text or self.json is not None or self.tool_calls:
+                raise ValueError(
+                    "Reply.refusal cannot be combined with text, tokens, json or tool_calls"
+                )
+            self.text = ""
+        if self.tool_calls is not None:
+            if not isinstance(self.tool_calls, list):
+                raise ValueError("Reply.tool_calls must be a list")
+            self.tool_calls = [_scripted(call) for call in self.tool_calls]
+            if self.tool_calls and not explicit_text and self.json is None:
+                self.text = ""
+        if self.tool_calls_per_chunk < 1:
+            raise ValueError("Reply.tool_calls_per_chunk must be >= 1")
+        if self.embedding_dim < 1:
+            raise ValueError("Reply.embedding_dim must be >= 1")
         for name in ("chunk_delay", "first_delay", "headers_delay", "stall"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Reply.{name} must be >= 0")
@@ -133,6 +230,14 @@ class Reply:
         if self.reasoning_tokens is not None:
             return list(self.reasoning_tokens)
         return split_tokens(self.reasoning)
+
+    def refusal_tokens(self) -> list[str]:
+        """The token events of the refusal."""
+        return split_tokens(self.refusal) if self.refusal else []
+
+    def scripted_calls(self) -> list[ScriptedToolCall]:
+        """The tool calls, as `ScriptedToolCall`."""
+        return [_scripted(call) for call in self.tool_calls or ()]
 
 
 _TOKEN_RE: Final = re.compile(r"\n+|[^\S\n]*\w+|[^\S\n]*[^\w\s]+|[^\S\n]+")
@@ -194,6 +299,56 @@ def _now_iso() -> str:
 
 
 _FINGERPRINT: Final = "fp_" + _rand(10, "0123456789abcdef")
+_LOWER_ALNUM: Final = string.ascii_lowercase + string.digits
+
+
+def _signature() -> str:
+    """A made-up thinking signature: base64 of an opaque blob, like Anthropic's ("Ev...")."""
+    blob = b"\x12" + random.randbytes(255)
+    return base64.b64encode(blob).decode()
+
+
+def _pieces(text: str) -> tuple[str, ...]:
+    """Cut `text` into pieces of 3 to 8 characters, as the providers stream arguments.
+
+    The cuts are seeded by the text, so the same arguments always stream the same way.
+    """
+    rng = random.Random(text)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        n = rng.randint(3, 8)
+        out.append(text[i : i + n])
+        i += n
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A scripted tool call, ready for the wire formats."""
+
+    name: str
+    id: str | None
+    arguments_json: str
+    """The arguments' JSON text: compact JSON of a dict, or the scripted string as is."""
+    arguments: Any
+    """The arguments as an object, for the formats that send objects (a string
+    that is not JSON stays a string)."""
+    pieces: tuple[str, ...]
+
+    @classmethod
+    def make(cls, call: ScriptedToolCall) -> _Call:
+        args = call.arguments
+        if isinstance(args, str):
+            text = args
+            try:
+                obj: Any = msgspec.json.decode(args) if args else {}
+            except msgspec.DecodeError:
+                obj = args
+        else:
+            text = _enc(args).decode()
+            obj = args
+        return cls(call.name, call.id, text, obj, _pieces(text))
 
 
 @dataclass
@@ -207,6 +362,30 @@ class _Job:
     text_tokens: list[str]
     thinking_tokens: list[str]
     t_first: float | None = None
+    refusal_tokens: list[str] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, model: str, request: dict[str, Any], reply: Reply, t0: float) -> _Job:
+        return cls(
+            model,
+            request,
+            reply,
+            t0,
+            reply.text_tokens(),
+            reply.thinking_tokens(),
+            refusal_tokens=reply.refusal_tokens(),
+            calls=[_Call.make(call) for call in reply.scripted_calls()],
+        )
+
+    @property
+    def refusal(self) -> str:
+        return "".join(self.refusal_tokens)
+
+    @property
+    def refused(self) -> bool:
+        """The reply is a refusal (maybe an empty one)."""
+        return self.reply.refusal is not None
 
     @property
     def text(self) -> str:
@@ -220,7 +399,8 @@ class _Job:
     def output_tokens(self) -> int:
         if self.reply.output_tokens is not None:
             return self.reply.output_tokens
-        return len(self.text_tokens) + len(self.thinking_tokens)
+        tools = sum(len(call.pieces) + 1 for call in self.calls)
+        return len(self.text_tokens) + len(self.thinking_tokens) + len(self.refusal_tokens) + tools
 
 
 class _Wire:
@@ -238,7 +418,11 @@ class _Wire:
     @property
     def finish(self) -> str:
         reason = self.job.reply.finish_reason
-        return self.default_finish if reason is None else reason
+        return self.natural_finish() if reason is None else reason
+
+    def natural_finish(self) -> str:
+        """The stop reason when the reply does not set one."""
+        return self.default_finish
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -246,7 +430,24 @@ class _Wire:
     def prelude(self) -> list[bytes]:
         return []
 
-    def token(self, kind: str, text: str) -> list[bytes]:
+    def events(self) -> list[tuple[str, str, int]]:
+        """The token events ``(kind, text, call index)``: reasoning, text, refusal, tools."""
+        job = self.job
+        out = [("thinking", t, 0) for t in job.thinking_tokens]
+        out += [("text", t, 0) for t in job.text_tokens]
+        out += [("refusal", t, 0) for t in job.refusal_tokens]
+        out += self.tool_events()
+        return out
+
+    def tool_events(self) -> list[tuple[str, str, int]]:
+        """A ``tool`` event opening each call, then one ``args`` event per piece."""
+        out: list[tuple[str, str, int]] = []
+        for i, call in enumerate(self.job.calls):
+            out.append(("tool", "", i))
+            out += [("args", piece, i) for piece in call.pieces]
+        return out
+
+    def token(self, kind: str, text: str, index: int) -> list[bytes]:
         raise NotImplementedError
 
     def finale(self) -> list[bytes]:
@@ -276,34 +477,60 @@ class _Ollama(_Wire):
     def __init__(self, job: _Job, *, chat: bool) -> None:
         super().__init__(job)
         self.chat = chat
+        # server/routes.go toolCallId: "call_" and 8 characters of [a-z0-9].
+        self.call_ids = [c.id or "call_" + _rand(8, _LOWER_ALNUM) for c in job.calls]
 
     def _head(self) -> dict[str, Any]:
         return {"model": self.job.model, "created_at": _now_iso()}
 
-    def _content(self, obj: dict[str, Any], text: str, thinking: str | None) -> None:
+    def _content(
+        self,
+        obj: dict[str, Any],
+        text: str,
+        thinking: str | None,
+        calls: range | None = None,
+    ) -> None:
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if thinking is not None:
                 message["thinking"] = thinking
+            if calls:
+                message["tool_calls"] = [self._tool_call(i) for i in calls]
             obj["message"] = message
         else:
             obj["response"] = text
             if thinking is not None:
                 obj["thinking"] = thinking
 
-    def token(self, kind: str, text: str) -> list[bytes]:
+    def _tool_call(self, i: int) -> dict[str, Any]:
+        # api/types.go ToolCall: the index has no omitempty, arguments is an object.
+        call = self.job.calls[i]
+        function = {"index": i, "name": call.name, "arguments": call.arguments}
+        return {"id": self.call_ids[i], "function": function}
+
+    def tool_events(self) -> list[tuple[str, str, int]]:
+        # Each call comes whole; `tool_calls_per_chunk` of them share a chunk.
+        step = self.job.reply.tool_calls_per_chunk
+        return [("tools", "", i) for i in range(0, len(self.job.calls), step)]
+
+    def token(self, kind: str, text: str, index: int) -> list[bytes]:
         obj = self._head()
         if kind == "thinking":
             self._content(obj, "", text)
+        elif kind == "tools":
+            stop = min(index + self.job.reply.tool_calls_per_chunk, len(self.job.calls))
+            self._content(obj, "", None, range(index, stop))
         else:
             self._content(obj, text, None)
         obj["done"] = False
         return [_enc(obj) + b"\n"]
 
-    def _final(self, text: str, thinking: str | None) -> dict[str, Any]:
+    def _final(
+        self, text: str, thinking: str | None, calls: range | None = None
+    ) -> dict[str, Any]:
         job = self.job
         obj = self._head()
-        self._content(obj, text, thinking)
+        self._content(obj, text, thinking, calls)
         now = time.monotonic()
         first = job.t_first if job.t_first is not None else job.t0 + (now - job.t0) / 4
         total = int((now - job.t0) * 1e9)
@@ -331,8 +558,9 @@ class _Ollama(_Wire):
         return _enc({"error": message}) + b"\n"
 
     def complete(self) -> bytes:
-        thinking = self.job.thinking or None
-        return _enc(self._final(self.job.text, thinking))
+        job = self.job
+        thinking = job.thinking or None
+        return _enc(self._final(job.text + job.refusal, thinking, range(len(job.calls))))
 
     def error_body(self, status: int, etype: str | None, message: str) -> bytes:
         if not message:
@@ -385,6 +613,13 @@ class _OpenAI(_Wire):
         self.created = int(time.time())
         options = job.request.get("stream_options")
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.call_ids = [c.id or "call_" + _rand(24) for c in job.calls]
+        # Only tool calls: the first call's delta carries the role (openai-python's
+        # inline snapshot 2018feb6...bin of tests/lib/chat/test_completions_streaming.py).
+        self.calls_only = bool(job.calls) and not job.text_tokens and not job.thinking_tokens
+
+    def natural_finish(self) -> str:
+        return "tool_calls" if self.job.calls else "stop"
 
     def headers(self) -> dict[str, str]:
         return {"x-request-id": "req_" + _rand(32, "0123456789abcdef")}
@@ -416,11 +651,29 @@ class _OpenAI(_Wire):
         }
 
     def prelude(self) -> list[bytes]:
+        if self.job.refused:
+            return [self._chunk({"role": "assistant", "content": None, "refusal": ""})]
+        if self.calls_only:
+            return []
         return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
 
-    def token(self, kind: str, text: str) -> list[bytes]:
+    def token(self, kind: str, text: str, index: int) -> list[bytes]:
         if kind == "thinking":
             return [self._chunk({"reasoning_content": text})]
+        if kind == "refusal":
+            return [self._chunk({"refusal": text})]
+        if kind == "tool":
+            function = {"name": self.job.calls[index].name, "arguments": ""}
+            entry = {"index": index, "id": self.call_ids[index], "type": "function"}
+            entry["function"] = function
+            if index == 0 and self.calls_only:
+                delta = {"role": "assistant", "content": None, "tool_calls": [entry]}
+                delta["refusal"] = None
+                return [self._chunk(delta)]
+            return [self._chunk({"tool_calls": [entry]})]
+        if kind == "args":
+            piece = {"index": index, "function": {"arguments": text}}
+            return [self._chunk({"tool_calls": [piece]})]
         return [self._chunk({"content": text})]
 
     def finale(self) -> list[bytes]:
@@ -445,7 +698,19 @@ class _OpenAI(_Wire):
 
     def complete(self) -> bytes:
         job = self.job
-        message: dict[str, Any] = {"role": "assistant", "content": job.text, "refusal": None}
+        content = None if job.refused or (job.calls and not job.text) else job.text
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if job.calls:
+            # The order of the API's answers: role, content, tool_calls, refusal.
+            message["tool_calls"] = [
+                {
+                    "id": self.call_ids[i],
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
+                for i, call in enumerate(job.calls)
+            ]
+        message["refusal"] = job.refusal if job.refused else None
         if job.thinking_tokens:
             message["reasoning_content"] = job.thinking
         obj = {
@@ -508,8 +773,19 @@ class _Anthropic(_Wire):
         super().__init__(job)
         self.id = "msg_01" + _rand(22)
         self.has_thinking = bool(job.thinking_tokens)
-        self.text_open = not self.has_thinking
-        self.signature = _rand(120, _ALNUM + "+/")
+        # A text block comes unless the reply is only tool calls.
+        self.has_text = bool(job.text_tokens or job.refusal_tokens or not job.calls)
+        self.signature = job.reply.signature or _signature()
+        self.call_ids = [c.id or "toolu_01" + _rand(22) for c in job.calls]
+        self.block: str | None = None
+        """The kind of the open content block ("thinking", "text", "tool")."""
+        self.index = -1
+        self.text_opened = False
+
+    def natural_finish(self) -> str:
+        if self.job.calls:
+            return "tool_use"
+        return "refusal" if self.job.refused else "end_turn"
 
     def headers(self) -> dict[str, str]:
         return {"request-id": "req_011C" + _rand(20)}
@@ -549,42 +825,68 @@ class _Anthropic(_Wire):
     def _block_stop(self, index: int) -> bytes:
         return self._event("content_block_stop", {"type": "content_block_stop", "index": index})
 
-    def _open_text(self) -> list[bytes]:
-        if self.text_open:
-            return []
-        self.text_open = True
-        return [
-            self._delta(0, {"type": "signature_delta", "signature": self.signature}),
-            self._block_stop(0),
-            self._block_start(1, {"type": "text", "text": ""}),
-        ]
+    def _close(self) -> list[bytes]:
+        """Close the open block; a thinking block gets its signature just before its stop."""
+        frames: list[bytes] = []
+        if self.block == "thinking":
+            delta = {"type": "signature_delta", "signature": self.signature}
+            frames.append(self._delta(self.index, delta))
+        if self.block is not None:
+            frames.append(self._block_stop(self.index))
+        self.block = None
+        return frames
 
-    @property
-    def _text_index(self) -> int:
-        return 1 if self.has_thinking else 0
+    def _open(self, kind: str, block: dict[str, Any]) -> list[bytes]:
+        frames = self._close()
+        self.index += 1
+        self.block = kind
+        frames.append(self._block_start(self.index, block))
+        return frames
+
+    def _ensure(self, kind: str) -> list[bytes]:
+        if self.block == kind:
+            return []
+        if kind == "thinking":
+            return self._open(kind, {"type": "thinking", "thinking": "", "signature": ""})
+        self.text_opened = True
+        return self._open(kind, {"type": "text", "text": ""})
 
     def prelude(self) -> list[bytes]:
         start = {"type": "message_start", "message": self._message([], None, 1)}
+        frames = [self._event("message_start", start)]
         if self.has_thinking:
-            block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
-        else:
-            block = {"type": "text", "text": ""}
-        return [
-            self._event("message_start", start),
-            self._block_start(0, block),
-            self.ping or b"",
-        ]
+            frames += self._ensure("thinking")
+        elif self.has_text:
+            frames += self._ensure("text")
+        frames.append(self.ping or b"")
+        return frames
 
-    def token(self, kind: str, text: str) -> list[bytes]:
+    def token(self, kind: str, text: str, index: int) -> list[bytes]:
         if kind == "thinking":
-            return [self._delta(0, {"type": "thinking_delta", "thinking": text})]
-        frames = self._open_text()
-        frames.append(self._delta(self._text_index, {"type": "text_delta", "text": text}))
+            frames = self._ensure("thinking")
+            frames.append(self._delta(self.index, {"type": "thinking_delta", "thinking": text}))
+            return frames
+        if kind == "tool":
+            # anthropic-sdk-python tests/lib/streaming/fixtures/tool_use_response.txt:
+            # `input` is an empty placeholder, then an empty piece, then the pieces.
+            block = {
+                "type": "tool_use",
+                "id": self.call_ids[index],
+                "name": self.job.calls[index].name,
+                "input": {},
+            }
+            frames = self._open("tool", block)
+            frames.append(self._delta(self.index, {"type": "input_json_delta", "partial_json": ""}))
+            return frames
+        if kind == "args":
+            return [self._delta(self.index, {"type": "input_json_delta", "partial_json": text})]
+        frames = self._ensure("text")
+        frames.append(self._delta(self.index, {"type": "text_delta", "text": text}))
         return frames
 
     def finale(self) -> list[bytes]:
-        frames = self._open_text()
-        frames.append(self._block_stop(self._text_index))
+        frames = self._ensure("text") if self.has_text and not self.text_opened else []
+        frames += self._close()
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self.finish, "stop_sequence": None},
@@ -612,7 +914,12 @@ class _Anthropic(_Wire):
         if self.has_thinking:
             block = {"type": "thinking", "thinking": job.thinking, "signature": self.signature}
             content.append(block)
-        content.append({"type": "text", "text": job.text})
+        if self.has_text:
+            content.append({"type": "text", "text": job.text + job.refusal})
+        for i, call in enumerate(job.calls):
+            block = {"type": "tool_use", "id": self.call_ids[i], "name": call.name}
+            block["input"] = call.arguments
+            content.append(block)
         return _enc(self._message(content, self.finish, job.output_tokens))
 
     def error_body(self, status: int, etype: str | None, message: str) -> bytes:
@@ -622,6 +929,48 @@ class _Anthropic(_Wire):
         obj = self._error(etype or default, message)
         obj["request_id"] = "req_011C" + _rand(20)
         return _enc(obj)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _embedding(text: str, dim: int) -> list[float]:
+    """A deterministic unit vector for `text`, in float32 as the providers compute them.
+
+    The same text always gives the same vector, different texts (nearly always)
+    different ones, so tests can check that the right input got the right vector.
+    """
+    rng = random.Random(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    values = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    packed = struct.pack(f"<{dim}f", *(v / norm for v in values))
+    return list(struct.unpack(f"<{dim}f", packed))
+
+
+def _embedding_inputs(value: Any) -> list[str] | None:
+    """The texts of an ``input`` field: a string or a list of strings.
+
+    OpenAI also takes token arrays (a list of ints, or of lists of ints); each
+    array stands for one input, embedded from its JSON text.  None when the
+    field has none of these shapes.
+    """
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [_enc(value).decode()]
+    out: list[str] = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list) and item and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in item
+        ):
+            out.append(_enc(item).decode())
+        else:
+            return None
+    return out
 
 
 # --------------------------------------------------------------------------- routing
@@ -640,6 +989,9 @@ _ROUTES: Final[dict[str, _Route]] = {
     "/v1/chat/completions": _Route("openai", "POST", "openai"),
     "/chat/completions": _Route("openai", "POST", "openai"),
     "/v1/messages": _Route("anthropic", "POST", "anthropic"),
+    "/v1/embeddings": _Route("openai", "POST", "embeddings"),
+    "/embeddings": _Route("openai", "POST", "embeddings"),
+    "/api/embed": _Route("ollama", "POST", "embed"),
     "/": _Route("ollama", "GET", "root"),
     "/api/version": _Route("ollama", "GET", "version"),
     "/api/tags": _Route("ollama", "GET", "tags"),
@@ -788,6 +1140,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send_full(405, "application/json", _enc({"error": msg}))
             elif route.kind in _WIRES:
                 self._generate(route, data, t0)
+            elif route.kind in ("embeddings", "embed"):
+                self._embed(route, data, t0)
             else:
                 self._info(route, headers)
         except _ClientGone:
@@ -876,12 +1230,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         model = model if isinstance(model, str) and model else DEFAULT_MODEL
         flag = data.get("stream")
         stream = route.provider == "ollama" if flag is None else bool(flag)
-        job = _Job(model, data, reply, t0, reply.text_tokens(), reply.thinking_tokens())
+        job = _Job.make(model, data, reply, t0)
         wire = _WIRES[route.kind](job)
         self._limit = reply.drop_after
         self._ping_interval = reply.ping_interval
 
-        if reply.status >= 400:
+        if route.kind == "generate" and job.calls and reply.status < 400:
+            # /api/generate has no tools; Ollama answers a bad request with its error JSON.
+            self._pause(reply.headers_delay)
+            message = "tool calls are only supported on /api/chat"
+            body = wire.error_body(400, None, reply.error_message or message)
+            self._send_full(400, "application/json; charset=utf-8", body, wire.headers())
+        elif reply.status >= 400:
             self._pause(reply.headers_delay)
             if reply.error_body is not None:
                 body = reply.error_body
@@ -898,6 +1258,86 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._complete(wire, job)
 
+    def _embed(self, route: _Route, data: Any, t0: float) -> None:
+        """OpenAI ``/v1/embeddings`` and Ollama ``/api/embed``: one vector per input.
+
+        Each request takes the next queued `Reply`, like a generation: its
+        status, error body, delays, headers, `raw` body and `drop_after` apply;
+        `embedding_dim` sets the length unless the request asks for ``dimensions``.
+        """
+        request = data if isinstance(data, dict) else {}
+        reply = self._srv.mock._take() if isinstance(data, dict) else Reply()
+        model = request.get("model")
+        model = model if isinstance(model, str) and model else DEFAULT_MODEL
+        job = _Job.make(model, request, reply, t0)
+        wire: _Wire = _OpenAI(job) if route.kind == "embeddings" else _Ollama(job, chat=False)
+        json_type = "application/json" if route.kind == "embeddings" else wire.json_type
+        self._limit = reply.drop_after
+        texts = _embedding_inputs(request.get("input"))
+        if route.kind == "embed" and request.get("input") == []:
+            texts = []  # Ollama answers an empty list with no vectors
+        self._pause(reply.headers_delay + reply.first_delay)
+        if not isinstance(data, dict) or texts is None:
+            where = "invalid JSON body" if not isinstance(data, dict) else None
+            if route.kind == "embeddings":
+                message = where or "'$.input' is invalid. Please check the API reference."
+            else:
+                message = where or "invalid input type"
+            body = wire.error_body(400, None, message)
+            self._send_full(400, json_type, body, wire.headers())
+            return
+        if reply.status >= 400:
+            if reply.error_body is not None:
+                body = reply.error_body
+            else:
+                body = wire.error_body(reply.status, reply.error_type, reply.error_message)
+            ctype = reply.content_type or "application/json"
+            self._send_full(reply.status, ctype, body, wire.headers(), reply.headers)
+            return
+        if reply.raw is not None or reply.raw_chunks is not None:
+            body = reply.raw if reply.raw is not None else b"".join(reply.raw_chunks or [])
+            ctype = reply.content_type or json_type
+            self._send_full(reply.status, ctype, body, wire.headers(), reply.headers)
+            return
+        dims = request.get("dimensions")
+        dim = reply.embedding_dim
+        if isinstance(dims, int) and not isinstance(dims, bool) and dims > 0:
+            dim = dims
+        vectors = [_embedding(text, dim) for text in texts]
+        tokens = sum(max(len(split_tokens(text)), 1) for text in texts)
+        obj: dict[str, Any]
+        if route.kind == "embeddings":
+            # openai-python asks for "base64" by default: little-endian float32.
+            b64 = request.get("encoding_format") == "base64"
+            data_items = [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": (
+                        base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
+                        if b64
+                        else vector
+                    ),
+                }
+                for i, vector in enumerate(vectors)
+            ]
+            obj = {
+                "object": "list",
+                "data": data_items,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        else:
+            total = max(int((time.monotonic() - t0) * 1e9), 1)
+            obj = {
+                "model": model,
+                "embeddings": vectors,
+                "total_duration": total,
+                "load_duration": min(total // 10, 1_234_567),
+                "prompt_eval_count": tokens,
+            }
+        self._send_full(reply.status, json_type, _enc(obj), wire.headers(), reply.headers)
+
     def _stream(self, wire: _Wire, job: _Job) -> None:
         reply = job.reply
         self._pause(reply.headers_delay)
@@ -906,9 +1346,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for frame in wire.prelude():
             self._chunk(frame)
         self._pause(reply.first_delay, ping)
-        events = [("thinking", t) for t in job.thinking_tokens]
-        events += [("text", t) for t in job.text_tokens]
-        for i, (kind, token) in enumerate(events):
+        events = wire.events()
+        for i, (kind, token, index) in enumerate(events):
             if i:
                 self._pause(reply.chunk_delay, ping)
             if reply.stall_after == i:
@@ -919,7 +1358,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             if job.t_first is None:
                 job.t_first = time.monotonic()
-            for frame in wire.token(kind, token):
+            for frame in wire.token(kind, token, index):
                 self._chunk(frame)
         n = len(events)
         if reply.stall_after is not None and reply.stall_after >= n:
@@ -937,7 +1376,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _complete(self, wire: _Wire, job: _Job) -> None:
         reply = job.reply
-        n = len(job.text_tokens) + len(job.thinking_tokens)
+        n = len(wire.events())
         wait = reply.headers_delay + reply.first_delay + reply.chunk_delay * max(n - 1, 0)
         if reply.stall_after is not None:
             wait += reply.stall
@@ -1181,8 +1620,8 @@ class MockServer:
     """A local model server for tests and demos; see the module docstring.
 
     Use it as a context manager, or call `start` and `stop`.  Replies queued
-    with `add` are used first-in first-out, one per generation request; when
-    the queue is empty `default` answers.
+    with `add` are used first-in first-out, one per generation or embedding
+    request; when the queue is empty `default` answers.
     """
 
     def __init__(

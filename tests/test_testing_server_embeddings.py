@@ -1,0 +1,146 @@
+"""The mock server's embedding endpoints: OpenAI ``/v1/embeddings`` and Ollama ``/api/embed``.
+
+Bodies are read off a socket and parsed with plain `json`, and checked against
+the shapes of the OpenAI embeddings reference and Ollama's docs/api.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mal.testing import MockServer, Reply
+from tests.test_testing_server import Conn, call
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with MockServer() as srv:
+        yield srv
+
+
+def body_of(r: Any) -> Any:
+    assert r.status == 200 and r.complete, r.body
+    assert "content-length" in r.headers
+    return json.loads(r.body)
+
+
+def test_openai_embeddings_shape_and_determinism(server: MockServer) -> None:
+    request = {"model": "text-embedding-3-small", "input": ["a cat", "a dog", "a cat"]}
+    obj = body_of(call(server, "/v1/embeddings", request))
+    assert list(obj) == ["object", "data", "model", "usage"]
+    assert obj["object"] == "list" and obj["model"] == "text-embedding-3-small"
+    assert [list(d) for d in obj["data"]] == [["object", "index", "embedding"]] * 3
+    assert [d["index"] for d in obj["data"]] == [0, 1, 2]
+    assert all(d["object"] == "embedding" for d in obj["data"])
+    vectors = [d["embedding"] for d in obj["data"]]
+    assert all(len(v) == 8 and all(isinstance(x, float) for x in v) for v in vectors)
+    assert all(math.isclose(math.hypot(*v), 1.0, rel_tol=1e-5) for v in vectors)
+    assert vectors[0] == vectors[2] != vectors[1]
+    usage = obj["usage"]
+    assert list(usage) == ["prompt_tokens", "total_tokens"]
+    assert usage["prompt_tokens"] == usage["total_tokens"] == 6
+    # The same text gives the same vector in a later request, and on Ollama.
+    again = body_of(call(server, "/v1/embeddings", {"model": "m", "input": "a cat"}))
+    assert again["data"][0]["embedding"] == vectors[0]
+    ollama = body_of(call(server, "/api/embed", {"model": "m", "input": "a cat"}))
+    assert ollama["embeddings"] == [vectors[0]]
+    (recorded, *_) = server.requests
+    assert recorded.path == "/v1/embeddings" and recorded.json == request
+    assert recorded.provider == "openai"
+
+
+def test_openai_base64_dimensions_and_token_arrays(server: MockServer) -> None:
+    floats = body_of(call(server, "/v1/embeddings", {"model": "m", "input": "x"}))
+    request = {"model": "m", "input": "x", "encoding_format": "base64"}
+    packed = body_of(call(server, "/v1/embeddings", request))["data"][0]["embedding"]
+    assert isinstance(packed, str)
+    # Little-endian float32, as openai-python decodes it.
+    assert list(struct.unpack("<8f", base64.b64decode(packed))) == floats["data"][0]["embedding"]
+
+    server.add(Reply(embedding_dim=3))
+    obj = body_of(call(server, "/v1/embeddings", {"model": "m", "input": "x"}))
+    assert len(obj["data"][0]["embedding"]) == 3
+    obj = body_of(call(server, "/v1/embeddings", {"model": "m", "input": "x", "dimensions": 5}))
+    assert len(obj["data"][0]["embedding"]) == 5
+
+    obj = body_of(call(server, "/v1/embeddings", {"model": "m", "input": [[1, 2], [3]]}))
+    assert len(obj["data"]) == 2
+    obj = body_of(call(server, "/v1/embeddings", {"model": "m", "input": [1, 2, 3]}))
+    assert len(obj["data"]) == 1
+
+
+def test_ollama_embed_shape(server: MockServer) -> None:
+    server.add(Reply(embedding_dim=4))
+    obj = body_of(call(server, "/api/embed", {"model": "all-minilm", "input": ["Why?", "Sky"]}))
+    assert list(obj) == ["model", "embeddings", "total_duration", "load_duration",
+                         "prompt_eval_count"]
+    assert obj["model"] == "all-minilm"
+    assert [len(v) for v in obj["embeddings"]] == [4, 4]
+    assert obj["embeddings"][0] != obj["embeddings"][1]
+    assert obj["prompt_eval_count"] == 3
+    assert isinstance(obj["total_duration"], int) and obj["total_duration"] > 0
+    assert 0 <= obj["load_duration"] <= obj["total_duration"]
+    assert body_of(call(server, "/api/embed", {"model": "m", "input": []}))["embeddings"] == []
+    assert server.requests[0].provider == "ollama"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "m"}),
+        ("/v1/embeddings", {"model": "m", "input": [{"text": "x"}]}),
+        ("/v1/embeddings", {"model": "m", "input": []}),
+        ("/api/embed", {"model": "m", "input": 3}),
+        ("/api/embed", b"not json"),
+    ],
+)
+def test_bad_inputs_are_400s_with_the_providers_error_bodies(
+    server: MockServer, path: str, body: Any
+) -> None:
+    server.add(Reply(embedding_dim=2))
+    r = call(server, path, body)
+    assert r.status == 400
+    error = json.loads(r.body)["error"]
+    if path == "/v1/embeddings":
+        assert error["type"] == "invalid_request_error" and "input" in error["message"]
+    else:
+        assert isinstance(error, str) and error
+    # A well-formed request takes the queued reply; a body that is no JSON does not.
+    assert server.pending == (1 if body == b"not json" else 0)
+
+
+def test_scripted_errors_and_keep_alive(server: MockServer) -> None:
+    server.add(
+        Reply(status=429, headers={"retry-after": "2"}),
+        Reply(status=500, error_message="boom"),
+        Reply(raw=b'{"embeddings": "garbage"}'),
+    )
+    conn = Conn(server.port)
+    try:
+        conn.send("/v1/embeddings", {"model": "m", "input": "x"})
+        r = conn.response()
+        assert r.status == 429 and r.headers["retry-after"] == "2"
+        assert json.loads(r.body)["error"]["code"] == "rate_limit_exceeded"
+        conn.send("/api/embed", {"model": "m", "input": "x"})
+        r = conn.response()
+        assert r.status == 500 and json.loads(r.body) == {"error": "boom"}
+        conn.send("/api/embed", {"model": "m", "input": "x"})
+        assert conn.response().body == b'{"embeddings": "garbage"}'
+        conn.send("/api/embed", {"model": "m", "input": "x"})
+        assert len(json.loads(conn.response().body)["embeddings"][0]) == 8
+    finally:
+        conn.close()
+    assert server.connections == 1
+
+
+def test_drop_after_cuts_the_body(server: MockServer) -> None:
+    server.add(Reply(drop_after=10))
+    r = call(server, "/v1/embeddings", {"model": "m", "input": "x"})
+    assert r.status == 200 and not r.complete and len(r.body) == 10
