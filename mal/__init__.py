@@ -36,6 +36,7 @@ from .errors import (
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .images import Image
+from .tools import Tool
 from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
@@ -110,4 +111,5 @@ __all__ = [
     "Image",
     "ToolCall",
     "ToolCallDelta",
+    "Tool",
 ]

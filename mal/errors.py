@@ -209,6 +209,9 @@ class DecodeError(StreamError):
     #: (lines or events), and how many of its bytes came before them.
     frames: Sequence[Any] = ()
     valid: int = 0
+    #: For a tool call whose arguments are not a JSON object: the arguments'
+    #: text exactly as received.
+    raw_text: str = ""
 
 
 class RunawayError(StreamError):

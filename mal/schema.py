@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import msgspec
 
 from .errors import ConfigError, OutputValidationError
 
-__all__ = ["OutputSchema", "partial_json"]
+__all__ = ["OutputSchema", "partial_json", "strict_form"]
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(.*)\n```\Z", re.S)
@@ -77,7 +78,7 @@ class OutputSchema:
             raw["$defs"] = defs
         self.json_schema: dict[str, Any] = raw
         self.name: str = (_NAME_CHARS.sub("_", name) or "output")[:64]
-        self.strict_schema: dict[str, Any] | None = _strict(raw)
+        self.strict_schema: dict[str, Any] | None = strict_form(raw)
         self.strict: bool = self.strict_schema is not None
         self._decoder = decoder
 
@@ -186,9 +187,11 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _strict(schema: dict[str, Any]) -> dict[str, Any] | None:
-    """OpenAI's strict form of a schema, or None when it has none."""
-    out = copy.deepcopy(schema)
+def strict_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """OpenAI's strict form of a schema (``additionalProperties: false`` on
+    every object, every property required, optional ones nullable), or None
+    when it has none (free keys)."""
+    out = copy.deepcopy(dict(schema))
     return out if _make_strict(out) else None
 
 
