@@ -32,7 +32,9 @@ from ..errors import (
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
 from ..images import Image
 from ..schema import OutputSchema
+from ..tools import Tool
 from ..types import Chunk, Message, Prompt, ToolCall, Usage
+from ._tools import ToolCallAssembler
 
 __all__ = [
     "GenerateParams",
@@ -43,6 +45,7 @@ __all__ = [
     "parse_retry_after",
     "deep_merge",
     "normalize_messages",
+    "chat_messages",
     "prompt_length",
     "content_parts",
 ]
@@ -71,6 +74,15 @@ class GenerateParams(msgspec.Struct, kw_only=True):
     extra_headers: dict[str, str] | None = None
     #: The output schema of a structured call.
     schema: OutputSchema | None = None
+    #: The tools the model may call, and how it may call them.
+    tools: list[Tool] | None = None
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+
+
+def forced_tool(params: GenerateParams) -> bool:
+    """Whether the call forces a tool call (``required`` or a tool's name)."""
+    return bool(params.tools) and params.tool_choice not in (None, "auto", "none")
 
 
 class HTTPRequest(msgspec.Struct):
@@ -122,6 +134,7 @@ class ResponseDecoder:
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
         self.tool_calls = []
+        self._tools = ToolCallAssembler()
         self._ending = False
         self.done = False
         self.finish_reason: str | None = None
@@ -200,6 +213,17 @@ class ResponseDecoder:
                 IncompleteStreamError(f"the {self.provider} response ended before its end marker"),
                 chunks,
             )
+        if self._tools:
+            closing = self._tools.close_all()
+            if closing:
+                chunks.append(Chunk(tool_calls=tuple(closing)))
+            try:
+                self.tool_calls = self._tools.finish(self.finish_reason == "length")
+            except MALError as exc:
+                self._failed(exc, chunks)
+                raise
+            if self.finish_reason is None:
+                self.finish_reason = "tool_calls"
         return chunks
 
     def _failed(self, exc: MALError, chunks: list[Chunk]) -> MALError:
@@ -222,7 +246,12 @@ class ResponseDecoder:
         if raw is None:
             return None
         self.raw_finish_reason = raw
-        self.finish_reason = reason = table.get(raw, raw)
+        reason = table.get(raw, raw)
+        if reason == "stop" and self._tools:
+            # Calls were made, yet the server says "stop": Ollama always does,
+            # OpenAI does for a forced tool, and so do some compatible servers.
+            reason = "tool_calls"
+        self.finish_reason = reason
         return reason
 
     def _report_usage(self, input_tokens: int | None, output_tokens: int | None) -> Usage:
@@ -290,6 +319,9 @@ class BodyDecoder(ResponseDecoder):
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise self._decode_error(exc, body) from None
         chunk = self._body_chunk(decoded, body)
+        closing = self._tools.close_all()
+        if closing:
+            chunk.tool_calls += tuple(closing)
         self.done = True
         if chunk.text:
             self._parts.append(chunk.text)
@@ -379,22 +411,27 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
-    """Return the prompt as a list of message dicts (a string is one user message)."""
+def chat_messages(prompt: Prompt) -> list[Message | dict[str, Any]]:
+    """The prompt as a list of messages, checked: a string is one user
+    message; :class:`mal.Message` objects stay themselves (each provider maps
+    their tool calls, tool results and replay blocks to its own form) and
+    dicts, already in the provider's own form, are copied."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     if not isinstance(prompt, Sequence):
         raise ConfigError(
             f"prompt must be a str or a list of messages, not {type(prompt).__name__}"
         )
-    out: list[dict[str, Any]] = []
+    out: list[Message | dict[str, Any]] = []
     for i, message in enumerate(prompt):
         if isinstance(message, Message):
-            out.append({"role": message.role, "content": message.content})
+            if not isinstance(message.role, str):
+                raise ConfigError(f"prompt message {i} has no 'role' string")
+            out.append(message)
         elif isinstance(message, Mapping):
             if "role" not in message or not isinstance(message["role"], str):
                 raise ConfigError(f"prompt message {i} has no 'role' string")
-            if "content" not in message:
+            if "content" not in message and not message.get("tool_calls"):
                 raise ConfigError(f"prompt message {i} has no 'content'")
             out.append(dict(message))
         else:
@@ -404,6 +441,55 @@ def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
     if not out:
         raise ConfigError("prompt is an empty list of messages")
     return out
+
+
+def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """Return the prompt as a list of ``{"role", "content"}`` dicts (a string
+    is one user message)."""
+    return [
+        {"role": m.role, "content": m.content} if isinstance(m, Message) else m
+        for m in chat_messages(prompt)
+    ]
+
+
+def tool_result_id(message: Message | Mapping[str, Any]) -> str:
+    """The ``tool_call_id`` of a tool result; a ConfigError when it has none."""
+    id = message.tool_call_id if isinstance(message, Message) else message.get("tool_call_id")
+    if not isinstance(id, str) or not id:
+        raise ConfigError(
+            "a tool result (role 'tool') needs the tool_call_id of the call it answers"
+        )
+    return id
+
+
+def text_only(content: Any, provider: str, what: str) -> Any:
+    """Content that must be text (a tool result for OpenAI and Ollama): a
+    string, or a list of str and text parts; an Image is a ConfigError."""
+    if not isinstance(content, (list, tuple)):
+        return content if isinstance(content, str) else str(content)
+    texts: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping) and part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif isinstance(part, Image):
+            raise ConfigError(f"{provider} takes no images in {what}; Anthropic does")
+        else:
+            raise ConfigError(f"{what} for {provider} must be text, not {part!r:.60}")
+    return "\n".join(texts)
+
+
+def message_tool_calls(message: Message | Mapping[str, Any]) -> list[ToolCall] | None:
+    """The :class:`mal.ToolCall` objects of an assistant turn (a Message's,
+    or a dict's whose ``tool_calls`` are ToolCall objects); None when the turn
+    has none or its calls are already in a provider's own form."""
+    calls = message.tool_calls if isinstance(message, Message) else message.get("tool_calls")
+    if not calls or not isinstance(calls, (list, tuple)):
+        return None
+    if all(isinstance(call, ToolCall) for call in calls):
+        return list(calls)
+    return None
 
 
 def content_parts(

@@ -10,6 +10,7 @@ report failures. This module contains no networking code at all.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 import msgspec
@@ -17,18 +18,21 @@ import msgspec
 from ..errors import ConfigError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
-from ..types import Chunk
+from ..types import Chunk, Message, ToolCall, ToolCallDelta
 from ._base import (
     BodyDecoder,
     GenerateParams,
     HTTPRequest,
     Protocol,
     ResponseDecoder,
+    chat_messages,
     content_parts,
+    forced_tool,
     join_url,
-    normalize_messages,
+    message_tool_calls,
     stop_list,
     stream_error,
+    tool_result_id,
 )
 
 __all__ = ["AnthropicProtocol", "AnthropicStreamDecoder", "AnthropicBodyDecoder"]
@@ -70,10 +74,17 @@ class _Block(msgspec.Struct, gc=False):
     type: str
     text: str = ""
     thinking: str = ""
+    signature: str = ""
+    id: str = ""  # tool_use
+    name: str = ""
+    input: dict[str, Any] | None = None
 
 
 class ContentBlockStart(msgspec.Struct, tag="content_block_start", gc=False):
-    content_block: _Block | None = None
+    index: int = 0
+    # Kept raw: a block of a type mal does not read (a server tool's, a
+    # redacted thinking block) is sent back exactly as it came.
+    content_block: msgspec.Raw = msgspec.Raw()
 
 
 class _BlockDelta(msgspec.Struct, gc=False):
@@ -82,14 +93,17 @@ class _BlockDelta(msgspec.Struct, gc=False):
     type: str
     text: str = ""
     thinking: str = ""
+    partial_json: str = ""
+    signature: str = ""
 
 
 class ContentBlockDelta(msgspec.Struct, tag="content_block_delta", gc=False):
     delta: _BlockDelta
+    index: int = 0
 
 
 class ContentBlockStop(msgspec.Struct, tag="content_block_stop", gc=False):
-    pass
+    index: int = 0
 
 
 class _MessageDeltaBody(msgspec.Struct, gc=False):
@@ -129,6 +143,8 @@ Event = (
     | Error
 )
 _event_decoder = msgspec.json.Decoder(Event)
+_block_decoder = msgspec.json.Decoder(_Block)
+_encode = msgspec.json.Encoder().encode
 _delta_decoder = msgspec.json.Decoder(ContentBlockDelta)
 #: What comes before the data of a content_block_delta event, as Anthropic writes it.
 _DELTA_HEAD = b"event: content_block_delta\ndata: "
@@ -158,6 +174,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
         self._whole_event = cast(SSEParser, self._framer).whole_event
+        self._replay = _Replay()
 
     def feed(self, data: bytes) -> list[Chunk]:
         payload = self._whole_event(data, _DELTA_HEAD)
@@ -168,14 +185,15 @@ class AnthropicStreamDecoder(ResponseDecoder):
         # not decode takes the general path, which raises the error.
         if not self.done:
             try:
-                delta = _delta_decoder.decode(payload).delta
+                event = _delta_decoder.decode(payload)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 pass
             else:
+                delta = event.delta
                 if delta.text:
                     self._parts.append(delta.text)
                     return [Chunk(delta.text)]
-                chunk = self._other_delta(delta)
+                chunk = self._other_delta(event)
                 return [chunk] if chunk is not None else []
         return self._taken([ServerSentEvent("content_block_delta", payload)])
 
@@ -189,36 +207,45 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 # The hot path: the event says what it is, so its own decoder
                 # skips the union's dispatch on "type".
                 try:
-                    delta = _delta_decoder.decode(sse.data).delta
+                    event = _delta_decoder.decode(sse.data)
                 except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                     raise self._decode_error(exc, sse.data) from None
+                delta = event.delta
                 if delta.text:
                     parts.append(delta.text)
                     chunks.append(Chunk(delta.text))
                 else:
-                    chunk = self._other_delta(delta)
+                    chunk = self._other_delta(event)
                     if chunk is not None:
                         chunks.append(chunk)
                 continue
             if name not in _KNOWN_EVENTS:
                 continue
             try:
-                event = _event_decoder.decode(sse.data)
+                any_event = _event_decoder.decode(sse.data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, sse.data) from None
-            chunk = self._chunk(event)
+            chunk = self._chunk(any_event)
             if chunk is not None:
                 chunks.append(chunk)
             if self.done:
                 break
         return chunks
 
-    def _other_delta(self, delta: _BlockDelta) -> Chunk | None:
-        """The chunk of a delta with no text: thinking, or None for the deltas
-        that are not text (signature_delta, input_json_delta, ...)."""
+    def _other_delta(self, event: ContentBlockDelta) -> Chunk | None:
+        """The chunk of a delta with no text: thinking, a piece of a tool's
+        input, or None for the rest (a signature, a server tool's input...)."""
+        delta = event.delta
         if delta.thinking:
             self._reasoning.append(delta.thinking)
             return Chunk("", delta.thinking)
+        if delta.partial_json:
+            call = self._tools.more(event.index, delta.partial_json)
+            if call is not None:
+                return Chunk(tool_calls=(call,))
+            self._replay.more(event.index, delta.partial_json)
+        elif delta.signature:
+            self._replay.sign(event.index, delta.signature)
         return None
 
     def _chunk(self, event: Any) -> Chunk | None:
@@ -228,7 +255,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
             if delta.text:
                 self._parts.append(delta.text)
                 return Chunk(delta.text)
-            return self._other_delta(delta)
+            return self._other_delta(event)
         if cls is MessageStart:
             usage = event.message.usage
             if usage is not None:
@@ -248,35 +275,142 @@ class AnthropicStreamDecoder(ResponseDecoder):
             self.done = True
             return None
         if cls is ContentBlockStart:
-            block = event.content_block
-            # A block may start with text already in it.
-            if block is not None and (block.text or block.thinking):
-                if block.text:
-                    self._parts.append(block.text)
-                if block.thinking:
-                    self._reasoning.append(block.thinking)
-                return Chunk(block.text, block.thinking)
-            return None
+            return self._block_start(event)
+        if cls is ContentBlockStop:
+            self._replay.stop(event.index, self)
+            call = self._tools.close(event.index)
+            return Chunk(tool_calls=(call,)) if call is not None else None
         if cls is Error:
             etype = event.error.type
             raise stream_error("anthropic", event.error.message, etype, etype in RETRYABLE_ERRORS)
-        return None  # ping, content_block_stop
+        return None  # ping
+
+    def _block_start(self, event: ContentBlockStart) -> Chunk | None:
+        raw = event.content_block
+        if not raw:
+            return None
+        try:
+            block = _block_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise self._decode_error(exc, bytes(raw)) from None
+        kind = block.type
+        self._replay.start(event.index, block, raw, self)
+        if kind == "tool_use":
+            # The ``input`` of the start is a placeholder ({}); the input
+            # streams in input_json_delta pieces. A proxy that sends the input
+            # whole at the start sends it here.
+            start = _encode(block.input).decode() if block.input else ""
+            call = self._tools.piece(event.index, block.id, block.name, start)
+            return Chunk(tool_calls=(call,)) if call is not None else None
+        # A block may start with text already in it.
+        if block.text or block.thinking:
+            if block.text:
+                self._parts.append(block.text)
+            if block.thinking:
+                self._reasoning.append(block.thinking)
+            return Chunk(block.text, block.thinking)
+        return None
+
+    def message(self) -> Message:
+        message = super().message()
+        message.blocks = self._replay.blocks(self)
+        return message
 
 
+class _Replay:
+    """The content blocks of a streamed turn, to send back as they came when
+    the turn holds more than text and tool calls (thinking blocks with their
+    signatures, redacted thinking, server tools).
 
+    The text and thinking of the blocks are not copied while they stream: a
+    block records where its text starts in the decoder's text (or thinking)
+    and where it stops, and is cut out of it at the end."""
 
-class _ResponseBlock(msgspec.Struct, gc=False):
-    type: str
-    text: str = ""
-    thinking: str = ""
+    __slots__ = ("_blocks", "_open", "needed")
+
+    def __init__(self) -> None:
+        # Each: [block dict, kind, start, end, input pieces]
+        self._blocks: list[list[Any]] = []
+        self._open: dict[int, list[Any]] = {}
+        #: Whether the turn has a block that text and tool calls cannot stand for.
+        self.needed = False
+
+    def start(
+        self, index: int, block: _Block, raw: msgspec.Raw, decoder: AnthropicStreamDecoder
+    ) -> None:
+        kind = block.type
+        if kind == "text":
+            entry = [{"type": "text"}, "text", len(decoder.text), None, None]
+        elif kind == "thinking":
+            self.needed = True
+            out = {"type": "thinking", "signature": block.signature}
+            entry = [out, "thinking", len(decoder.reasoning), None, None]
+        elif kind == "tool_use":
+            entry = [{"type": "tool_use"}, "tool_use", len(decoder._tools), None, None]
+        else:  # redacted_thinking, server tools and their results: verbatim
+            self.needed = True
+            entry = [msgspec.json.decode(raw), kind, 0, None, []]
+        self._blocks.append(entry)
+        self._open[index] = entry
+
+    def more(self, index: int, piece: str) -> None:
+        entry = self._open.get(index)
+        if entry is not None and entry[4] is not None:
+            entry[4].append(piece)
+
+    def sign(self, index: int, signature: str) -> None:
+        # The signature replaces, never appends (one signature_delta, just
+        # before the block stops).
+        entry = self._open.get(index)
+        if entry is not None and entry[1] == "thinking":
+            entry[0]["signature"] = signature
+
+    def stop(self, index: int, decoder: AnthropicStreamDecoder) -> None:
+        entry = self._open.pop(index, None)
+        if entry is None:
+            return
+        if entry[1] == "text":
+            entry[3] = len(decoder.text)
+        elif entry[1] == "thinking":
+            entry[3] = len(decoder.reasoning)
+
+    def blocks(self, decoder: AnthropicStreamDecoder) -> list[dict[str, Any]] | None:
+        if not self.needed:
+            return None
+        text, reasoning = decoder.text, decoder.reasoning
+        calls = decoder.tool_calls
+        out: list[dict[str, Any]] = []
+        for block, kind, start, end, pieces in self._blocks:
+            block = dict(block)
+            if kind == "text":
+                block["text"] = text[start:end]
+            elif kind == "thinking":
+                block = {"type": "thinking", "thinking": reasoning[start:end], **block}
+                block["type"] = "thinking"
+            elif kind == "tool_use":
+                if start >= len(calls):
+                    continue
+                call = calls[start]
+                block.update(id=call.id, name=call.name, input=call.arguments)
+            elif pieces:
+                joined = "".join(pieces)
+                with contextlib.suppress(msgspec.DecodeError):  # cut off: keep the placeholder
+                    block["input"] = msgspec.json.decode(joined)
+            out.append(block)
+        return out
 
 
 class _Response(msgspec.Struct, gc=False):
     type: str = "message"
-    content: list[_ResponseBlock] = []
+    # Dicts: the blocks are sent back as they came when the turn needs it.
+    content: list[dict[str, Any]] = []
     stop_reason: str | None = None
     usage: _Usage | None = None
     error: _ErrorBody | None = None
+
+
+#: The block types a turn can be rebuilt from without its blocks.
+_PLAIN_BLOCKS = frozenset({"text", "tool_use"})
 
 
 class AnthropicBodyDecoder(BodyDecoder):
@@ -285,21 +419,130 @@ class AnthropicBodyDecoder(BodyDecoder):
     provider = "anthropic"
     body_decoder = msgspec.json.Decoder(_Response)
 
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._blocks: list[dict[str, Any]] | None = None
+
     def _body_chunk(self, message: _Response, body: bytes) -> Chunk:
         if message.type == "error" or message.error is not None:
             error = message.error or _ErrorBody()
             raise stream_error(
                 "anthropic", error.message, error.type, error.type in RETRYABLE_ERRORS
             )
-        text = "".join(block.text for block in message.content if block.type == "text")
-        reasoning = "".join(block.thinking for block in message.content if block.type == "thinking")
+        texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCallDelta] = []
+        for block in message.content:
+            kind = block.get("type")
+            if kind == "text":
+                texts.append(str(block.get("text", "")))
+            elif kind == "thinking":
+                thinking.append(str(block.get("thinking", "")))
+            elif kind == "tool_use":
+                arguments = block.get("input")
+                calls.append(
+                    self._tools.whole(
+                        str(block.get("id") or ""),
+                        str(block.get("name") or ""),
+                        _encode(arguments).decode() if arguments else "{}",
+                    )
+                )
+        if any(block.get("type") not in _PLAIN_BLOCKS for block in message.content):
+            self._blocks = message.content
+        reasoning = "".join(thinking)
         if reasoning:
             self._reasoning.append(reasoning)
         finish = self._finish(message.stop_reason, FINISH_REASONS)
         usage = None
         if message.usage is not None:
             usage = self._report_usage(message.usage.input_tokens, message.usage.output_tokens)
-        return Chunk(text, reasoning, finish, usage)
+        return Chunk("".join(texts), reasoning, finish, usage, tuple(calls))
+
+    def message(self) -> Message:
+        message = super().message()
+        message.blocks = self._blocks
+        return message
+
+
+def _anthropic_message(message: Message | dict[str, Any]) -> dict[str, Any]:
+    """A user or assistant message in the Messages form. An assistant turn
+    with replay blocks is sent as those blocks, exactly; one with tool calls
+    as its text and ``tool_use`` blocks (``input`` an object)."""
+    if isinstance(message, dict):
+        calls = message_tool_calls(message)
+        content = content_parts(message.get("content", ""), "anthropic", Image.to_anthropic)
+        if calls is not None:
+            message.pop("tool_calls")
+            message["content"] = _with_calls(content, calls)
+        else:
+            message["content"] = content
+        return message
+    if message.blocks:
+        return {"role": message.role, "content": [dict(block) for block in message.blocks]}
+    content = content_parts(message.content, "anthropic", Image.to_anthropic)
+    if message.tool_calls:
+        content = _with_calls(content, message.tool_calls)
+    return {"role": message.role, "content": content}
+
+
+def _with_calls(content: Any, calls: list[ToolCall]) -> list[Any]:
+    if isinstance(content, str):
+        blocks: list[Any] = [{"type": "text", "text": content}] if content else []
+    else:
+        blocks = list(content or ())
+    for call in calls:
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        )
+    return blocks
+
+
+def _tool_result(message: Message | dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_result`` block of a tool's result (a Message, or an OpenAI
+    style ``role: "tool"`` dict); images may be part of it."""
+    if isinstance(message, Message):
+        content, is_error = message.content, message.is_error
+    else:
+        content, is_error = message.get("content", ""), bool(message.get("is_error"))
+    block: dict[str, Any] = {
+        "type": "tool_result",
+        "tool_use_id": tool_result_id(message),
+        "content": content_parts(content, "anthropic", Image.to_anthropic),
+    }
+    if is_error:
+        block["is_error"] = True
+    return block
+
+
+def _tool_choice(params: GenerateParams) -> dict[str, Any] | None:
+    choice = params.tool_choice
+    out: dict[str, Any] | None
+    if choice is None:
+        out = None
+    elif choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "none":
+        out = {"type": "none"}
+    elif choice == "required":
+        out = {"type": "any"}
+    else:
+        out = {"type": "tool", "name": choice}
+    if forced_tool(params) and _thinking_on(params):
+        raise ConfigError(
+            f"tool_choice={choice!r} forces a tool, which Anthropic does not allow with "
+            "thinking on; use tool_choice='auto' or turn thinking off"
+        )
+    if params.parallel_tool_calls is False:
+        if out is None:
+            out = {"type": "auto"}
+        if out["type"] != "none":
+            out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _thinking_on(params: GenerateParams) -> bool:
+    thinking = (params.extra_body or {}).get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
 class AnthropicProtocol(Protocol):
@@ -317,15 +560,24 @@ class AnthropicProtocol(Protocol):
             raise ConfigError("seed is not supported by anthropic; leave it out for this model")
         # Anthropic takes the system prompt as a field, not as a message.
         system = [params.system] if params.system is not None else []
-        messages = []
-        for message in normalize_messages(params.prompt):
-            if message["role"] == "system" and isinstance(message["content"], str):
-                system.append(message["content"])
+        messages: list[dict[str, Any]] = []
+        for message in chat_messages(params.prompt):
+            role = message.role if isinstance(message, Message) else message["role"]
+            content = message.content if isinstance(message, Message) else message.get("content")
+            if role == "system" and isinstance(content, str):
+                system.append(content)
+            elif role == "tool":
+                # The results of one assistant turn go in one user message.
+                result = _tool_result(message)
+                last = messages[-1] if messages else None
+                if last is not None and last.get("_results"):
+                    last["content"].append(result)
+                else:
+                    messages.append({"role": "user", "content": [result], "_results": True})
             else:
-                message["content"] = content_parts(
-                    message["content"], self.name, Image.to_anthropic
-                )
-                messages.append(message)
+                messages.append(_anthropic_message(message))
+        for message in messages:
+            message.pop("_results", None)
         body: dict[str, Any] = {
             "model": params.model,
             "max_tokens": params.max_tokens
@@ -344,6 +596,11 @@ class AnthropicProtocol(Protocol):
         stop = stop_list(params.stop)
         if stop is not None:
             body["stop_sequences"] = stop
+        if params.tools:
+            body["tools"] = [tool.to_anthropic() for tool in params.tools]
+            choice = _tool_choice(params)
+            if choice is not None:
+                body["tool_choice"] = choice
         if params.schema is not None:
             # Anthropic's structured outputs (generally available: no beta header).
             body["output_config"] = {

@@ -17,16 +17,18 @@ import msgspec
 from ..errors import ConfigError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter
 from ..images import Image
-from ..types import Chunk
+from ..types import Chunk, Message, ToolCall, ToolCallDelta
 from ._base import (
     GenerateParams,
     HTTPRequest,
     Protocol,
     ResponseDecoder,
+    chat_messages,
     join_url,
-    normalize_messages,
+    message_tool_calls,
     stop_list,
     stream_error,
+    text_only,
 )
 
 __all__ = ["OllamaProtocol", "OllamaDecoder", "normalize_host"]
@@ -46,9 +48,22 @@ _OPTIONS = (
 )
 
 
+class _Function(msgspec.Struct, gc=False):
+    name: str = ""
+    # An object on the wire, kept raw: its JSON text is the call's
+    # arguments_json, exactly as the server wrote it.
+    arguments: msgspec.Raw = msgspec.Raw()
+
+
+class _ToolCall(msgspec.Struct, gc=False):
+    function: _Function
+    id: str | None = None  # newer servers; older ones and the docs send none
+
+
 class _Message(msgspec.Struct, gc=False):
     content: str = ""
     thinking: str = ""
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _Line(msgspec.Struct, gc=False):
@@ -92,8 +107,10 @@ class OllamaDecoder(ResponseDecoder):
             except (msgspec.DecodeError, UnicodeDecodeError):
                 pass
             else:
-                if not obj.done and obj.error is None:
-                    message = obj.message
+                message = obj.message
+                if not obj.done and obj.error is None and (
+                    message is None or message.tool_calls is None
+                ):
                     if message is not None:
                         text, reasoning = message.content, message.thinking
                     else:
@@ -119,8 +136,11 @@ class OllamaDecoder(ResponseDecoder):
             if obj.error is not None:
                 raise stream_error("ollama", obj.error, None, False)
             message = obj.message
+            calls: tuple[ToolCallDelta, ...] = ()
             if message is not None:
                 text, reasoning = message.content, message.thinking
+                if message.tool_calls:
+                    calls = self._whole_calls(message.tool_calls)
             else:
                 text, reasoning = obj.response, obj.thinking
             if reasoning:
@@ -133,20 +153,133 @@ class OllamaDecoder(ResponseDecoder):
                     usage = self._report_usage(obj.prompt_eval_count, obj.eval_count)
                 if text:
                     parts.append(text)
-                chunks.append(Chunk(text, reasoning, finish, usage))
+                chunks.append(Chunk(text, reasoning, finish, usage, calls))
                 break  # nothing counts after "done": true
             if text:
                 parts.append(text)
-                chunks.append(Chunk(text, reasoning))
-            elif reasoning:
-                chunks.append(Chunk("", reasoning))
+                chunks.append(Chunk(text, reasoning, tool_calls=calls))
+            elif reasoning or calls:
+                chunks.append(Chunk("", reasoning, tool_calls=calls))
         return chunks
+
+    def _whole_calls(self, calls: list[_ToolCall]) -> tuple[ToolCallDelta, ...]:
+        # Each entry is a whole call: identical calls are two calls.
+        whole = self._tools.whole
+        return tuple(
+            whole(call.id, call.function.name, _arguments_json(call.function.arguments))
+            for call in calls
+        )
+
+
+def _arguments_json(raw: msgspec.Raw) -> str:
+    """The JSON text of a call's arguments: the object as the server wrote it;
+    ``null`` or nothing is ``{}``, and a string (some servers) is read as the
+    JSON text it holds."""
+    text = bytes(raw).decode()
+    if not text:
+        return "{}"
+    if text == "null":
+        return "{}"
+    if text.startswith('"'):
+        inner = msgspec.json.decode(raw)
+        return inner if isinstance(inner, str) and inner.strip() else "{}"
+    return text
+
+
+def _ollama_tools(params: GenerateParams) -> list[dict[str, Any]] | None:
+    """The ``tools`` of the request. Ollama has no ``tool_choice`` and no way
+    to turn parallel calls off: asking for either is a ConfigError, not a
+    silent difference."""
+    if not params.tools:
+        return None
+    choice = params.tool_choice
+    if choice == "none":
+        return None  # no tools to call: none are sent
+    if choice not in (None, "auto"):
+        raise ConfigError(
+            f"tool_choice={choice!r}: Ollama cannot force a tool call (it has no "
+            "tool_choice); use 'auto' or 'none'"
+        )
+    if params.parallel_tool_calls is False:
+        raise ConfigError(
+            "parallel_tool_calls=False: Ollama cannot turn parallel tool calls off"
+        )
+    return [tool.to_ollama() for tool in params.tools]
+
+
+def _ollama_messages(messages: list[Message | dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages in the /api/chat form: an assistant turn's calls with their
+    arguments as objects and its thinking beside them; a tool result with the
+    tool's name (looked up from the call it answers when it has none)."""
+    names: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, dict):
+            calls = message_tool_calls(message)
+            if calls is not None:
+                message["tool_calls"] = [_call_out(call) for call in calls]
+            for call in calls or message.get("tool_calls") or ():
+                _remember_name(names, call)
+            if message["role"] == "tool":
+                out.append(_tool_message(message, message.get("content", ""), names))
+            else:
+                out.append(_ollama_message(message))
+            continue
+        if message.role == "tool":
+            out.append(_tool_message(message, message.content, names))
+            continue
+        converted: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.role == "assistant" and message.reasoning:
+            converted["thinking"] = message.reasoning
+        if message.tool_calls:
+            converted["tool_calls"] = [_call_out(call) for call in message.tool_calls]
+            for call in message.tool_calls:
+                names[call.id] = call.name
+        out.append(_ollama_message(converted))
+    return out
+
+
+def _call_out(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _remember_name(names: dict[str, str], call: Any) -> None:
+    if isinstance(call, ToolCall):
+        names[call.id] = call.name
+    elif isinstance(call, Mapping):
+        function = call.get("function")
+        if isinstance(call.get("id"), str) and isinstance(function, Mapping):
+            names[call["id"]] = str(function.get("name", ""))
+
+
+def _tool_message(
+    message: Message | dict[str, Any], content: Any, names: Mapping[str, str]
+) -> dict[str, Any]:
+    if isinstance(message, Message):
+        id, name = message.tool_call_id, message.name
+    else:
+        id, name = message.get("tool_call_id"), message.get("tool_name") or message.get("name")
+    if not name:
+        name = names.get(id) if isinstance(id, str) else None
+        if not name:
+            raise ConfigError(
+                f"the tool result for call {id!r} has no tool name, and no earlier assistant "
+                "turn made that call: Ollama needs the tool's name (set Message.name)"
+            )
+    out: dict[str, Any] = {
+        "role": "tool",
+        "content": text_only(content, "ollama", "tool results"),
+        "tool_name": name,
+    }
+    if isinstance(id, str) and id:
+        out["tool_call_id"] = id
+    return out
 
 
 def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
     """Ollama takes a message's text as one string and its images as a list of
     base64 strings beside it (no URLs)."""
-    content = message["content"]
+    content = message.get("content", "")
     if not isinstance(content, (list, tuple)):
         return message
     texts: list[str] = []
@@ -219,17 +352,22 @@ class OllamaProtocol(Protocol):
         self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
     ) -> HTTPRequest:
         body: dict[str, Any] = {"model": params.model}
-        if isinstance(params.prompt, str):
+        tools = _ollama_tools(params)
+        if isinstance(params.prompt, str) and tools is None:
             path = "/api/generate"
             body["prompt"] = params.prompt
             if params.system is not None:
                 body["system"] = params.system
         else:
+            # /api/generate takes no tools: a string prompt with tools is one
+            # user message.
             path = "/api/chat"
-            messages = [_ollama_message(message) for message in normalize_messages(params.prompt)]
+            messages = _ollama_messages(chat_messages(params.prompt))
             if params.system is not None:
                 messages.insert(0, {"role": "system", "content": params.system})
             body["messages"] = messages
+            if tools is not None:
+                body["tools"] = tools
         body["stream"] = params.stream
         options: dict[str, Any] = {}
         for ours, theirs in _OPTIONS:

@@ -12,20 +12,25 @@ from typing import Any, cast
 
 import msgspec
 
+from ..errors import MALError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
-from ..types import Chunk
+from ..types import Chunk, Message, ToolCall, ToolCallDelta
 from ._base import (
     BodyDecoder,
     GenerateParams,
     HTTPRequest,
     Protocol,
     ResponseDecoder,
+    chat_messages,
     content_parts,
     join_url,
-    normalize_messages,
+    message_tool_calls,
     stream_error,
+    text_only,
+    tool_result_id,
 )
+from ._tools import ToolCallAssembler
 
 __all__ = ["OpenAIProtocol", "OpenAIStreamDecoder", "OpenAIBodyDecoder"]
 
@@ -40,8 +45,21 @@ RETRYABLE_ERRORS = frozenset({"server_error"})
 # View structs: only the fields mal reads; the rest is skipped unparsed.
 
 
+class _Function(msgspec.Struct, gc=False):
+    name: str | None = None
+    # A string on the wire; some servers send the object itself.
+    arguments: str | dict[str, Any] | None = None
+
+
+class _ToolDelta(msgspec.Struct, gc=False):
+    index: int | None = None  # some servers (Gemini's compatible API) leave it out
+    id: str | None = None
+    function: _Function | None = None
+
+
 class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
+    tool_calls: list[_ToolDelta] | None = None
     refusal: str | None = None  # in place of content, when the model refuses
     reasoning_content: str | None = None  # DeepSeek, vLLM
     reasoning: str | None = None  # OpenRouter, newer vLLM, Ollama's OpenAI API
@@ -89,9 +107,9 @@ class OpenAIStreamDecoder(ResponseDecoder):
         payload = self._whole_event(data)
         if payload is None:
             return super().feed(data)
-        # One whole event, the common case of a paced stream: a text delta goes
-        # straight to its chunk. The rest (the first and last events, usage,
-        # [DONE], errors) takes the general path, which decodes it again.
+        # One whole event, the common case of a paced stream: it is decoded
+        # here and goes straight to its chunk. What does not decode ([DONE], a
+        # broken event) takes the general path, which says what it is.
         if not self.done:
             try:
                 body = _decoder.decode(payload)
@@ -102,6 +120,11 @@ class OpenAIStreamDecoder(ResponseDecoder):
                 if text:
                     self._parts.append(text)
                     return [Chunk(text)]
+                try:
+                    chunk = self._chunk(body)
+                except MALError as exc:
+                    raise self._failed(exc, []) from None
+                return [chunk] if chunk is not None else []
         return self._taken([ServerSentEvent(data=payload)])
 
     def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
@@ -132,10 +155,13 @@ class OpenAIStreamDecoder(ResponseDecoder):
             raise _error(body.error)
         text = reasoning = refusal = ""
         finish = usage = None
+        calls: tuple[ToolCallDelta, ...] = ()
         choice = _first_choice(body.choices) if body.choices else None
         if choice is not None:
             delta = choice.delta
             if delta is not None:
+                if delta.tool_calls:
+                    calls = self._tool_deltas(delta.tool_calls)
                 text = delta.content or ""
                 reasoning = delta.reasoning_content or delta.reasoning or ""
                 if reasoning:
@@ -149,9 +175,12 @@ class OpenAIStreamDecoder(ResponseDecoder):
             usage = self._report_usage(body.usage.prompt_tokens, body.usage.completion_tokens)
         if text:
             self._parts.append(text)
-        elif not (reasoning or finish or usage or refusal):
+        elif not (reasoning or finish or usage or refusal or calls):
             return None  # the role-only first chunk, and other empty ones
-        return Chunk(text, reasoning, finish, usage, refusal=refusal)
+        return Chunk(text, reasoning, finish, usage, calls, refusal)
+
+    def _tool_deltas(self, entries: list[_ToolDelta]) -> tuple[ToolCallDelta, ...]:
+        return _tool_deltas(self._tools, entries)
 
 
 class OpenAIBodyDecoder(BodyDecoder):
@@ -165,6 +194,7 @@ class OpenAIBodyDecoder(BodyDecoder):
             raise _error(completion.error)
         text = reasoning = refusal = ""
         finish = usage = None
+        calls: tuple[ToolCallDelta, ...] = ()
         if completion.choices:
             choice = _first_choice(completion.choices)
             message = choice.message or choice.delta
@@ -176,6 +206,8 @@ class OpenAIBodyDecoder(BodyDecoder):
                 refusal = message.refusal or ""
                 if refusal:
                     self._refusal.append(refusal)
+                if message.tool_calls:
+                    calls = _tool_deltas(self._tools, message.tool_calls)
             finish = self._finish(choice.finish_reason, FINISH_REASONS)
         elif completion.choices is None:
             raise self._decode_error(ValueError("no 'choices'"), body)
@@ -183,7 +215,31 @@ class OpenAIBodyDecoder(BodyDecoder):
             usage = self._report_usage(
                 completion.usage.prompt_tokens, completion.usage.completion_tokens
             )
-        return Chunk(text, reasoning, finish, usage, refusal=refusal)
+        return Chunk(text, reasoning, finish, usage, calls, refusal)
+
+
+def _tool_deltas(
+    tools: ToolCallAssembler, entries: list[_ToolDelta]
+) -> tuple[ToolCallDelta, ...]:
+    """The deltas of a chunk's ``tool_calls`` entries (several entries, even
+    of one index, are merged in order)."""
+    out: list[ToolCallDelta] = []
+    for position, entry in enumerate(entries):
+        function = entry.function
+        name = arguments = None
+        if function is not None:
+            name = function.name
+            args = function.arguments
+            arguments = args if isinstance(args, str) or args is None else _encode_args(args)
+        key = entry.index if entry.index is not None else position
+        delta = tools.piece(key, entry.id, name, arguments)
+        if delta is not None:
+            out.append(delta)
+    return tuple(out)
+
+
+def _encode_args(arguments: dict[str, Any]) -> str:
+    return msgspec.json.encode(arguments).decode()
 
 
 def _plain_text(body: _Completion) -> str | None:
@@ -198,6 +254,7 @@ def _plain_text(body: _Completion) -> str | None:
             and choice.finish_reason is None
             and delta.reasoning_content is None
             and delta.reasoning is None
+            and delta.tool_calls is None
             and not choice.index
         ):
             return delta.content
@@ -222,6 +279,47 @@ def _error(error: _Error | str) -> Exception:
     return stream_error("openai", error.message, etype, etype in RETRYABLE_ERRORS)
 
 
+def _openai_message(message: Message | dict[str, Any]) -> dict[str, Any]:
+    """A message in the chat completions form: tool results are ``role:
+    "tool"`` messages with the call's id (text only), and an assistant turn's
+    calls carry their arguments as JSON text."""
+    if isinstance(message, dict):
+        if message["role"] == "tool":
+            message["content"] = text_only(message.get("content", ""), "openai", "tool results")
+            return message
+        calls = message_tool_calls(message)
+        if calls is not None:
+            message["tool_calls"] = [_call_out(call) for call in calls]
+        if "content" in message:
+            message["content"] = content_parts(message["content"], "openai", Image.to_openai)
+        return message
+    if message.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": tool_result_id(message),
+            "content": text_only(message.content, "openai", "tool results"),
+        }
+    out: dict[str, Any] = {
+        "role": message.role,
+        "content": content_parts(message.content, "openai", Image.to_openai),
+    }
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_calls:
+        if not out["content"]:
+            out["content"] = None
+        out["tool_calls"] = [_call_out(call) for call in message.tool_calls]
+    return out
+
+
+def _call_out(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments_json},
+    }
+
+
 class OpenAIProtocol(Protocol):
     """``POST {base}/chat/completions`` with ``Authorization: Bearer``."""
 
@@ -233,9 +331,7 @@ class OpenAIProtocol(Protocol):
     def build_request(
         self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
     ) -> HTTPRequest:
-        messages = normalize_messages(params.prompt)
-        for message in messages:
-            message["content"] = content_parts(message["content"], self.name, Image.to_openai)
+        messages = [_openai_message(message) for message in chat_messages(params.prompt)]
         if params.system is not None:
             messages.insert(0, {"role": "system", "content": params.system})
         body: dict[str, Any] = {"model": params.model, "messages": messages}
@@ -246,6 +342,17 @@ class OpenAIProtocol(Protocol):
             value = getattr(params, key)
             if value is not None:
                 body[key] = value
+        if params.tools:
+            body["tools"] = [tool.to_openai() for tool in params.tools]
+            choice = params.tool_choice
+            if choice is not None:
+                body["tool_choice"] = (
+                    choice
+                    if choice in ("auto", "none", "required")
+                    else {"type": "function", "function": {"name": choice}}
+                )
+            if params.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = params.parallel_tool_calls
         schema = params.schema
         if schema is not None:
             # Strict mode when the schema has a strict form; sent as it is otherwise.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,14 +87,46 @@ def replay(case: Case, pieces: list[bytes]) -> Replay:
         raised_in = None
     except mal.MALError as exc:
         error = exc
+    chunks, tool_calls = same_ids(case.body, chunks, decoder.tool_calls)
     state = (
         decoder.done,
         decoder.finish_reason,
         decoder.raw_finish_reason,
         decoder.usage,
         decoder.text,
+        tuple(tool_calls),
+        decoder.message().blocks if error is None else None,
     )
     return Replay(chunks, error, raised_in, state)
+
+
+def same_ids(
+    body: bytes, chunks: list[mal.Chunk], calls: list[mal.ToolCall]
+) -> tuple[list[mal.Chunk], list[mal.ToolCall]]:
+    """Put a stand-in for each id mal made up (a random ``call_`` + 24 hex).
+
+    The ids a body carries stay as they are; each synthesized one becomes
+    ``synthesized-N`` so that two replays of one body compare equal.
+    """
+    names: dict[str, str] = {}
+
+    def name(call_id: str) -> str:
+        if call_id.encode() in body:
+            return call_id
+        assert re.fullmatch(r"call_[0-9a-f]{24}", call_id), call_id
+        return names.setdefault(call_id, f"synthesized-{len(names)}")
+
+    def delta(d: mal.ToolCallDelta) -> mal.ToolCallDelta:
+        return d if d.id is None else msgspec.structs.replace(d, id=name(d.id))
+
+    chunks = [
+        msgspec.structs.replace(c, tool_calls=tuple(delta(d) for d in c.tool_calls))
+        if c.tool_calls
+        else c
+        for c in chunks
+    ]
+    calls = [msgspec.structs.replace(c, id=name(c.id)) for c in calls]
+    return chunks, calls
 
 
 def error_key(exc: mal.MALError | None) -> tuple[Any, ...] | None:
@@ -211,7 +244,7 @@ def test_corpus_has_every_case() -> None:
     assert set(REQUIRED) <= set(CASES)
     for name in CASES:
         expected = load(name).expected
-        assert set(expected) == {
+        assert {
             "text",
             "reasoning",
             "finish_reason",
@@ -219,6 +252,17 @@ def test_corpus_has_every_case() -> None:
             "usage",
             "stream",
             "error",
+        } <= set(expected) <= {
+            "text",
+            "reasoning",
+            "finish_reason",
+            "raw_finish_reason",
+            "usage",
+            "stream",
+            "error",
+            "source",
+            "tool_calls",
+            "blocks",
         }, name
 
 
@@ -244,6 +288,38 @@ def test_corpus_is_byte_exact() -> None:
 # Replays -------------------------------------------------------------------
 
 
+def check_tool_calls(got: Replay, expected: list[dict[str, Any]]) -> None:
+    """The assembled calls, and the deltas that streamed them.
+
+    Each call's deltas share mal's ordinal ``index`` (0, 1, 2... in order of
+    first appearance); ``id`` and ``name`` come once, on the call's first
+    delta; the argument pieces join to the call's ``arguments_json``.
+    """
+    calls = list(got.state[5])
+    assert len(calls) == len(expected)
+    deltas: dict[int, list[mal.ToolCallDelta]] = {}
+    for chunk in got.chunks:
+        for delta in chunk.tool_calls:
+            deltas.setdefault(delta.index, []).append(delta)
+    if got.chunks and got.state[0]:
+        assert sorted(deltas) == list(range(len(expected)))
+    for index, (call, want) in enumerate(zip(calls, expected, strict=True)):
+        assert call.id == (want["id"] or f"synthesized-{index}")
+        assert call.name == want["name"]
+        assert call.arguments == want["arguments"]
+        assert call.arguments_json == want["arguments_json"]
+        assert call.complete is want["complete"]
+        pieces = deltas.get(index, [])
+        if not pieces:
+            continue
+        assert [d.id for d in pieces if d.id is not None] == [call.id]
+        assert [d.name for d in pieces if d.name is not None] == [call.name]
+        assert pieces[0].name == call.name
+        joined = "".join(d.arguments for d in pieces)
+        assert joined == call.arguments_json
+    assert len({call.id for call in calls}) == len(calls)
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_bytewise_gives_expected_result(name: str) -> None:
     case = load(name)
@@ -253,7 +329,7 @@ def test_bytewise_gives_expected_result(name: str) -> None:
     texts = "".join(c.text for c in got.chunks)
     assert texts == expected["text"]
     assert "".join(c.reasoning for c in got.chunks) == expected["reasoning"]
-    done, finish, raw_finish, usage, text = got.state
+    done, finish, raw_finish, usage, text, _calls, blocks = got.state
     assert text == expected["text"]
     assert finish == expected["finish_reason"]
     assert raw_finish == expected["raw_finish_reason"]
@@ -278,6 +354,9 @@ def test_bytewise_gives_expected_result(name: str) -> None:
         assert finishes == []
     else:
         assert finishes == [expected["finish_reason"]]
+
+    check_tool_calls(got, expected.get("tool_calls", []))
+    assert blocks == expected.get("blocks")
 
     error = expected["error"]
     if error is None:
@@ -394,7 +473,7 @@ def test_nothing_counts_after_the_end_marker(name: str) -> None:
         assert got.error is None
         assert got.chunks == ref.chunks
         assert got.state == ref.state
-        assert "LATE" not in got.state[-1]
+        assert "LATE" not in got.state[4]
 
 
 @pytest.mark.parametrize("name", COMPLETE_STREAMS)
@@ -414,7 +493,7 @@ def test_body_cut_anywhere_before_the_end_marker_is_incomplete(name: str) -> Non
     assert isinstance(got.error, mal.IncompleteStreamError)
     assert got.error.retryable is True
     assert got.raised_in == "flush"
-    assert got.error.partial_text == got.state[-1]
+    assert got.error.partial_text == got.state[4]
     assert got.error.partial_text == "".join(c.text for c in got.chunks)
     assert case.expected["text"].startswith(got.error.partial_text)
     assert got.state[0] is False

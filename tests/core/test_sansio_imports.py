@@ -32,6 +32,8 @@ CORE_MODULES = [
     "mal.hooks",
     "mal.schema",
     "mal.images",
+    "mal.tools",
+    "mal.protocols._tools",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.
@@ -148,8 +150,10 @@ CORE_FILES = [
     "hooks.py",
     "schema.py",
     "images.py",
+    "tools.py",
     "protocols/__init__.py",
     "protocols/_base.py",
+    "protocols/_tools.py",
     "protocols/ollama.py",
     "protocols/openai.py",
     "protocols/anthropic.py",
@@ -158,6 +162,8 @@ CORE_NAMES = {
     "mal.framing",
     "mal.images",
     "mal.schema",
+    "mal.tools",
+    "mal.protocols._tools",
     "mal.hooks",
     "mal.config",
     "mal.errors",
