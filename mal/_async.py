@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +22,7 @@ import anyio
 import httpx
 
 from ._base import AsyncClosing, ClientBase, StreamBase, generated, with_schema
+from ._complete import Outcome, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -218,6 +221,37 @@ async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
     return b"".join(pieces)
 
 
+async def _run_tools(runs: list[ToolRun]) -> list[Outcome]:
+    """Call the tool functions of one turn concurrently: coroutine functions
+    on the event loop, sync ones in worker threads. What a tool raised is its
+    outcome, not an error here; the outcomes keep the order of the runs."""
+    outcomes: list[Outcome] = [(None, None)] * len(runs)
+
+    async def run_one(i: int, run: ToolRun) -> None:
+        function = run.tool.function
+        assert function is not None
+        try:
+            if run.tool.is_async:
+                value = await function(*run.args, **run.kwargs)
+            else:
+                value = await anyio.to_thread.run_sync(
+                    functools.partial(function, *run.args, **run.kwargs)
+                )
+                if inspect.isawaitable(value):  # a sync callable that returned a coroutine
+                    value = await value
+            outcomes[i] = (value, None)
+        except Exception as exc:
+            outcomes[i] = (None, exc)
+
+    if len(runs) == 1:
+        await run_one(0, runs[0])
+        return outcomes
+    async with anyio.create_task_group() as group:
+        for i, run in enumerate(runs):
+            group.start_soon(run_one, i, run)
+    return outcomes
+
+
 class AsyncClient(ClientBase, AsyncClosing):
     """A pool of connections and one config for many calls.
 
@@ -228,6 +262,8 @@ class AsyncClient(ClientBase, AsyncClosing):
     ``hooks`` are called through the life of every call; ``clock`` and
     ``random`` are there for tests.
     """
+
+    _runs_async_tools = True
 
     def __init__(
         self,
@@ -319,6 +355,9 @@ class AsyncClient(ClientBase, AsyncClosing):
                 except StopIteration as stop:
                     response: Response = stop.value
                     return response
+                if isinstance(op, RunTools):
+                    value = await _run_tools(op.runs)
+                    continue
                 async with AsyncStream(self._http, op.call, self._runtime) as stream:
                     async for _ in stream:
                         pass

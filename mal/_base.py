@@ -214,19 +214,26 @@ class ClientBase:
         self, prompt: Prompt, model: str, options: Mapping[str, Any]
     ) -> tuple[Call, CompleteGenerator]:
         """The first call of ``complete`` and the generator of its rounds."""
-        retries = check_complete_options(options)
+        checked = check_complete_options(options)
         call = self._prepare(prompt, model, options, for_generate=True)
         gen = run_complete(
             call,
             self._round_call,
-            schema_retries=retries,
+            checked,
+            allow_async=self._runs_async_tools,
             on_schema_retry=self._runtime.hooks.on_schema_retry,
         )
         return call, gen
 
-    def _round_call(self, messages: list[MessageLike], first: Call) -> Call:
-        # A re-ask of complete: the same model and options, a longer prompt.
-        options = first.options
+    #: Whether the client's complete() can run coroutine-function tools.
+    _runs_async_tools = False
+
+    def _round_call(
+        self, messages: list[MessageLike], first: Call, overrides: Mapping[str, Any]
+    ) -> Call:
+        # A tool round or a re-ask of complete: the same model and options
+        # (with ``overrides``), a longer prompt.
+        options = {**first.options, **overrides} if overrides else first.options
         return prepare_call(
             self.config,
             self._endpoints,

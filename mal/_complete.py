@@ -1,13 +1,20 @@
-"""``complete``: a call run to its end, with structured output and its
-re-asks, written once for the sync and the async driver.
+"""``complete``: a call run to its end, with its tool rounds and its
+structured-output re-asks, written once for the sync and the async driver.
 
 This module contains no networking code at all. :func:`run_complete` is a
 generator, like :func:`mal._lifecycle.run_call` one level up: each model call
-(the first, and each re-ask) is an ordinary stream with its own retries,
-clocks, fallbacks, hooks and stats, which the driver runs. It yields
-``RunCall(call)``: run this call as a stream to its end; the driver sends back
-the :class:`CallState` of that stream (an error of the stream is raised by the
-driver, out of the generator). It returns the final :class:`mal.Response`.
+(the first, each tool round and each re-ask) is an ordinary stream with its
+own retries, clocks, fallbacks, hooks and stats, which the driver runs. It
+yields
+
+* ``RunCall(call)``: run this call as a stream to its end; the driver sends
+  back the :class:`CallState` of that stream (an error of the stream is
+  raised by the driver, out of the generator);
+* ``RunTools(runs)``: call these tool functions (the async driver runs them
+  concurrently); the driver sends back one ``(value, exception)`` pair per
+  run, in order, and never raises a tool's exception itself.
+
+It returns the final :class:`mal.Response`.
 """
 
 from __future__ import annotations
@@ -18,18 +25,47 @@ from typing import Any
 import msgspec
 
 from ._lifecycle import Call, CallState
-from .errors import ConfigError, OutputValidationError, RefusalError
-from .types import Message, MessageLike, Prompt, Response
+from .errors import ConfigError, OutputValidationError, RefusalError, ToolError
+from .protocols._base import forced_tool
+from .tools import Tool, format_result
+from .types import Message, MessageLike, Prompt, Response, ToolCall
 
-__all__ = ["RunCall", "response_of", "run_complete"]
+__all__ = ["RunCall", "RunTools", "ToolRun", "response_of", "run_complete"]
 
 
 class RunCall(msgspec.Struct):
     call: Call
 
 
+class ToolRun(msgspec.Struct):
+    """One tool function to call: ``tool.function(*args, **kwargs)``."""
+
+    tool: Tool
+    call: ToolCall
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    #: The call's position in its turn.
+    position: int = 0
+
+
+class RunTools(msgspec.Struct):
+    runs: list[ToolRun]
+
+
+#: What a driver sends back for each run: its return value, or what it raised.
+Outcome = tuple[Any, BaseException | None]
+
+
+class CompleteOptions(msgspec.Struct, frozen=True):
+    """The options only ``complete`` (and ``generate``) take, checked."""
+
+    schema_retries: int = 0
+    tool_rounds: int = 0
+    tool_errors: str = "raise"
+
+
 #: What :func:`run_complete` yields, is sent and returns.
-CompleteGenerator = Generator[RunCall, Any, Response]
+CompleteGenerator = Generator[RunCall | RunTools, Any, Response]
 
 
 def response_of(state: CallState) -> Response:
@@ -52,42 +88,85 @@ def response_of(state: CallState) -> Response:
     )
 
 
-def check_complete_options(options: Mapping[str, Any]) -> int:
-    """``schema_retries``, checked."""
+def check_complete_options(options: Mapping[str, Any]) -> CompleteOptions:
+    """``schema_retries``, ``tool_rounds`` and ``tool_errors``, checked."""
     retries = options.get("schema_retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"schema_retries must be an integer >= 0, not {retries!r}")
     if retries and options.get("schema") is None:
         raise ConfigError("schema_retries needs a schema")
-    return retries
+    rounds = options.get("tool_rounds", 0)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ConfigError(f"tool_rounds must be an integer >= 0, not {rounds!r}")
+    if rounds and not options.get("tools"):
+        raise ConfigError("tool_rounds needs tools")
+    errors = options.get("tool_errors", "raise")
+    if errors not in ("raise", "send"):
+        raise ConfigError(f"tool_errors must be 'raise' or 'send', not {errors!r}")
+    return CompleteOptions(retries, rounds, errors)
+
+
+#: How a round's call is prepared: ``make_round(messages, first, overrides)``.
+MakeRound = Callable[[list[MessageLike], Call, Mapping[str, Any]], Call]
 
 
 def run_complete(
     first: Call,
-    make_round: Callable[[list[MessageLike], Call], Call],
+    make_round: MakeRound,
+    options: CompleteOptions,
     *,
-    schema_retries: int = 0,
+    allow_async: bool,
     on_schema_retry: Callable[[int, OutputValidationError], object] | None = None,
 ) -> CompleteGenerator:
-    """A call run to its end, with its schema re-asks.
+    """A call run to its end, with its tool rounds and schema re-asks.
 
-    ``make_round(messages, first)`` prepares the call of a re-ask, whose
-    prompt is ``messages``. See the module docstring for what it yields.
+    ``make_round(messages, first, overrides)`` prepares the next call, whose
+    prompt is ``messages`` and whose options are the first call's with
+    ``overrides``. ``allow_async``: whether the driver can run coroutine
+    functions. See the module docstring for what it yields.
     """
     params = first.params
     schema = params.schema
-    conversation: list[MessageLike] | None = None  # built on the first re-ask
+    tools = {tool.name: tool for tool in params.tools or ()}
+    overrides: dict[str, Any] = {}
+    if forced_tool(params):
+        # Forcing a call again after its result came back would force one
+        # call after another: the rounds after the first leave it to the model.
+        overrides["tool_choice"] = "auto"
+    conversation: list[MessageLike] = []
     added: list[Message] = []
     steps: list[Response] = []
-    reasks = 0
+    reasks = rounds = 0
     call = first
     while True:
         state: CallState = yield RunCall(call)
         response = response_of(state)
         steps.append(response)
         added.append(response.message)
-        if schema is None:
-            break
+        if not conversation:
+            conversation = _as_messages(params.prompt)
+        if rounds < options.tool_rounds and response.tool_calls:
+            runs, results = _plan(response, tools, options, allow_async)
+            if runs is not None:
+                outcomes: list[Outcome] = yield RunTools(runs)
+                for run, (value, error) in zip(runs, outcomes, strict=True):
+                    if error is not None and options.tool_errors == "raise":
+                        _finish(response, steps, added, reasks)
+                        raise ToolError(
+                            f"tool {run.call.name!r} raised {type(error).__name__}: {error}",
+                            tool_call=run.call,
+                            partial_text=response.text,
+                        ) from error
+                    results[run.position] = _result(run.call, value, error)
+                # In the order of the calls (ids need not be unique: pair by position).
+                messages = [results[i] for i in range(len(response.tool_calls))]
+                added += messages
+                conversation += [response.message, *messages]
+                rounds += 1
+                call = make_round(list(conversation), first, overrides)
+                continue
+        if schema is None or (response.tool_calls and response.finish_reason == "tool_calls"):
+            break  # nothing to decode: no schema, or the turn ended on calls
         if response.refusal or response.raw_finish_reason == "refusal":
             _finish(response, steps, added, reasks)
             raise RefusalError(
@@ -99,7 +178,7 @@ def run_complete(
         try:
             response.parsed = schema.decode(response.text)
         except OutputValidationError as exc:
-            if reasks >= schema_retries:
+            if reasks >= options.schema_retries:
                 _finish(response, steps, added, reasks)
                 raise
             reasks += 1
@@ -109,11 +188,64 @@ def run_complete(
         else:
             break
         added.append(reask)
-        if conversation is None:
-            conversation = _as_messages(params.prompt)
         conversation += [response.message, reask]
-        call = make_round(list(conversation), first)
+        call = make_round(list(conversation), first, overrides)
     return _finish(response, steps, added, reasks)
+
+
+def _plan(
+    response: Response, tools: Mapping[str, Tool], options: CompleteOptions, allow_async: bool
+) -> tuple[list[ToolRun] | None, dict[int, Message]]:
+    """The tool runs of a turn, and the results known before any runs (calls
+    of unknown tools, arguments that do not fit, with ``tool_errors="send"``).
+    No runs (None) when the turn must go back to the caller: a call cut off, or
+    a call of a tool that has no function (the caller runs it)."""
+    runs: list[ToolRun] = []
+    results: dict[int, Message] = {}
+    for call in response.tool_calls:
+        if not call.complete:
+            return None, results
+        tool = tools.get(call.name)
+        if tool is not None and tool.function is None:
+            return None, results
+    for position, call in enumerate(response.tool_calls):
+        tool = tools.get(call.name)
+        problem: str
+        if tool is None:
+            known = ", ".join(repr(name) for name in tools)
+            problem = f"the model called {call.name!r}, which is not one of the tools ({known})"
+        else:
+            if tool.is_async and not allow_async:
+                raise ConfigError(
+                    f"tool {tool.name!r} is an async function: run it with mal.AsyncClient "
+                    "(mal.Client runs sync functions only)"
+                )
+            try:
+                args, kwargs = tool.bind(call.arguments)
+            except (msgspec.ValidationError, TypeError) as exc:
+                problem = f"the arguments of {call.name!r} do not fit its parameters: {exc}"
+            else:
+                runs.append(ToolRun(tool, call, args, kwargs, position))
+                continue
+        if options.tool_errors == "raise":
+            raise ToolError(problem, tool_call=call, partial_text=response.text)
+        results[position] = Message(
+            "tool", problem, tool_call_id=call.id, name=call.name, is_error=True
+        )
+    return runs, results
+
+
+def _result(call: ToolCall, value: Any, error: BaseException | None) -> Message:
+    """The tool result of a run: its formatted value, or its error."""
+    if error is not None:
+        return Message(
+            "tool",
+            f"{type(error).__name__}: {error}",
+            tool_call_id=call.id,
+            name=call.name,
+            is_error=True,
+        )
+    return Message("tool", format_result(value), tool_call_id=call.id, name=call.name)
 
 
 def _finish(

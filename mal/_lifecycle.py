@@ -32,8 +32,8 @@ import difflib
 import itertools
 import random
 import time
-from collections.abc import Callable, Generator, Mapping
-from typing import Any, Final, TypedDict
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, Final, Literal, TypedDict
 
 import msgspec
 
@@ -58,6 +58,7 @@ from .protocols import (
 )
 from .protocols._base import prompt_length
 from .schema import OutputSchema
+from .tools import Tool, as_tools
 from .types import Chunk, Prompt, Usage
 
 __all__ = [
@@ -102,6 +103,9 @@ class CallOptions(TypedDict, total=False):
     max_retries: int | None
     fallbacks: list[str] | None
     progress_callback: Callable[[str], object] | None
+    tools: Sequence[Tool | Callable[..., Any]] | None
+    tool_choice: str | None
+    parallel_tool_calls: bool | None
 
 
 
@@ -111,12 +115,14 @@ class GenerateOptions(CallOptions, total=False):
 
     stream: bool | None
     schema_retries: int
+    tool_rounds: int
+    tool_errors: Literal["raise", "send"]
 
 
 #: ``schema`` is a keyword of its own in the signatures, for their overloads.
 _KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__) | {"schema"}
 #: Options that only a call that runs to its end (generate, complete) takes.
-_COMPLETE_ONLY = frozenset({"stream", "schema_retries"})
+_COMPLETE_ONLY = frozenset({"stream", "schema_retries", "tool_rounds", "tool_errors"})
 _PARAM_OPTIONS = (
     "system",
     "temperature",
@@ -322,11 +328,15 @@ def prepare_call(
         else:
             stream = True
     schema = options.get("schema")
+    tools = as_tools(options.get("tools"))
     params = GenerateParams(
         model=name,
         prompt=prompt,
         stream=stream,
         schema=OutputSchema.of(schema) if schema is not None else None,
+        tools=tools,
+        tool_choice=check_tool_choice(options.get("tool_choice"), tools),
+        parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
         **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
     )
     endpoint = endpoints[provider]
@@ -374,6 +384,28 @@ def prepare_call(
         fallbacks=list(fallbacks),
         options=options,
     )
+
+
+def check_tool_choice(choice: Any, tools: list[Tool] | None) -> str | None:
+    """``tool_choice``, checked: "auto", "none", "required" or a tool's name."""
+    if choice is None:
+        return None
+    if not isinstance(choice, str):
+        raise ConfigError(
+            f"tool_choice must be 'auto', 'none', 'required' or a tool's name, not {choice!r}"
+        )
+    if not tools:
+        raise ConfigError("tool_choice needs tools")
+    if choice not in ("auto", "none", "required") and all(t.name != choice for t in tools):
+        names = ", ".join(repr(t.name) for t in tools)
+        raise ConfigError(f"tool_choice={choice!r} is not one of the tools ({names})")
+    return choice
+
+
+def check_parallel(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"parallel_tool_calls must be True, False or None, not {value!r}")
+    return value
 
 
 def decide_stream(

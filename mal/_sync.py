@@ -9,6 +9,7 @@ sync driver needs: a blocked read cannot be cancelled, so the clocks and a
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ import httpx
 
 from . import _watchdog
 from ._base import ClientBase, Closing, StreamBase, generated, with_schema
+from ._complete import Outcome, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
@@ -260,6 +262,23 @@ class Stream(StreamBase, Closing):
             self.close()
 
 
+def _run_tool(run: ToolRun) -> Outcome:
+    """Call one tool function; what it raised is the outcome, not an error here."""
+    function = run.tool.function
+    assert function is not None
+    try:
+        value = function(*run.args, **run.kwargs)
+    except Exception as exc:
+        return None, exc
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()
+        return None, TypeError(
+            f"tool {run.tool.name!r} returned an awaitable; run it with mal.AsyncClient"
+        )
+    return value, None
+
+
 def _read_bounded(body: Iterator[bytes]) -> bytes:
     pieces = []
     size = 0
@@ -349,6 +368,9 @@ class Client(ClientBase, Closing):
                 except StopIteration as stop:
                     response: Response = stop.value
                     return response
+                if isinstance(op, RunTools):
+                    value = [_run_tool(run) for run in op.runs]
+                    continue
                 with Stream(self._http, op.call, self._runtime) as stream:
                     for _ in stream:
                         pass
