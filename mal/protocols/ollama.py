@@ -262,6 +262,11 @@ def _tool_message(
     if not name:
         name = names.get(id) if isinstance(id, str) else None
         if not name:
+            if not isinstance(id, str) or not id:
+                raise ConfigError(
+                    "a tool result (role 'tool') needs the tool_call_id of the call it "
+                    "answers, or for Ollama the tool's name"
+                )
             raise ConfigError(
                 f"the tool result for call {id!r} has no tool name, and no earlier assistant "
                 "turn made that call: Ollama needs the tool's name (set Message.name)"

@@ -285,6 +285,8 @@ def _openai_message(message: Message | dict[str, Any]) -> dict[str, Any]:
     calls carry their arguments as JSON text."""
     if isinstance(message, dict):
         if message["role"] == "tool":
+            tool_result_id(message)
+            message.pop("is_error", None)  # mal's own key; OpenAI has no such field
             message["content"] = text_only(message.get("content", ""), "openai", "tool results")
             return message
         calls = message_tool_calls(message)
