@@ -146,16 +146,20 @@ def run_complete(
         if not conversation:
             conversation = _as_messages(params.prompt)
         if rounds < options.tool_rounds and response.tool_calls:
-            runs, results = _plan(response, tools, options, allow_async)
+            try:
+                runs, results = _plan(response, tools, options, allow_async)
+            except ToolError as exc:
+                exc.response = _finish(response, steps, added, reasks)
+                raise
             if runs is not None:
                 outcomes: list[Outcome] = yield RunTools(runs)
                 for run, (value, error) in zip(runs, outcomes, strict=True):
                     if error is not None and options.tool_errors == "raise":
-                        _finish(response, steps, added, reasks)
                         raise ToolError(
                             f"tool {run.call.name!r} raised {type(error).__name__}: {error}",
                             tool_call=run.call,
                             partial_text=response.text,
+                            response=_finish(response, steps, added, reasks),
                         ) from error
                     results[run.position] = _result(run.call, value, error)
                 # In the order of the calls (ids need not be unique: pair by position).

@@ -245,8 +245,18 @@ class RefusalError(MALError):
 
 class ToolError(MALError):
     """A tool run by ``tool_rounds`` raised (the original is ``__cause__``), or
-    the model called a tool that was not given. ``tool_call`` is the call."""
+    the model called a tool that was not given. ``tool_call`` is the call;
+    ``response`` the :class:`mal.Response` of the turn that made it, with the
+    ``steps`` and ``messages`` of the rounds before, so nothing is lost."""
 
-    def __init__(self, message: str, *, tool_call: Any = None, partial_text: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool_call: Any = None,
+        partial_text: str = "",
+        response: Any = None,
+    ) -> None:
         super().__init__(message, partial_text=partial_text, retryable=False)
         self.tool_call = tool_call
+        self.response = response
