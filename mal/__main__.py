@@ -1,7 +1,8 @@
 """The command line: ``python -m mal demo`` and ``python -m mal run``.
 
 ``demo`` starts the built-in local server (:mod:`mal.testing`) and streams a
-generation from it through the whole stack, sync then async; given
+generation from it through the whole stack, sync then async, then lets the
+model call a Python tool and answer with its result; given
 ``--model`` (or ``MAL_DEMO_MODEL``), it streams from that real model instead,
 configured by the usual environment variables. ``run`` streams one
 generation from a real server configured by the environment variables.
@@ -33,6 +34,18 @@ DEMO_TEXT = (
     "So wherever you look away from the Sun, the sky sends you mostly blue light — "
     "except at sunset, when the long path through the air leaves the reds. 🌅"
 )
+
+
+TOOL_PROMPT = "How many words are in 'the quick brown fox jumps'? Use the tool."
+
+
+def word_count(text: str) -> int:
+    """Count the words of a text.
+
+    Args:
+        text: The text whose words to count.
+    """
+    return len(text.split())
 
 
 class _Meter:
@@ -106,8 +119,39 @@ def demo(model: str | None, delay: float) -> int:
             sync = _stream_sync(client, DEMO_PROMPT, model, {})
         print(sync.summary("sync"), "\n")
         asynchronous = anyio.run(_stream_async, config, DEMO_PROMPT, model)
-        print(asynchronous.summary("async"))
+        print(asynchronous.summary("async"), "\n")
+        if srv is not None:
+            srv.add(
+                Reply(
+                    tool_calls=[
+                        {"name": "word_count", "arguments": {"text": "the quick brown fox jumps"}}
+                    ]
+                ),
+                Reply(text="It has 5 words.", chunk_delay=delay),
+            )
+        with Client(config) as client:
+            _tool_round(client, model)
     return 0
+
+
+def _tool_round(client: Client, model: str) -> None:
+    """One call with a tool: mal runs the tool the model calls and sends the
+    result back for the answer."""
+    print(f"prompt: {TOOL_PROMPT}")
+    start = time.perf_counter()
+    r = client.complete(TOOL_PROMPT, model=model, tools=[word_count], tool_rounds=2)
+    results = {m.tool_call_id: m.content for m in r.messages if m.role == "tool"}
+    for step in r.steps:
+        for call in step.tool_calls:
+            args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+            print(f"  the model called {call.name}({args}) -> {results.get(call.id, '(not run)')}")
+    elapsed = time.perf_counter() - start
+    print(r.text)
+    rounds = len(r.steps) - 1
+    print(
+        f"[tools] {len(r.steps)} model calls, {rounds} tool round{'s' * (rounds != 1)} "
+        f"in {elapsed:.2f} s"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

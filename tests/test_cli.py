@@ -55,15 +55,20 @@ def test_demo_streams_from_the_built_in_server_sync_then_async() -> None:
     assert "built-in server" in done.stdout
     assert done.stdout.count("Rayleigh scattering") == 2
     summaries = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in summaries] == ["[sync", "[async"]
-    assert all("first chunk after" in line and "chunks" in line for line in summaries)
+    assert [line.split("]")[0] for line in summaries] == ["[sync", "[async", "[tools"]
+    assert all("first chunk after" in line and "chunks" in line for line in summaries[:2])
+    # Then a tool round: the model calls the Python tool, mal runs it and sends the result.
+    assert "the model called word_count(text='the quick brown fox jumps') -> 5" in done.stdout
+    assert "It has 5 words." in done.stdout
+    assert summaries[2].startswith("[tools] 2 model calls, 1 tool round in")
 
 
 def test_demo_uses_a_configured_model(server: MockServer) -> None:
     done = mal_cli("demo", server=server, MAL_DEMO_MODEL="anthropic/claude-test")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(TEXT) == 2
-    assert [r.provider for r in server.requests] == ["anthropic", "anthropic"]
+    assert done.stdout.count(TEXT) >= 2
+    assert [r.provider for r in server.requests] == ["anthropic"] * 3
+    assert [t["name"] for t in server.requests[2].json["tools"]] == ["word_count"]
     assert all(r.json is not None and r.json["model"] == "claude-test" for r in server.requests)
 
 
