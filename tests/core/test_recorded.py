@@ -244,26 +244,30 @@ def test_corpus_has_every_case() -> None:
     assert set(REQUIRED) <= set(CASES)
     for name in CASES:
         expected = load(name).expected
-        assert {
-            "text",
-            "reasoning",
-            "finish_reason",
-            "raw_finish_reason",
-            "usage",
-            "stream",
-            "error",
-        } <= set(expected) <= {
-            "text",
-            "reasoning",
-            "finish_reason",
-            "raw_finish_reason",
-            "usage",
-            "stream",
-            "error",
-            "source",
-            "tool_calls",
-            "blocks",
-        }, name
+        assert (
+            {
+                "text",
+                "reasoning",
+                "finish_reason",
+                "raw_finish_reason",
+                "usage",
+                "stream",
+                "error",
+            }
+            <= set(expected)
+            <= {
+                "text",
+                "reasoning",
+                "finish_reason",
+                "raw_finish_reason",
+                "usage",
+                "stream",
+                "error",
+                "source",
+                "tool_calls",
+                "blocks",
+            }
+        ), name
 
 
 def test_corpus_exercises_every_forced_cut() -> None:
@@ -430,6 +434,16 @@ def test_every_two_byte_piece(name: str) -> None:
     for start in (1, 2):
         cuts = list(range(start, len(body), 2))
         assert_same(case, replay(case, pieces_at(body, cuts)))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_two_piece_cut(name: str) -> None:
+    # The body cut in two at every offset: each cut falls once inside every
+    # event, escape, character and line end.
+    case = load(name)
+    body = case.body
+    for cut in range(1, len(body)):
+        assert_same(case, replay(case, [body[:cut], body[cut:]]))
 
 
 @pytest.mark.parametrize("name", CASES)

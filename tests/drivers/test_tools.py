@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -534,3 +536,72 @@ async def test_bad_tool_options(api: Api, server: MockServer) -> None:
                 api, client, "?", model=MODELS["ollama"], tools=[get_time], tool_choice="required"
             )
     assert server.requests == []
+
+
+# Recorded tool streams, through the drivers -------------------------------------------------
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RECORDED = sorted(
+    path.relative_to(DATA).as_posix()
+    for path in DATA.glob("*/tools_*")
+    if not path.name.endswith(".expected.json")
+)
+CONTENT_TYPES = {".sse": "text/event-stream", ".ndjson": "application/x-ndjson"}
+
+
+def test_the_recorded_tool_streams_are_there() -> None:
+    assert {name.split("/")[0] for name in RECORDED} == set(PROVIDERS)
+
+
+@pytest.mark.parametrize("name", RECORDED)
+async def test_recorded_tool_streams(api: Api, server: MockServer, name: str) -> None:
+    path = DATA / name
+    expected = json.loads(path.with_name(path.stem + ".expected.json").read_text("utf-8"))
+    provider = name.split("/")[0]
+    reply = Reply(raw=path.read_bytes(), content_type=CONTENT_TYPES[path.suffix])
+    server.add(reply, reply)
+    async with api.client_for(server) as client:
+        stream = client.stream("?", model=MODELS[provider], tools=[get_weather])
+        async with stream:
+            chunks = await collect(stream)
+        r = await complete(api, client, "?", model=MODELS[provider], tools=[get_weather])
+    for calls_, message in ((stream.raw.tool_calls, stream.raw.message), (r.tool_calls, r.message)):
+        assert [(c.name, c.arguments, c.arguments_json, c.complete) for c in calls_] == [
+            (c["name"], c["arguments"], c["arguments_json"], c["complete"])
+            for c in expected["tool_calls"]
+        ]
+        for call, want in zip(calls_, expected["tool_calls"], strict=True):
+            assert call.id == want["id"] or want["id"] is None
+        assert message.tool_calls == calls_
+        assert message.blocks == expected.get("blocks")
+    assert r.finish_reason == stream.finish_reason == expected["finish_reason"]
+    assert "".join(c.text for c in chunks) == r.text == expected["text"]
+    joined: dict[int, str] = {}
+    for chunk in chunks:
+        for delta in chunk.tool_calls:
+            joined[delta.index] = joined.get(delta.index, "") + delta.arguments
+    assert [joined[i] for i in range(len(r.tool_calls))] == [c.arguments_json for c in r.tool_calls]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_argument_pieces_keep_the_idle_clock_alive(
+    api: Api, server: MockServer, provider: str
+) -> None:
+    # No text at all, only pieces of a long argument, 0.1 s apart: the
+    # stream lasts longer than idle_timeout, yet never idles that long.
+    long_text = " ".join(["word"] * 12)
+    server.add(
+        Reply(
+            tool_calls=[{"name": "get_weather", "arguments": {"city": long_text}}],
+            chunk_delay=0.1,
+        )
+    )
+    async with api.client_for(server, idle_timeout=0.6) as client:
+        start = time.monotonic()
+        stream = client.stream("?", model=MODELS[provider], tools=[get_weather])
+        async with stream:
+            chunks = await collect(stream)
+        elapsed = time.monotonic() - start
+    assert sum(len(c.tool_calls) for c in chunks) > 6
+    assert stream.raw.tool_calls[0].arguments == {"city": long_text}
+    assert elapsed > 0.6  # the case is meaningful: longer than the idle clock
