@@ -41,15 +41,61 @@ CONTENT_TYPES = {
 }
 
 _WORDS = (
-    " the", " model", " stream", "ing", " of", " text", ",", ".", " a", " token",
-    " is", " small", " and", " fast", " data", " we", " read", " from", " HTTP",
-    " it", " to", " in", " Python", " each", " chunk", " byte", " JSON", ":",
-    " ser", "ver", " 42", "()", " `", "`", " -", " **",
+    " the",
+    " model",
+    " stream",
+    "ing",
+    " of",
+    " text",
+    ",",
+    ".",
+    " a",
+    " token",
+    " is",
+    " small",
+    " and",
+    " fast",
+    " data",
+    " we",
+    " read",
+    " from",
+    " HTTP",
+    " it",
+    " to",
+    " in",
+    " Python",
+    " each",
+    " chunk",
+    " byte",
+    " JSON",
+    ":",
+    " ser",
+    "ver",
+    " 42",
+    "()",
+    " `",
+    "`",
+    " -",
+    " **",
 )
 # Tokens that exercise the decoders: JSON escapes and multi-byte UTF-8.
 _SPECIAL = (
-    '"', ' "quoted"', "\n", "\n\n", "\t", "\\", " café", "é", " 漢字", "漢", " 😀", "😀",
-    " naïve", " Größe", " 東京", " ✓",
+    '"',
+    ' "quoted"',
+    "\n",
+    "\n\n",
+    "\t",
+    "\\",
+    " café",
+    "é",
+    " 漢字",
+    "漢",
+    " 😀",
+    "😀",
+    " naïve",
+    " Größe",
+    " 東京",
+    " ✓",
 )
 _PLACEHOLDER = "\x00TOKEN\x00"
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -169,9 +215,7 @@ def _ollama(toks: list[tuple[str, bytes]], rng: random.Random, *, chat: bool) ->
     return events
 
 
-def _openai(
-    toks: list[tuple[str, bytes]], rng: random.Random
-) -> tuple[list[bytes], list[bytes]]:
+def _openai(toks: list[tuple[str, bytes]], rng: random.Random) -> tuple[list[bytes], list[bytes]]:
     base = {
         "id": "chatcmpl-" + _rand(rng, 29),
         "object": "chat.completion.chunk",
@@ -236,15 +280,21 @@ def _anthropic(
         (
             "content_block_start",
             msgspec.json.encode(
-                {"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}}
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                }
             ),
         ),
         ("ping", b'{"type": "ping"}'),
     ]
     head, tail = _template(
-        {"type": "content_block_delta", "index": 0,
-         "delta": {"type": "text_delta", "text": _PLACEHOLDER}}
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": _PLACEHOLDER},
+        }
     )
     for _, literal in toks:
         named.append(("content_block_delta", head + literal + tail))

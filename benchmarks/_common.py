@@ -70,8 +70,19 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def environment() -> dict[str, Any]:
     """What the JSON output records about the machine and the versions."""
     versions = {}
-    for name in ("mal", "httpx", "httpx2", "msgspec", "anyio", "trio", "orjson",
-                 "ollama", "openai", "anthropic", "pydantic"):
+    for name in (
+        "mal",
+        "httpx",
+        "httpx2",
+        "msgspec",
+        "anyio",
+        "trio",
+        "orjson",
+        "ollama",
+        "openai",
+        "anthropic",
+        "pydantic",
+    ):
         try:
             from importlib.metadata import version
 
@@ -101,7 +112,10 @@ def _git_commit() -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "../mal"],
-            cwd=here, capture_output=True, text=True, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -170,8 +184,7 @@ def bar_chart(
     color = {name: colors[i % len(colors)] for i, name in enumerate(names)}
     # Each group holds only the series it has, side by side and centred.
     present = [
-        [name for name in names if (series[name][g] or {}).get("n")]
-        for g in range(len(groups))
+        [name for name in names if (series[name][g] or {}).get("n")] for g in range(len(groups))
     ]
     width = 0.8 / max(max((len(p) for p in present), default=1), 1)
     fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups) + 2), 5))
@@ -182,15 +195,19 @@ def bar_chart(
             assert s is not None
             x = g + (i - (len(names_here) - 1) / 2) * width
             ax.bar(
-                x, s["median"], width,
+                x,
+                s["median"],
+                width,
                 yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
-                capsize=2, color=color[name],
+                capsize=2,
+                color=color[name],
                 label=None if name in labelled else name,
             )
             labelled.add(name)
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, rotation=15 if len(groups) > 4 else 0, ha="right"
-                       if len(groups) > 4 else "center")
+    ax.set_xticklabels(
+        groups, rotation=15 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center"
+    )
     if log:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)

@@ -230,11 +230,16 @@ class BenchServer:
     def __enter__(self) -> BenchServer:
         self._proc = subprocess.Popen(
             [
-                sys.executable, os.path.abspath(__file__),
-                "--chunks", str(self.chunks),
-                "--short-chunks", str(self.short_chunks),
-                "--yield-every", str(self.yield_every),
-                "--backlog", str(self.backlog),
+                sys.executable,
+                os.path.abspath(__file__),
+                "--chunks",
+                str(self.chunks),
+                "--short-chunks",
+                str(self.short_chunks),
+                "--yield-every",
+                str(self.yield_every),
+                "--backlog",
+                str(self.backlog),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -274,13 +279,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chunks", type=int, default=20_000, help="text chunks per response")
     ap.add_argument(
-        "--short-chunks", type=int, default=16,
+        "--short-chunks",
+        type=int,
+        default=16,
         help=f"text chunks per response for the model {SHORT_MODEL!r} (16)",
     )
     ap.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     ap.add_argument("--backlog", type=int, default=4096, help="listen backlog (4096)")
     ap.add_argument(
-        "--yield-every", type=int, default=0,
+        "--yield-every",
+        type=int,
+        default=0,
         help="yield to the event loop after this many chunks (0: only when the socket is full)",
     )
     args = ap.parse_args()

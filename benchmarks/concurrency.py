@@ -135,12 +135,16 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"errors": spec["streams"], "first_error": f"exit {proc.returncode}: {tail}",
-                "crashed": True}
+        return {
+            "errors": spec["streams"],
+            "first_error": f"exit {proc.returncode}: {tail}",
+            "crashed": True,
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -149,11 +153,18 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=1000, help="concurrent streams (1000)")
     ap.add_argument("--chunks", type=int, default=200, help="chunks per stream (200)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating rounds (3)")
-    ap.add_argument("--providers", default=",".join(PROVIDERS),
-                    help="comma-separated: openai,ollama (default), anthropic")
+    ap.add_argument(
+        "--providers",
+        default=",".join(PROVIDERS),
+        help="comma-separated: openai,ollama (default), anthropic",
+    )
     ap.add_argument("--backends", default=",".join(BACKENDS), help="asyncio,trio")
-    ap.add_argument("--yield-every", type=int, default=1,
-                    help="the server yields to its loop after this many chunks (1)")
+    ap.add_argument(
+        "--yield-every",
+        type=int,
+        default=1,
+        help="the server yields to its loop after this many chunks (1)",
+    )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--png", metavar="PATH", help="draw a bar chart (needs matplotlib)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -169,8 +180,9 @@ def main() -> None:
 
     providers = [p for p in args.providers.split(",") if p]
     backends = [b for b in args.backends.split(",") if b]
-    missing = sorted({lib for lib, *_ in CONTENDERS.values()
-                      if importlib.util.find_spec(lib) is None})
+    missing = sorted(
+        {lib for lib, *_ in CONTENDERS.values() if importlib.util.find_spec(lib) is None}
+    )
     if "trio" in backends and importlib.util.find_spec("trio") is None:
         backends.remove("trio")
         missing.append("trio")
@@ -200,19 +212,27 @@ def main() -> None:
                         if lib in missing or provider not in provs:
                             continue
                         spec = {
-                            "name": name, "provider": provider, "backend": backend,
-                            "url": server.url(provider), "streams": args.streams,
-                            "chunks": args.chunks, "expected": expected[provider],
+                            "name": name,
+                            "provider": provider,
+                            "backend": backend,
+                            "url": server.url(provider),
+                            "streams": args.streams,
+                            "chunks": args.chunks,
+                            "expected": expected[provider],
                         }
                         before = server.stats()["cpu"]
                         res = run_child(spec)
                         res["server_cpu_s"] = server.stats()["cpu"] - before
                         results[provider][backend].setdefault(name, []).append(res)
                         if res.get("errors"):
-                            print(f"round {r + 1}: {provider} {backend} {name}: "
-                                  f"{res['errors']} errors, first: {res['first_error']}")
-            print(f"round {r + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr)
+                            print(
+                                f"round {r + 1}: {provider} {backend} {name}: "
+                                f"{res['errors']} errors, first: {res['first_error']}"
+                            )
+            print(
+                f"round {r + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+            )
     summary = summarise(results)
     report(summary, args)
     elapsed = time.perf_counter() - started
@@ -220,10 +240,17 @@ def main() -> None:
     if args.json:
         _common.write_json(
             args.json,
-            {"benchmark": "concurrency", "streams": args.streams, "chunks": args.chunks,
-             "repeat": args.repeat, "server_yield_every": args.yield_every,
-             "targets": {"wall_ratio": TARGET_RATIO, "rss_delta_mib": TARGET_RSS_MIB},
-             "seconds": elapsed, "summary": summary, "raw": results},
+            {
+                "benchmark": "concurrency",
+                "streams": args.streams,
+                "chunks": args.chunks,
+                "repeat": args.repeat,
+                "server_yield_every": args.yield_every,
+                "targets": {"wall_ratio": TARGET_RATIO, "rss_delta_mib": TARGET_RSS_MIB},
+                "seconds": elapsed,
+                "summary": summary,
+                "raw": results,
+            },
         )
     if args.png:
         plot(args.png, summary)
@@ -277,29 +304,41 @@ def report(summary: dict[str, Any], args: argparse.Namespace) -> None:
         "p99 over the streams; errors: failed or wrong streams, summed over the rounds."
     )
     header = [
-        "backend", "client", "wall s", "× floor", "chunks/s", "CPU s", "× floor (CPU)",
+        "backend",
+        "client",
+        "wall s",
+        "× floor",
+        "chunks/s",
+        "CPU s",
+        "× floor (CPU)",
         "peak RSS MiB",
-        "Δ RSS MiB", "TTFT p50 ms", "TTFT p99 ms", "errors", "server busy %",
+        "Δ RSS MiB",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "errors",
+        "server busy %",
     ]
     for provider, by_backend in summary.items():
         rows = []
         for backend, by_name in by_backend.items():
             for name, s in by_name.items():
-                rows.append([
-                    backend,
-                    f"**{name}**" if name == "mal" else name,
-                    fmt(s["wall_s"], 2),
-                    fmt(s["wall_ratio"], 2),
-                    fmt(s["chunks_per_s"], 0),
-                    fmt(s["cpu_s"], 2),
-                    fmt(s["cpu_ratio"], 2),
-                    fmt(s["peak_rss_mib"], 1),
-                    fmt(s["rss_delta_mib"], 1, spread=False),
-                    fmt(s["ttft_p50_ms"], 0),
-                    fmt(s["ttft_p99_ms"], 0),
-                    str(s["errors"]),
-                    fmt(s["server_busy_pct"], 0),
-                ])
+                rows.append(
+                    [
+                        backend,
+                        f"**{name}**" if name == "mal" else name,
+                        fmt(s["wall_s"], 2),
+                        fmt(s["wall_ratio"], 2),
+                        fmt(s["chunks_per_s"], 0),
+                        fmt(s["cpu_s"], 2),
+                        fmt(s["cpu_ratio"], 2),
+                        fmt(s["peak_rss_mib"], 1),
+                        fmt(s["rss_delta_mib"], 1, spread=False),
+                        fmt(s["ttft_p50_ms"], 0),
+                        fmt(s["ttft_p99_ms"], 0),
+                        str(s["errors"]),
+                        fmt(s["server_busy_pct"], 0),
+                    ]
+                )
         print(f"\n### {provider}\n")
         print(_common.md_table(header, rows))
 
@@ -314,16 +353,18 @@ def report(summary: dict[str, Any], args: argparse.Namespace) -> None:
             if not s or not s["wall_ratio"]["n"]:
                 continue
             ratio, rss = s["wall_ratio"], s["rss_delta_mib"]
-            rows.append([
-                provider, backend,
-                f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f}) "
-                + ("meets" if ratio["median"] <= TARGET_RATIO else "MISSES"),
-                f"{s['errors']} " + ("meets" if s["errors"] == 0 else "MISSES"),
-                f"{rss['median']:+.1f} MiB " + ("meets" if rss["median"] <= TARGET_RSS_MIB
-                                                 else "MISSES"),
-            ])
-    print(_common.md_table(["provider", "backend", "wall / floor", "errors", "Δ peak RSS"],
-                           rows))
+            rows.append(
+                [
+                    provider,
+                    backend,
+                    f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f}) "
+                    + ("meets" if ratio["median"] <= TARGET_RATIO else "MISSES"),
+                    f"{s['errors']} " + ("meets" if s["errors"] == 0 else "MISSES"),
+                    f"{rss['median']:+.1f} MiB "
+                    + ("meets" if rss["median"] <= TARGET_RSS_MIB else "MISSES"),
+                ]
+            )
+    print(_common.md_table(["provider", "backend", "wall / floor", "errors", "Δ peak RSS"], rows))
 
 
 def plot(path: str, summary: dict[str, Any]) -> None:
@@ -338,8 +379,9 @@ def plot(path: str, summary: dict[str, Any]) -> None:
         name: [summary[g.split()[0]][g.split()[1]].get(name, {}).get("wall_s") for g in groups]
         for name in names
     }
-    _common.bar_chart(path, "Concurrent streams: wall time (median, min-max)", groups, series,
-                      "wall seconds")
+    _common.bar_chart(
+        path, "Concurrent streams: wall time (median, min-max)", groups, series, "wall seconds"
+    )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ BARE = "bare framing + msgspec floor"
 
 # --------------------------------------------------------------------------- floors
 
+
 class _ODelta(msgspec.Struct):
     content: str | None = None
 
@@ -203,6 +204,7 @@ def bare_framing(kind: str) -> Callable[[list[bytes]], str]:
 
 # --------------------------------------------------------------------------- mal and the SDKs
 
+
 def mal_decoder(kind: str) -> Callable[[list[bytes]], str]:
     protocol = mal.protocols.get_protocol(kind.split("-")[0])
 
@@ -330,9 +332,7 @@ def contenders(kind: str) -> tuple[list[Contender], list[str]]:
     elif kind == "openai":
         sdks.append(("openai SDK Stream", lambda: openai_sdk(kind)))
     else:
-        sdks.append(
-            ("anthropic SDK Stream", lambda: anthropic_sdk(kind, message_stream=False))
-        )
+        sdks.append(("anthropic SDK Stream", lambda: anthropic_sdk(kind, message_stream=False)))
         sdks.append(
             ("anthropic SDK MessageStream", lambda: anthropic_sdk(kind, message_stream=True))
         )
@@ -345,6 +345,7 @@ def contenders(kind: str) -> tuple[list[Contender], list[str]]:
 
 
 # --------------------------------------------------------------------------- measuring
+
 
 def pieces_of(body: _bodies.Body, mode: str) -> list[bytes]:
     if mode == "event":
@@ -420,6 +421,7 @@ def bench_kind(kind: str, n: int, repeat: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- reporting
+
 
 def print_kind(r: dict[str, Any]) -> None:
     print(
@@ -500,11 +502,14 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=20_000, help="text chunks per body (20000)")
     ap.add_argument("--repeat", type=int, default=5, help="alternating rounds (5)")
     ap.add_argument(
-        "--bodies", default=",".join(_bodies.BODIES),
+        "--bodies",
+        default=",".join(_bodies.BODIES),
         help=f"comma-separated body kinds ({','.join(_bodies.BODIES)})",
     )
     ap.add_argument(
-        "--clock", choices=sorted(CLOCKS), default="cpu",
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
         help="cpu: process CPU time (default, robust to a busy machine); wall: perf_counter",
     )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -530,9 +535,16 @@ def main() -> None:
     if args.json:
         _common.write_json(
             args.json,
-            {"benchmark": "decode", "chunks": args.chunks, "repeat": args.repeat,
-             "clock": args.clock,
-             "piece_size": PIECE, "targets": TARGET, "seconds": elapsed, "results": results},
+            {
+                "benchmark": "decode",
+                "chunks": args.chunks,
+                "repeat": args.repeat,
+                "clock": args.clock,
+                "piece_size": PIECE,
+                "targets": TARGET,
+                "seconds": elapsed,
+                "results": results,
+            },
         )
     if args.png:
         plot(args.png, results)

@@ -72,13 +72,20 @@ def _floor_request(provider: str, url: str, model: str) -> tuple[str, bytes, dic
         headers = {"content-type": "application/json"}
         return url + "/api/generate", json.dumps(body).encode(), headers
     if provider == "openai":
-        body = {"model": model, "messages": MESSAGES, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = {
+            "model": model,
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         headers = {"content-type": "application/json", "authorization": "Bearer x"}
         return url + "/chat/completions", json.dumps(body).encode(), headers
     body = {"model": model, "max_tokens": 4096, "messages": MESSAGES, "stream": True}
-    headers = {"content-type": "application/json", "x-api-key": "x",
-               "anthropic-version": "2023-06-01"}
+    headers = {
+        "content-type": "application/json",
+        "x-api-key": "x",
+        "anthropic-version": "2023-06-01",
+    }
     return url + "/v1/messages", json.dumps(body).encode(), headers
 
 
@@ -113,7 +120,9 @@ def _mal_config(provider: str, url: str) -> Any:
     import mal
 
     return mal.MALConfig(
-        max_retries=0, base_urls={provider: url}, api_keys={provider: "x"},
+        max_retries=0,
+        base_urls={provider: url},
+        api_keys={provider: "x"},
         default_provider=provider,
     )
 
@@ -214,7 +223,10 @@ def anthropic_sync(provider: str, url: str) -> tuple[Callable, Callable, Callabl
 
     def texts(client: anthropic.Anthropic, model: str):  # type: ignore[no-untyped-def]
         stream = client.messages.create(
-            model=model, max_tokens=4096, messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model=model,
+            max_tokens=4096,
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         with stream:
             for event in stream:
@@ -231,7 +243,10 @@ def anthropic_async(provider: str, url: str) -> tuple[Callable, Callable, Callab
 
     async def texts(client: anthropic.AsyncAnthropic, model: str):  # type: ignore[no-untyped-def]
         stream = await client.messages.create(
-            model=model, max_tokens=4096, messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model=model,
+            max_tokens=4096,
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         async with stream:
             async for event in stream:
@@ -251,7 +266,9 @@ def anthropic_ms_sync(provider: str, url: str) -> tuple[Callable, Callable, Call
 
     def texts(client: anthropic.Anthropic, model: str):  # type: ignore[no-untyped-def]
         with client.messages.stream(
-            model=model, max_tokens=4096, messages=MESSAGES  # type: ignore[arg-type]
+            model=model,
+            max_tokens=4096,
+            messages=MESSAGES,  # type: ignore[arg-type]
         ) as stream:
             yield from stream.text_stream
 
@@ -266,7 +283,9 @@ def anthropic_ms_async(provider: str, url: str) -> tuple[Callable, Callable, Cal
 
     async def texts(client: anthropic.AsyncAnthropic, model: str):  # type: ignore[no-untyped-def]
         async with client.messages.stream(
-            model=model, max_tokens=4096, messages=MESSAGES  # type: ignore[arg-type]
+            model=model,
+            max_tokens=4096,
+            messages=MESSAGES,  # type: ignore[arg-type]
         ) as stream:
             async for text in stream.text_stream:
                 yield text
@@ -300,9 +319,7 @@ CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable | None, Callable]] = 
     "ollama SDK": ("ollama", ("ollama",), ollama_sync, ollama_async),
     "openai SDK": ("openai", ("openai",), openai_sync, openai_async),
     "anthropic SDK create": ("anthropic", ("anthropic",), anthropic_sync, anthropic_async),
-    "anthropic SDK stream()": (
-        "anthropic", ("anthropic",), anthropic_ms_sync, anthropic_ms_async
-    ),
+    "anthropic SDK stream()": ("anthropic", ("anthropic",), anthropic_ms_sync, anthropic_ms_async),
 }
 
 
@@ -422,9 +439,7 @@ READY = {
 def import_time(library: str) -> tuple[float, float]:
     """Seconds for ``import <library>`` and for it plus its client classes."""
     code = IMPORT_SNIPPET.format(lib=library, ready=READY.get(library, "pass"))
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     bare, ready = out.stdout.split()
     return float(bare), float(ready)
 
@@ -432,7 +447,8 @@ def import_time(library: str) -> tuple[float, float]:
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -453,7 +469,9 @@ def main() -> None:
     ap.add_argument("--providers", default=",".join(PROVIDERS), help="comma-separated")
     ap.add_argument("--modes", default=",".join(MODES), help="sync,async")
     ap.add_argument(
-        "--ttft-samples", type=int, default=7,
+        "--ttft-samples",
+        type=int,
+        default=7,
         help="warm short streams per child for the time to first chunk (7)",
     )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -511,11 +529,15 @@ def main() -> None:
                         if provider not in served or (mode == "sync" and make_sync is None):
                             continue
                         spec = {
-                            "name": name, "mode": mode, "provider": provider,
-                            "url": server.url(provider), "chunks": args.chunks,
+                            "name": name,
+                            "mode": mode,
+                            "provider": provider,
+                            "url": server.url(provider),
+                            "chunks": args.chunks,
                             "expected": expected[provider],
                             "expected_short": expected_short[provider],
-                            "short_model": SHORT_MODEL, "ttft_samples": args.ttft_samples,
+                            "short_model": SHORT_MODEL,
+                            "ttft_samples": args.ttft_samples,
                         }
                         before = server.stats()["cpu"]
                         res = run_child(spec)
@@ -524,8 +546,10 @@ def main() -> None:
                         server_cpu[provider][mode].setdefault(name, []).append(after - before)
                         if res.get("error"):
                             print(f"round {r + 1}: {provider} {mode} {name}: {res['error']}")
-            print(f"round {r + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr)
+            print(
+                f"round {r + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+            )
 
     summary = summarise(results, imports, server_cpu, args.chunks)
     report(summary, providers, modes, imports)
@@ -534,11 +558,21 @@ def main() -> None:
     if args.json:
         _common.write_json(
             args.json,
-            {"benchmark": "stream", "chunks": args.chunks, "repeat": args.repeat,
-             "targets": {"ratio": TARGET_RATIO, "ttft_warm_ms": TARGET_TTFT_MS,
-                         "import_ms": TARGET_IMPORT_MS},
-             "seconds": elapsed, "summary": summary, "raw": results,
-             "import_s": imports, "server_cpu_s": server_cpu},
+            {
+                "benchmark": "stream",
+                "chunks": args.chunks,
+                "repeat": args.repeat,
+                "targets": {
+                    "ratio": TARGET_RATIO,
+                    "ttft_warm_ms": TARGET_TTFT_MS,
+                    "import_ms": TARGET_IMPORT_MS,
+                },
+                "seconds": elapsed,
+                "summary": summary,
+                "raw": results,
+                "import_s": imports,
+                "server_cpu_s": server_cpu,
+            },
         )
     if args.png:
         plot(args.png, summary, providers, modes)
@@ -605,8 +639,17 @@ def report(
         "client creation and connection, to the first chunk."
     )
     header = [
-        "mode", "client", "chunks/s", "× floor (time)", "CPU µs/chunk", "× floor (CPU)",
-        "TTFT warm ms", "Δ floor ms", "TTFT cold ms", "peak RSS MiB", "errors",
+        "mode",
+        "client",
+        "chunks/s",
+        "× floor (time)",
+        "CPU µs/chunk",
+        "× floor (CPU)",
+        "TTFT warm ms",
+        "Δ floor ms",
+        "TTFT cold ms",
+        "peak RSS MiB",
+        "errors",
     ]
     for provider in providers:
         rows = []
@@ -614,19 +657,21 @@ def report(
         for mode in modes:
             for name, s in summary[provider][mode].items():
                 label = f"**{name}**" if name == "mal" else name
-                rows.append([
-                    mode,
-                    label,
-                    fmt(s["chunks_per_s"], 0),
-                    fmt(s["time_ratio"], 2),
-                    fmt(s["cpu_us_per_chunk"], 2),
-                    fmt(s["cpu_ratio"], 2),
-                    fmt(s["ttft_warm_ms"], 3),
-                    fmt(s["ttft_warm_delta_ms"], 3, spread=False),
-                    fmt(s["ttft_cold_ms"], 1),
-                    fmt(s["peak_rss_mib"], 1),
-                    str(s["errors"]),
-                ])
+                rows.append(
+                    [
+                        mode,
+                        label,
+                        fmt(s["chunks_per_s"], 0),
+                        fmt(s["time_ratio"], 2),
+                        fmt(s["cpu_us_per_chunk"], 2),
+                        fmt(s["cpu_ratio"], 2),
+                        fmt(s["ttft_warm_ms"], 3),
+                        fmt(s["ttft_warm_delta_ms"], 3, spread=False),
+                        fmt(s["ttft_cold_ms"], 1),
+                        fmt(s["peak_rss_mib"], 1),
+                        str(s["errors"]),
+                    ]
+                )
             floor = summary[provider][mode].get(FLOOR)
             if floor:
                 notes.append(
@@ -644,11 +689,13 @@ def report(
     )
     rows = []
     for lib, values in imports.items():
-        rows.append([
-            f"**{lib}**" if lib == "mal" else lib,
-            fmt(_common.summarize([bare * 1e3 for bare, _ in values]), 0),
-            fmt(_common.summarize([ready * 1e3 for _, ready in values]), 0),
-        ])
+        rows.append(
+            [
+                f"**{lib}**" if lib == "mal" else lib,
+                fmt(_common.summarize([bare * 1e3 for bare, _ in values]), 0),
+                fmt(_common.summarize([ready * 1e3 for _, ready in values]), 0),
+            ]
+        )
     print(_common.md_table(["library", "import ms", "import + clients ms"], rows))
 
     print(
@@ -663,19 +710,24 @@ def report(
                 continue
             ratio = s["time_ratio"]
             delta = s["ttft_warm_delta_ms"]
-            rows.append([
-                provider, mode,
-                f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f}) "
-                + ("meets" if ratio["median"] <= TARGET_RATIO else "MISSES"),
-                f"{fmt(s['cpu_ratio'], 2, suffix='x')} "
-                + ("meets" if s["cpu_ratio"]["median"] <= TARGET_RATIO else "MISSES"),
-                f"{delta['median']:+.3f} ms ({delta['min']:+.3f} to {delta['max']:+.3f}) "
-                + ("meets" if delta["median"] <= TARGET_TTFT_MS else "MISSES"),
-            ])
-    print(_common.md_table(
-        ["provider", "mode", "time / floor", "CPU / floor (same target)", "warm TTFT − floor"],
-        rows,
-    ))
+            rows.append(
+                [
+                    provider,
+                    mode,
+                    f"**{ratio['median']:.2f}x** ({ratio['min']:.2f}-{ratio['max']:.2f}) "
+                    + ("meets" if ratio["median"] <= TARGET_RATIO else "MISSES"),
+                    f"{fmt(s['cpu_ratio'], 2, suffix='x')} "
+                    + ("meets" if s["cpu_ratio"]["median"] <= TARGET_RATIO else "MISSES"),
+                    f"{delta['median']:+.3f} ms ({delta['min']:+.3f} to {delta['max']:+.3f}) "
+                    + ("meets" if delta["median"] <= TARGET_TTFT_MS else "MISSES"),
+                ]
+            )
+    print(
+        _common.md_table(
+            ["provider", "mode", "time / floor", "CPU / floor (same target)", "warm TTFT − floor"],
+            rows,
+        )
+    )
     print(
         "\nOn a busy machine the CPU ratio is the steadier of the two: it does not count the "
         "time the client waited while another process had the CPU."
@@ -703,8 +755,12 @@ def plot(path: str, summary: dict[str, Any], providers: list[str], modes: list[s
         for name in names
     }
     _common.bar_chart(
-        path, "End to end over loopback (median, min-max)", groups, series,
-        "wall µs per chunk (log)", log=True,
+        path,
+        "End to end over loopback (median, min-max)",
+        groups,
+        series,
+        "wall µs per chunk (log)",
+        log=True,
     )
 
 

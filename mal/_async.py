@@ -369,8 +369,7 @@ class AsyncClient(ClientBase, AsyncClosing):
                 asyncio.get_running_loop()
             except RuntimeError:
                 raise ConfigError(
-                    "transport='aiohttp' runs on asyncio only; use the default transport "
-                    "under trio"
+                    "transport='aiohttp' runs on asyncio only; use the default transport under trio"
                 ) from None
 
     async def aclose(self) -> None:

@@ -108,8 +108,6 @@ class CallOptions(TypedDict, total=False):
     parallel_tool_calls: bool | None
 
 
-
-
 class GenerateOptions(CallOptions, total=False):
     """The keyword options of ``generate`` and ``complete``."""
 
@@ -167,8 +165,6 @@ class Send(msgspec.Struct):
             return self.timeouts
         left = max(self.clock.timeout, 1e-3)
         return tuple(left if t is None else min(t, left) for t in self.timeouts)
-
-
 
 
 class Sleep(msgspec.Struct):
@@ -367,9 +363,7 @@ def prepare_call(
             raise ConfigError("fallbacks must be a list of model names")
         for fallback in fallbacks:
             split_model(fallback, config.default_provider)
-    request = protocol.build_request(
-        params, base_url=endpoint.base_url, api_key=endpoint.api_key
-    )
+    request = protocol.build_request(params, base_url=endpoint.base_url, api_key=endpoint.api_key)
     return Call(
         request=request,
         provider=provider,
@@ -492,9 +486,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
             hooks.on_complete(stats)
 
 
-def _retry_delay(
-    error: MALError, attempt: int, max_retries: int, runtime: Runtime
-) -> float | None:
+def _retry_delay(error: MALError, attempt: int, max_retries: int, runtime: Runtime) -> float | None:
     """Seconds to wait before retrying, or None when this error is not retried."""
     if not error.retryable or attempt >= max_retries:
         return None

@@ -68,9 +68,7 @@ def map_error(exc: Exception, url: str, *, in_body: bool) -> MALError:
     phase = _TIMEOUT_PHASES.get(type(exc))
     if phase is not None:
         where = "reading the response body" if in_body else "waiting"
-        error = APITimeoutError(
-            f"{phase} timeout from {url} while {where}", phase=phase
-        )
+        error = APITimeoutError(f"{phase} timeout from {url} while {where}", phase=phase)
     elif isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         error = ConfigError(f"cannot send a request to {url!r}: {exc}")
     elif isinstance(exc, httpx.DecodingError):
@@ -82,9 +80,7 @@ def map_error(exc: Exception, url: str, *, in_body: bool) -> MALError:
     elif isinstance(exc, httpx.ConnectError):
         error = APIConnectionError(f"cannot connect to {url}: {exc or type(exc).__name__}")
     else:
-        error = APIConnectionError(
-            f"the request to {url} failed: {exc or type(exc).__name__}"
-        )
+        error = APIConnectionError(f"the request to {url} failed: {exc or type(exc).__name__}")
     error.__cause__ = exc
     return error
 

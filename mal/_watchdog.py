@@ -37,9 +37,7 @@ class _Watchdog:
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._count), item))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="mal-watchdog", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="mal-watchdog", daemon=True)
                 self._thread.start()
             elif self._heap[0][2] is item:
                 self._cond.notify()

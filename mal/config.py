@@ -113,8 +113,7 @@ def check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = Fa
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise ConfigError(
-            f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}, "
-            f"not {value!r}"
+            f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}, not {value!r}"
         )
 
 

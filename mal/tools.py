@@ -46,8 +46,15 @@ class Tool:
     asks OpenAI for strict argument decoding (the schema is made strict-fit).
     """
 
-    __slots__ = ("_args_type", "_positional", "description", "function", "name", "parameters",
-                 "strict")
+    __slots__ = (
+        "_args_type",
+        "_positional",
+        "description",
+        "function",
+        "name",
+        "parameters",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -305,8 +312,11 @@ def as_tools(tools: Sequence[Any] | None) -> list[Tool] | None:
         else:
             raise ConfigError(
                 f"a tool must be a mal.Tool or a function, not {type(item).__name__}"
-                + (" (use mal.Tool(name=..., parameters=...) for a schema)"
-                   if isinstance(item, Mapping) else "")
+                + (
+                    " (use mal.Tool(name=..., parameters=...) for a schema)"
+                    if isinstance(item, Mapping)
+                    else ""
+                )
             )
         if tool.name in seen:
             raise ConfigError(f"two tools are named {tool.name!r}")

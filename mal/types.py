@@ -98,9 +98,7 @@ class ToolCall(msgspec.Struct, omit_defaults=True):
                     f"ToolCall {self.name!r}: arguments_json is not valid JSON ({exc})"
                 ) from None
             if not isinstance(value, dict):
-                raise ConfigError(
-                    f"ToolCall {self.name!r}: arguments_json must be a JSON object"
-                )
+                raise ConfigError(f"ToolCall {self.name!r}: arguments_json must be a JSON object")
             self.arguments = value
 
 

@@ -42,8 +42,16 @@ def test_decode(tmp_path: Path) -> None:
 
 def test_stream(tmp_path: Path) -> None:
     stdout, result = run(
-        "stream.py", "--chunks", "200", "--repeat", "1", "--ttft-samples", "2",
-        "--providers", "openai,anthropic", tmp_path=tmp_path,
+        "stream.py",
+        "--chunks",
+        "200",
+        "--repeat",
+        "1",
+        "--ttft-samples",
+        "2",
+        "--providers",
+        "openai,anthropic",
+        tmp_path=tmp_path,
     )
     assert "## mal against the targets" in stdout
     assert "`import mal`" in stdout
@@ -57,8 +65,16 @@ def test_stream(tmp_path: Path) -> None:
 
 def test_concurrency(tmp_path: Path) -> None:
     stdout, _ = run(
-        "concurrency.py", "--streams", "20", "--chunks", "20", "--repeat", "1",
-        "--providers", "openai", tmp_path=tmp_path,
+        "concurrency.py",
+        "--streams",
+        "20",
+        "--chunks",
+        "20",
+        "--repeat",
+        "1",
+        "--providers",
+        "openai",
+        tmp_path=tmp_path,
     )
     assert "## mal against the targets" in stdout
     assert "| openai | asyncio |" in stdout and "| openai | trio |" in stdout
@@ -67,7 +83,10 @@ def test_concurrency(tmp_path: Path) -> None:
 def test_framing_linear(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / "framing_linear.py"), "--mib", "1", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "SSEParser" in proc.stdout and "NDJSONSplitter" in proc.stdout

@@ -79,8 +79,13 @@ def test_openai_base64_dimensions_and_token_arrays(server: MockServer) -> None:
 def test_ollama_embed_shape(server: MockServer) -> None:
     server.add(Reply(embedding_dim=4))
     obj = body_of(call(server, "/api/embed", {"model": "all-minilm", "input": ["Why?", "Sky"]}))
-    assert list(obj) == ["model", "embeddings", "total_duration", "load_duration",
-                         "prompt_eval_count"]
+    assert list(obj) == [
+        "model",
+        "embeddings",
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+    ]
     assert obj["model"] == "all-minilm"
     assert [len(v) for v in obj["embeddings"]] == [4, 4]
     assert obj["embeddings"][0] != obj["embeddings"][1]

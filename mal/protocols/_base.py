@@ -492,9 +492,7 @@ def message_tool_calls(message: Message | Mapping[str, Any]) -> list[ToolCall] |
     return None
 
 
-def content_parts(
-    content: Any, provider: str, image: Callable[[Image], Any]
-) -> Any:
+def content_parts(content: Any, provider: str, image: Callable[[Image], Any]) -> Any:
     """A message's content in a provider's own form: a string stays one; in a
     list, ``str`` parts become text parts, :class:`mal.Image` parts what
     ``image`` makes of them (after checking the provider can take them), and

@@ -108,8 +108,10 @@ class OllamaDecoder(ResponseDecoder):
                 pass
             else:
                 message = obj.message
-                if not obj.done and obj.error is None and (
-                    message is None or message.tool_calls is None
+                if (
+                    not obj.done
+                    and obj.error is None
+                    and (message is None or message.tool_calls is None)
                 ):
                     if message is not None:
                         text, reasoning = message.content, message.thinking
@@ -201,9 +203,7 @@ def _ollama_tools(params: GenerateParams) -> list[dict[str, Any]] | None:
             "tool_choice); use 'auto' or 'none'"
         )
     if params.parallel_tool_calls is False:
-        raise ConfigError(
-            "parallel_tool_calls=False: Ollama cannot turn parallel tool calls off"
-        )
+        raise ConfigError("parallel_tool_calls=False: Ollama cannot turn parallel tool calls off")
     return [tool.to_ollama() for tool in params.tools]
 
 

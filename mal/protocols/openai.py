@@ -218,9 +218,7 @@ class OpenAIBodyDecoder(BodyDecoder):
         return Chunk(text, reasoning, finish, usage, calls, refusal)
 
 
-def _tool_deltas(
-    tools: ToolCallAssembler, entries: list[_ToolDelta]
-) -> tuple[ToolCallDelta, ...]:
+def _tool_deltas(tools: ToolCallAssembler, entries: list[_ToolDelta]) -> tuple[ToolCallDelta, ...]:
     """The deltas of a chunk's ``tool_calls`` entries (several entries, even
     of one index, are merged in order)."""
     out: list[ToolCallDelta] = []

@@ -525,9 +525,7 @@ class _Ollama(_Wire):
         obj["done"] = False
         return [_enc(obj) + b"\n"]
 
-    def _final(
-        self, text: str, thinking: str | None, calls: range | None = None
-    ) -> dict[str, Any]:
+    def _final(self, text: str, thinking: str | None, calls: range | None = None) -> dict[str, Any]:
         job = self.job
         obj = self._head()
         self._content(obj, text, thinking, calls)
@@ -964,8 +962,10 @@ def _embedding_inputs(value: Any) -> list[str] | None:
     for item in value:
         if isinstance(item, str):
             out.append(item)
-        elif isinstance(item, list) and item and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in item
+        elif (
+            isinstance(item, list)
+            and item
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
         ):
             out.append(_enc(item).decode())
         else:

@@ -103,7 +103,10 @@ def test_each_provider_gets_its_own_parts() -> None:
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png?sig=secret"}}
     ]
     assert parts("anthropic", [url])["content"] == [
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png?sig=secret"}}
+        {
+            "type": "image",
+            "source": {"type": "url", "url": "https://example.com/cat.png?sig=secret"},
+        }
     ]
     with pytest.raises(mal.ConfigError, match="Ollama takes no image URLs"):
         parts("ollama", ["Hi", url])

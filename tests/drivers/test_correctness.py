@@ -59,9 +59,7 @@ async def test_the_caller_sees_every_chunk_before_the_error(
     api: Api, server: MockServer, case: str, cut: str
 ) -> None:
     provider, body, boundary, error_type, _ = CASES[case]
-    server.add(
-        Reply(raw_chunks=pieces(body, boundary, cut), content_type=CONTENT_TYPES[provider])
-    )
+    server.add(Reply(raw_chunks=pieces(body, boundary, cut), content_type=CONTENT_TYPES[provider]))
     seen, error = await read(api, server, MODELS[provider])
     assert type(error) is error_type, error
     assert seen == error.partial_text == "".join(TEXTS)
@@ -189,8 +187,8 @@ async def test_a_fallback_of_the_same_provider_keeps_base_url_and_api_key(
         assert default.requests == []
         first, second = server.requests
         assert (first.json["model"], second.json["model"]) == ("a", "b")
-        assert first.headers["authorization"] == second.headers["authorization"] == (
-            "Bearer sk-call"
+        assert (
+            first.headers["authorization"] == second.headers["authorization"] == ("Bearer sk-call")
         )
 
 
