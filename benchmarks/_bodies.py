@@ -21,10 +21,14 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
-__all__ = ["BODIES", "Body", "build", "tokens"]
+__all__ = ["BODIES", "Body", "TOOL_BODIES", "build", "tokens"]
 
 #: The body kinds: "ollama" is /api/generate, "ollama-chat" is /api/chat.
 BODIES = ("ollama", "ollama-chat", "openai", "anthropic")
+#: Tool-call bodies: the same tokens as pieces of one call's arguments
+#: (OpenAI, Anthropic), or one whole call per line (Ollama, which sends calls
+#: whole). Their ``text`` is the arguments' JSON text, all calls joined.
+TOOL_BODIES = ("ollama-chat-tools", "openai-tools", "anthropic-tools")
 
 #: Where each body kind is served, and the mal model name that asks for it.
 PATHS = {
@@ -39,6 +43,9 @@ CONTENT_TYPES = {
     "openai": "text/event-stream; charset=utf-8",
     "anthropic": "text/event-stream; charset=utf-8",
 }
+for _kind in TOOL_BODIES:
+    PATHS[_kind] = PATHS[_kind.removesuffix("-tools")]
+    CONTENT_TYPES[_kind] = CONTENT_TYPES[_kind.removesuffix("-tools")]
 
 _WORDS = (
     " the",
@@ -166,6 +173,8 @@ def build(kind: str, n: int, seed: int = 0) -> Body:
         events, payloads = _openai(toks, rng)
     elif kind == "anthropic":
         events, payloads = _anthropic(toks, rng)
+    elif kind in TOOL_BODIES:
+        return _tool_body(kind, toks, rng)
     else:
         raise ValueError(f"unknown body kind {kind!r}; known: {', '.join(BODIES)}")
     return Body(kind, n, events, payloads, text, CONTENT_TYPES[kind], PATHS[kind])
@@ -315,3 +324,135 @@ def _anthropic(
     named.append(("message_stop", msgspec.json.encode({"type": "message_stop"})))
     events = [b"event: " + name.encode() + b"\ndata: " + p + b"\n\n" for name, p in named]
     return events, [p for _, p in named]
+
+
+# --------------------------------------------------------------------------- tool calls
+
+_TOOL_NAME = "search"
+
+
+def _argument_pieces(toks: list[tuple[str, bytes]]) -> list[str]:
+    """The tokens as pieces of one call's arguments text, ``{"q": "..."}``:
+    each piece is a token's JSON string literal without its quotes (escapes
+    and all, as a model writes JSON), the first opens the object and the last
+    closes it."""
+    pieces = [literal[1:-1].decode() for _, literal in toks]
+    pieces[0] = '{"q": "' + pieces[0]
+    pieces[-1] += '"}'
+    return pieces
+
+
+def _tool_body(kind: str, toks: list[tuple[str, bytes]], rng: random.Random) -> Body:
+    if kind == "openai-tools":
+        pieces = _argument_pieces(toks)
+        events, payloads = _openai_tools(pieces, rng)
+        text = "".join(pieces)
+    elif kind == "anthropic-tools":
+        pieces = _argument_pieces(toks)
+        events, payloads = _anthropic_tools(pieces, rng)
+        text = "".join(pieces)
+    else:
+        events, text = _ollama_tools(toks)
+        payloads = [e.rstrip(b"\n") for e in events]
+    return Body(kind, len(toks), events, payloads, text, CONTENT_TYPES[kind], PATHS[kind])
+
+
+def _openai_tools(pieces: list[str], rng: random.Random) -> tuple[list[bytes], list[bytes]]:
+    """One call streamed as OpenAI does: the first delta has the id, the name
+    and ``""``; each later one has only the index and a piece."""
+    _, payloads = _openai([], rng)
+    first = msgspec.json.decode(payloads[0])
+    head = msgspec.json.decode(payloads[1])  # the finish chunk, rebuilt below
+    opening = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "index": 0,
+                "id": "call_" + _rand(rng, 24),
+                "type": "function",
+                "function": {"name": _TOOL_NAME, "arguments": ""},
+            }
+        ],
+        "refusal": None,
+    }
+    first["choices"][0]["delta"] = opening
+    out = [msgspec.json.encode(first)]
+    template = dict(first)
+    template["choices"] = [
+        {
+            "index": 0,
+            "delta": {"tool_calls": [{"index": 0, "function": {"arguments": _PLACEHOLDER}}]},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+    ]
+    before, after = _template(template)
+    for piece in pieces:
+        out.append(before + msgspec.json.encode(piece) + after)
+    head["choices"][0]["finish_reason"] = "tool_calls"
+    out.append(msgspec.json.encode(head))
+    usage = msgspec.json.decode(payloads[2])
+    usage["usage"]["completion_tokens"] = len(pieces)
+    out.append(msgspec.json.encode(usage))
+    return [b"data: " + p + b"\n\n" for p in out] + [b"data: [DONE]\n\n"], out
+
+
+def _anthropic_tools(pieces: list[str], rng: random.Random) -> tuple[list[bytes], list[bytes]]:
+    """One ``tool_use`` block: its start, an ``input_json_delta`` per piece, its stop."""
+    _, text_payloads = _anthropic([], rng)
+    start = msgspec.json.encode(
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {
+                "type": "tool_use",
+                "id": "toolu_01" + _rand(rng, 22),
+                "name": _TOOL_NAME,
+                "input": {},
+            },
+        }
+    )
+    before, after = _template(
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": _PLACEHOLDER},
+        }
+    )
+    message_delta = msgspec.json.decode(text_payloads[-2])
+    message_delta["delta"]["stop_reason"] = "tool_use"
+    message_delta["usage"]["output_tokens"] = len(pieces)
+    named: list[tuple[str, bytes]] = [
+        ("message_start", text_payloads[0]),
+        ("content_block_start", start),
+        ("ping", b'{"type": "ping"}'),
+    ]
+    named += [("content_block_delta", before + msgspec.json.encode(p) + after) for p in pieces]
+    named += [
+        ("content_block_stop", text_payloads[-3]),
+        ("message_delta", msgspec.json.encode(message_delta)),
+        ("message_stop", text_payloads[-1]),
+    ]
+    events = [b"event: " + name.encode() + b"\ndata: " + p + b"\n\n" for name, p in named]
+    return events, [p for _, p in named]
+
+
+def _ollama_tools(toks: list[tuple[str, bytes]]) -> tuple[list[bytes], str]:
+    """A line per token, each with one whole call whose arguments hold the
+    token (Ollama sends calls whole; it gives them no id)."""
+    chat = _ollama(toks, random.Random(0), chat=True)
+    events = []
+    texts = []
+    for line, (text, _) in zip(chat, toks, strict=False):
+        obj = msgspec.json.decode(line)
+        arguments = {"q": text}
+        obj["message"] = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": _TOOL_NAME, "arguments": arguments}}],
+        }
+        events.append(msgspec.json.encode(obj) + b"\n")
+        texts.append(msgspec.json.encode(arguments).decode())
+    events.append(chat[-1])
+    return events, "".join(texts)

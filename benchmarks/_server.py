@@ -20,6 +20,8 @@ clients, not itself:
   as a model server's do, instead of each being written in one burst;
 * a request for the model ``"short"`` gets a short body (``--short-chunks``),
   for time-to-first-chunk samples on a connection that is not busy;
+* a request that declares ``tools`` gets the tool-call body of its kind
+  (``_bodies.TOOL_BODIES``);
 * ``GET /_stats`` answers its CPU seconds and counters, so a benchmark can tell
   whether the server, rather than the client, was the bottleneck.
 
@@ -50,7 +52,7 @@ import _common
 
 __all__ = ["BenchServer"]
 
-_ROUTES = {path: kind for kind, path in _bodies.PATHS.items()}
+_ROUTES = {path: kind for kind, path in _bodies.PATHS.items() if kind in _bodies.BODIES}
 _ROUTES["/chat/completions"] = "openai"
 #: The model name that asks for the short body (for time-to-first-chunk samples).
 SHORT_MODEL = "short"
@@ -60,7 +62,8 @@ class _Server:
     def __init__(self, chunks: int, short_chunks: int, yield_every: int) -> None:
         self.yield_every = yield_every
         self.responses: dict[tuple[str, bool], tuple[bytes, list[bytes]]] = {}
-        for kind, short in itertools.product(_bodies.BODIES, (False, True)):
+        kinds = _bodies.BODIES + _bodies.TOOL_BODIES
+        for kind, short in itertools.product(kinds, (False, True)):
             body = _bodies.build(kind, short_chunks if short else chunks)
             head = (
                 "HTTP/1.1 200 OK\r\n"
@@ -157,6 +160,8 @@ class _Server:
                         b'content-length: 22\r\n\r\n{"error": "not found"}',
                     )
                     continue
+                if b'"tools"' in body:  # a request with tools gets the tool-call body
+                    kind = f"{kind}-tools"
                 await self._respond(conn, kind, _is_short(body))
                 if close:
                     return

@@ -31,6 +31,10 @@ clock is the process's CPU time (``time.process_time``): the work is one
 thread with no I/O, and CPU time leaves out the time the process spent
 preempted on a busy machine (``--clock wall`` for ``time.perf_counter``).
 
+Tool calls: each tool-call body (``_bodies.TOOL_BODIES``) is decoded by mal
+beside the text body of the same number of chunks, in alternation, and the
+table gives mal's cost per chunk on it as a ratio to the text body's.
+
     python benchmarks/decode.py [--chunks 20000] [--repeat 5] [--json out.json] [--png out.png]
 """
 
@@ -219,6 +223,71 @@ def mal_decoder(kind: str) -> Callable[[list[bytes]], str]:
         for chunk in decoder.flush():
             if chunk.text:
                 parts.append(chunk.text)
+        return "".join(parts)
+
+    return run
+
+
+def mal_tool_decoder(kind: str) -> Callable[[list[bytes]], str]:
+    """mal over a tool-call body: every argument piece of every call, joined."""
+    protocol = mal.protocols.get_protocol(kind.split("-")[0])
+
+    def run(pieces: list[bytes]) -> str:
+        decoder = protocol.decoder(True)
+        feed = decoder.feed
+        parts = []
+        for piece in pieces:
+            for chunk in feed(piece):
+                for delta in chunk.tool_calls:
+                    parts.append(delta.arguments)
+        for chunk in decoder.flush():
+            for delta in chunk.tool_calls:
+                parts.append(delta.arguments)
+        return "".join(parts)
+
+    return run
+
+
+def openai_sdk_tools() -> Callable[[list[bytes]], str]:
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+
+    http = _sdk_http(openai)
+    client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:1/v1", max_retries=0)
+    request = http.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+
+    def run(pieces: list[bytes]) -> str:
+        response = http.Response(200, content=iter(pieces), request=request)
+        stream = openai.Stream(cast_to=ChatCompletionChunk, response=response, client=client)
+        parts = []
+        for chunk in stream:
+            if chunk.choices:
+                for call in chunk.choices[0].delta.tool_calls or ():
+                    if call.function is not None and call.function.arguments:
+                        parts.append(call.function.arguments)
+        return "".join(parts)
+
+    return run
+
+
+def anthropic_sdk_tools() -> Callable[[list[bytes]], str]:
+    """anthropic's ``MessageStream``: its ``input_json`` events (it parses the
+    partial JSON of the call after every piece)."""
+    import anthropic
+    from anthropic.lib.streaming import MessageStream
+    from anthropic.types import RawMessageStreamEvent
+
+    http = _sdk_http(anthropic)
+    client = anthropic.Anthropic(api_key="x", base_url="http://127.0.0.1:1", max_retries=0)
+    request = http.Request("POST", "http://127.0.0.1:1/v1/messages")
+
+    def run(pieces: list[bytes]) -> str:
+        response = http.Response(200, content=iter(pieces), request=request)
+        raw = anthropic.Stream(cast_to=RawMessageStreamEvent, response=response, client=client)
+        parts = []
+        for event in MessageStream(raw, output_format=anthropic.NOT_GIVEN):
+            if event.type == "input_json":
+                parts.append(event.partial_json)
         return "".join(parts)
 
     return run
@@ -420,6 +489,112 @@ def bench_kind(kind: str, n: int, repeat: int) -> dict[str, Any]:
     return result
 
 
+# --------------------------------------------------------------------------- tool calls
+
+#: The issue's target: a tool-call chunk costs at most this many text chunks.
+TOOL_TARGET = 1.2
+TEXT_TWIN = {
+    "ollama-chat-tools": "ollama-chat",
+    "openai-tools": "openai",
+    "anthropic-tools": "anthropic",
+}
+MAL_TEXT = "mal, text body"
+MAL_TOOLS = "mal, tool-call body"
+
+
+def tool_contenders(
+    kind: str,
+) -> tuple[list[tuple[str, bool, Callable[[list[bytes]], str]]], list[str]]:
+    """(name, runs on the text body, run) for a tool body kind."""
+    out: list[tuple[str, bool, Callable[[list[bytes]], str]]] = [
+        (MAL_TEXT, True, mal_decoder(TEXT_TWIN[kind])),
+        (MAL_TOOLS, False, mal_tool_decoder(kind)),
+    ]
+    notes = []
+    sdk: tuple[str, Callable[[], Callable[[list[bytes]], str]]] | None = None
+    if kind == "openai-tools":
+        sdk = ("openai SDK Stream, tool-call body", openai_sdk_tools)
+    elif kind == "anthropic-tools":
+        sdk = ("anthropic SDK MessageStream, tool-call body", anthropic_sdk_tools)
+    if sdk is not None:
+        try:
+            out.append((sdk[0], False, sdk[1]()))
+        except ImportError as exc:
+            notes.append(f"{sdk[0]}: {exc.name} is not installed")
+    return out, notes
+
+
+def bench_tools(kind: str, n: int, repeat: int) -> dict[str, Any]:
+    """A tool-call body against the text body of the same number of chunks,
+    both through mal's decoder, in alternation; the ratio is paired per round."""
+    bodies = {False: _bodies.build(kind, n), True: _bodies.build(TEXT_TWIN[kind], n)}
+    small = {
+        False: _bodies.build(kind, min(n, 200), 1),
+        True: _bodies.build(TEXT_TWIN[kind], min(n, 200), 1),
+    }
+    cs, notes = tool_contenders(kind)
+    for name, text, run in cs:
+        for mode in MODES:
+            timed(run, pieces_of(small[text], mode), small[text].text, name)
+    inputs = {text: {mode: pieces_of(bodies[text], mode) for mode in MODES} for text in bodies}
+    times: dict[str, dict[str, list[float]]] = {name: {m: [] for m in MODES} for name, _, _ in cs}
+    for _ in range(repeat):
+        for name, text, run in cs:
+            for mode in MODES:
+                t = timed(run, inputs[text][mode], bodies[text].text, name) / n * 1e6
+                times[name][mode].append(t)
+    result: dict[str, Any] = {
+        "kind": kind,
+        "text_kind": TEXT_TWIN[kind],
+        "chunks": n,
+        "bytes": len(bodies[False].data),
+        "text_bytes": len(bodies[True].data),
+        "notes": notes,
+        "contenders": {},
+    }
+    for name, _, _ in cs:
+        result["contenders"][name] = {
+            mode: {
+                "us_per_chunk": times[name][mode],
+                "summary": _common.summarize(times[name][mode]),
+                "ratio_to_mal_text": _common.paired_ratios(
+                    times[name][mode], times[MAL_TEXT][mode]
+                ),
+            }
+            for mode in MODES
+        }
+    return result
+
+
+def print_tools(results: list[dict[str, Any]]) -> None:
+    print(
+        "\n## Tool calls: a tool-call body against a text body of the same number of "
+        f"chunks (target: mal ≤ {TOOL_TARGET:.1f}x its text cost per chunk)\n"
+    )
+    header = ["body", "contender"]
+    for mode in MODES:
+        header += [f"{MODE_TITLES[mode]} µs/chunk", "× mal text"]
+    rows = []
+    for r in results:
+        for name, c in r["contenders"].items():
+            row = [r["kind"], f"**{name}**" if name == MAL_TOOLS else name]
+            for mode in MODES:
+                ratio = c[mode]["ratio_to_mal_text"]
+                cell = _common.fmt(ratio, 2, suffix="x")
+                if name == MAL_TOOLS:
+                    cell += " meets" if ratio["median"] <= TOOL_TARGET else " MISSES"
+                row += [_common.fmt(c[mode]["summary"], 2), cell]
+            rows.append(row)
+    print(_common.md_table(header, rows))
+    for r in results:
+        for note in r["notes"]:
+            print(f"\n(skipped: {note})")
+    print(
+        "\nOpenAI and Anthropic: one call whose arguments come in one piece per chunk; "
+        "Ollama: one whole call per line (it sends calls whole)."
+    )
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -507,6 +682,11 @@ def main() -> None:
         help=f"comma-separated body kinds ({','.join(_bodies.BODIES)})",
     )
     ap.add_argument(
+        "--tool-bodies",
+        default=",".join(_bodies.TOOL_BODIES),
+        help=f"comma-separated tool-call body kinds, '' for none ({','.join(_bodies.TOOL_BODIES)})",
+    )
+    ap.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
         default="cpu",
@@ -530,6 +710,11 @@ def main() -> None:
         print_kind(r)
         results.append(r)
     print_targets(results)
+    tool_results = []
+    for kind in [k.strip() for k in args.tool_bodies.split(",") if k.strip()]:
+        tool_results.append(bench_tools(kind, args.chunks, args.repeat))
+    if tool_results:
+        print_tools(tool_results)
     elapsed = time.perf_counter() - started
     print(f"\n(ran in {elapsed:.0f} s)")
     if args.json:
@@ -544,6 +729,8 @@ def main() -> None:
                 "targets": TARGET,
                 "seconds": elapsed,
                 "results": results,
+                "tool_target": TOOL_TARGET,
+                "tool_results": tool_results,
             },
         )
     if args.png:

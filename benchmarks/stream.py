@@ -26,6 +26,10 @@ child checks every text it got against the expected text.
 Ratios are taken per round against the floor of the same round, provider and
 mode, then summarised as median (min-max).
 
+Then the tool-call section: mal over a tool-call stream (one call's arguments,
+a piece per chunk; Ollama: a whole call per line) against mal over a text
+stream of the same number of chunks, in alternation, as ratios per round.
+
     python benchmarks/stream.py [--chunks 20000] [--repeat 5] [--json out.json] [--png out.png]
 """
 
@@ -311,6 +315,89 @@ def mal_aiohttp_async(provider: str, url: str) -> tuple[Callable, Callable, Call
     )
 
 
+# The tool-call section: mal over the tool-call body and over the text body of
+# the same number of chunks, both asked with a messages prompt (so that Ollama
+# serves both from /api/chat).
+
+TOOL_TEXT = "mal, text body"
+TOOL_CALLS = "mal, tool-call body"
+#: The issue's target: a tool-call chunk costs at most this many text chunks.
+TOOL_TARGET = 1.2
+#: What the tool-call body's kind is, per provider, and its text twin.
+TOOL_KIND = {
+    "ollama": "ollama-chat-tools",
+    "openai": "openai-tools",
+    "anthropic": "anthropic-tools",
+}
+TEXT_TWIN = {"ollama": "ollama-chat", "openai": "openai", "anthropic": "anthropic"}
+
+
+def _search_tool() -> Any:
+    import mal
+
+    return mal.Tool("search", "Search.", {"properties": {"q": {"type": "string"}}})
+
+
+def mal_text_messages_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    def texts(client: mal.Client, model: str):  # type: ignore[no-untyped-def]
+        with client.stream(MESSAGES, model=f"{provider}/{model}") as s:
+            for chunk in s:
+                yield chunk.text
+
+    return lambda: mal.Client(_mal_config(provider, url)), texts, lambda c: c.close()
+
+
+def mal_text_messages_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    async def texts(client: mal.AsyncClient, model: str):  # type: ignore[no-untyped-def]
+        async with client.stream(MESSAGES, model=f"{provider}/{model}") as s:
+            async for chunk in s:
+                yield chunk.text
+
+    async def close(c: mal.AsyncClient) -> None:
+        await c.aclose()
+
+    return lambda: mal.AsyncClient(_mal_config(provider, url)), texts, close
+
+
+def mal_tools_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    tools = [_search_tool()]
+
+    def texts(client: mal.Client, model: str):  # type: ignore[no-untyped-def]
+        with client.stream(MESSAGES, model=f"{provider}/{model}", tools=tools) as s:
+            for chunk in s:
+                yield "".join([d.arguments for d in chunk.tool_calls])
+
+    return lambda: mal.Client(_mal_config(provider, url)), texts, lambda c: c.close()
+
+
+def mal_tools_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    tools = [_search_tool()]
+
+    async def texts(client: mal.AsyncClient, model: str):  # type: ignore[no-untyped-def]
+        async with client.stream(MESSAGES, model=f"{provider}/{model}", tools=tools) as s:
+            async for chunk in s:
+                yield "".join([d.arguments for d in chunk.tool_calls])
+
+    async def close(c: mal.AsyncClient) -> None:
+        await c.aclose()
+
+    return lambda: mal.AsyncClient(_mal_config(provider, url)), texts, close
+
+
+TOOL_CONTENDERS: dict[str, tuple[Callable, Callable]] = {
+    TOOL_TEXT: (mal_text_messages_sync, mal_text_messages_async),
+    TOOL_CALLS: (mal_tools_sync, mal_tools_async),
+}
+
+
 CONTENDERS: dict[str, tuple[str, tuple[str, ...], Callable | None, Callable]] = {
     FLOOR: ("httpx", PROVIDERS, floor_sync, floor_async),
     "mal": ("mal", PROVIDERS, mal_sync, mal_async),
@@ -342,7 +429,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One client in a fresh process: a cold short stream, warm short streams
     for the time to first chunk, then the long stream that is measured."""
     name, mode, provider, url = spec["name"], spec["mode"], spec["provider"], spec["url"]
-    _, _, make_sync, make_async = CONTENDERS[name]
+    if name in TOOL_CONTENDERS:
+        make_sync, make_async = TOOL_CONTENDERS[name]
+    else:
+        _, _, make_sync, make_async = CONTENDERS[name]
     factory = make_sync if mode == "sync" else make_async
     assert factory is not None
     make, texts, close = factory(provider, url)
@@ -474,6 +564,12 @@ def main() -> None:
         default=7,
         help="warm short streams per child for the time to first chunk (7)",
     )
+    ap.add_argument(
+        "--tool-rounds",
+        type=int,
+        default=None,
+        help="alternating rounds of the tool-call section (default: --repeat; 0 skips it)",
+    )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--png", metavar="PATH", help="draw a bar chart (needs matplotlib)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -493,8 +589,8 @@ def main() -> None:
     libraries = list(dict.fromkeys(CONTENDERS[n][0] for n in names))
     short_chunks = 16
 
-    def expect(provider: str, n: int) -> dict[str, Any]:
-        body = _bodies.build(KIND[provider], n)
+    def expect(provider: str, n: int, kind: str | None = None) -> dict[str, Any]:
+        body = _bodies.build(kind or KIND[provider], n)
         return {
             "bytes": len(body.data),
             "chars": len(body.text),
@@ -550,9 +646,38 @@ def main() -> None:
                 f"round {r + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)",
                 file=sys.stderr,
             )
+        tool_rounds = args.repeat if args.tool_rounds is None else args.tool_rounds
+        tool_results: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {
+            p: {m: {} for m in modes} for p in providers
+        }
+        for r in range(tool_rounds):
+            for provider in providers:
+                for mode in modes:
+                    for name, kind in (
+                        (TOOL_TEXT, TEXT_TWIN[provider]),
+                        (TOOL_CALLS, TOOL_KIND[provider]),
+                    ):
+                        spec = {
+                            "name": name,
+                            "mode": mode,
+                            "provider": provider,
+                            "url": server.url(provider),
+                            "chunks": args.chunks,
+                            "expected": expect(provider, args.chunks, kind),
+                            "expected_short": expect(provider, short_chunks, kind),
+                            "short_model": SHORT_MODEL,
+                            "ttft_samples": 1,
+                        }
+                        res = run_child(spec)
+                        tool_results[provider][mode].setdefault(name, []).append(res)
+                        if res.get("error"):
+                            print(f"tool round {r + 1}: {provider} {mode} {name}: {res['error']}")
 
     summary = summarise(results, imports, server_cpu, args.chunks)
     report(summary, providers, modes, imports)
+    tool_summary = summarise_tools(tool_results) if tool_rounds else {}
+    if tool_summary:
+        report_tools(tool_summary)
     elapsed = time.perf_counter() - started
     print(f"\n(ran in {elapsed:.0f} s)")
     if args.json:
@@ -569,6 +694,9 @@ def main() -> None:
                 },
                 "seconds": elapsed,
                 "summary": summary,
+                "tool_target": TOOL_TARGET,
+                "tool_summary": tool_summary,
+                "tool_raw": tool_results,
                 "raw": results,
                 "import_s": imports,
                 "server_cpu_s": server_cpu,
@@ -740,6 +868,82 @@ def report(
             f"\n`import mal`: **{fmt(s, 0)} ms** {verdict} "
             f"(with its client classes loaded: {fmt(ready, 0)} ms)"
         )
+
+
+def summarise_tools(results: dict[str, Any]) -> dict[str, Any]:
+    """Per provider and mode: each contender's wall and CPU time per chunk, and
+    the tool-call body's ratio to the text body's, paired per round."""
+    out: dict[str, Any] = {}
+    for provider, by_mode in results.items():
+        for mode, by_name in by_mode.items():
+            text, tools = by_name.get(TOOL_TEXT, []), by_name.get(TOOL_CALLS, [])
+            if not text or not tools:
+                continue
+            row: dict[str, Any] = {}
+            for name, runs in ((TOOL_TEXT, text), (TOOL_CALLS, tools)):
+                row[name] = {
+                    "us_per_chunk": _common.summarize(
+                        [
+                            1e6 / v if v == v and v else float("nan")
+                            for v in _values(runs, "chunks_per_s")
+                        ]
+                    ),
+                    "cpu_us_per_chunk": _common.summarize(_values(runs, "cpu_us_per_chunk")),
+                    "errors": sum(1 for r in runs if r.get("error")),
+                }
+            row["time_ratio"] = _common.paired_ratios(
+                _values(tools, "seconds"), _values(text, "seconds")
+            )
+            row["cpu_ratio"] = _common.paired_ratios(
+                _values(tools, "cpu_us_per_chunk"), _values(text, "cpu_us_per_chunk")
+            )
+            out.setdefault(provider, {})[mode] = row
+    return out
+
+
+def report_tools(summary: dict[str, Any]) -> None:
+    fmt = _common.fmt
+    print(
+        f"\n## Tool calls end to end: a tool-call stream against a text stream of the same "
+        f"number of chunks (target: ≤ {TOOL_TARGET}x)\n"
+    )
+    rows = []
+    for provider, by_mode in summary.items():
+        for mode, s in by_mode.items():
+            verdicts = []
+            for key in ("time_ratio", "cpu_ratio"):
+                ratio = s[key]
+                ok = ratio["n"] and ratio["median"] <= TOOL_TARGET
+                verdicts.append(f"**{fmt(ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES"))
+            rows.append(
+                [
+                    provider,
+                    mode,
+                    fmt(s[TOOL_TEXT]["us_per_chunk"], 2),
+                    fmt(s[TOOL_CALLS]["us_per_chunk"], 2),
+                    *verdicts,
+                    fmt(s[TOOL_TEXT]["cpu_us_per_chunk"], 2),
+                    fmt(s[TOOL_CALLS]["cpu_us_per_chunk"], 2),
+                    str(s[TOOL_TEXT]["errors"] + s[TOOL_CALLS]["errors"]),
+                ]
+            )
+    header = [
+        "provider",
+        "mode",
+        "text µs/chunk",
+        "tool calls µs/chunk",
+        "tool calls / text (time)",
+        "tool calls / text (CPU)",
+        "text CPU µs/chunk",
+        "tool calls CPU µs/chunk",
+        "errors",
+    ]
+    print(_common.md_table(header, rows))
+    print(
+        "\nBoth through mal.Client / mal.AsyncClient with a messages prompt; OpenAI and "
+        "Anthropic stream one call's arguments, a piece per chunk; Ollama sends one whole "
+        "call per line."
+    )
 
 
 def plot(path: str, summary: dict[str, Any], providers: list[str], modes: list[str]) -> None:

@@ -38,6 +38,14 @@ def test_decode(tmp_path: Path) -> None:
     assert kinds == ["ollama", "ollama-chat", "openai", "anthropic"]
     for r in result["results"]:
         assert {"msgspec floor", "mal", "bare framing + msgspec floor"} <= set(r["contenders"])
+    # The tool-call bodies, each against the text body of the same number of chunks.
+    assert "## Tool calls" in stdout
+    tools = {r["kind"]: r for r in result["tool_results"]}
+    assert set(tools) == {"ollama-chat-tools", "openai-tools", "anthropic-tools"}
+    for r in tools.values():
+        assert {"mal, text body", "mal, tool-call body"} <= set(r["contenders"])
+        ratio = r["contenders"]["mal, tool-call body"]["event"]["ratio_to_mal_text"]
+        assert ratio["n"] == 1
 
 
 def test_stream(tmp_path: Path) -> None:
@@ -61,6 +69,14 @@ def test_stream(tmp_path: Path) -> None:
     for provider in ("openai", "anthropic"):
         for mode in ("sync", "async"):
             assert {"httpx floor", "mal"} <= set(summary[provider][mode])
+    # Then tool-call streams against text streams, through mal, each child checked.
+    assert "## Tool calls end to end" in stdout
+    tools = result["tool_summary"]
+    for provider in ("openai", "anthropic"):
+        for mode in ("sync", "async"):
+            row = tools[provider][mode]
+            assert row["mal, text body"]["errors"] == row["mal, tool-call body"]["errors"] == 0
+            assert row["time_ratio"]["n"] == 1 and row["cpu_ratio"]["n"] == 1
 
 
 def test_concurrency(tmp_path: Path) -> None:

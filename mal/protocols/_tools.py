@@ -34,20 +34,33 @@ import msgspec
 from ..errors import DecodeError
 from ..types import ToolCall, ToolCallDelta
 
-__all__ = ["ToolCallAssembler", "make_call_id"]
+__all__ = ["ToolCallAssembler"]
 
 _arguments = msgspec.json.Decoder(dict[str, Any])
 
 
-def make_call_id() -> str:
-    """An id for a call whose server sent none: unique, in OpenAI's style."""
-    return "call_" + os.urandom(12).hex()
+class _CallIds:
+    """Ids for the calls of one response that came without one, unique and in
+    OpenAI's style (``call_`` and 24 hex digits): a random prefix drawn once
+    per response, then a counter."""
+
+    __slots__ = ("_n", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._n = 0
+
+    def __call__(self) -> str:
+        if not self._prefix:
+            self._prefix = "call_" + os.urandom(8).hex()
+        self._n += 1
+        return f"{self._prefix}{self._n:08x}"
 
 
 class ToolCallAssembler:
     """The tool calls of one response, as their pieces arrive."""
 
-    __slots__ = ("_closed", "_ids", "_keys", "_names", "_parts")
+    __slots__ = ("_closed", "_ids", "_keys", "_make_id", "_names", "_parts")
 
     def __init__(self) -> None:
         self._ids: list[str | None] = []
@@ -56,6 +69,7 @@ class ToolCallAssembler:
         self._keys: dict[Hashable, int] = {}
         # Calls given "{}" by close(): no arguments text of their own arrived.
         self._closed: set[int] = set()
+        self._make_id = _CallIds()
 
     def __bool__(self) -> bool:
         return bool(self._ids)
@@ -101,9 +115,16 @@ class ToolCallAssembler:
         return ToolCallDelta(i, None, None, arguments)
 
     def whole(self, id: str | None, name: str, arguments: str) -> ToolCallDelta:
-        """A call that arrives whole (Ollama; non-streamed bodies). A call
-        without an id is given one."""
-        return self._open(object(), id or make_call_id(), name or None, arguments)
+        """A call that arrives whole (Ollama; non-streamed bodies), with its
+        arguments' JSON text (``{}`` for none). A call without an id is
+        given one."""
+        i = len(self._ids)
+        id = id or self._make_id()
+        arguments = arguments or "{}"
+        self._ids.append(id)
+        self._names.append(name or None)
+        self._parts.append([arguments])
+        return ToolCallDelta(i, id, name or None, arguments)
 
     def _open(
         self, key: Hashable, id: str | None, name: str | None, arguments: str
@@ -142,7 +163,7 @@ class ToolCallAssembler:
         for i, parts in enumerate(self._parts):
             id, name, raw = self._ids[i], self._names[i], "".join(parts)
             if id is None:
-                id = self._ids[i] = make_call_id()
+                id = self._ids[i] = self._make_id()
             if name is None:
                 raise DecodeError(
                     f"tool call {i} ({id}) has no name; its arguments were {raw!r:.200}"

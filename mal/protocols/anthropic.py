@@ -193,6 +193,10 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 if delta.text:
                     self._parts.append(delta.text)
                     return [Chunk(delta.text)]
+                if delta.partial_json:
+                    call = self._tools.more(event.index, delta.partial_json)
+                    if call is not None:
+                        return [Chunk("", "", None, None, (call,))]
                 chunk = self._other_delta(event)
                 return [chunk] if chunk is not None else []
         return self._taken([ServerSentEvent("content_block_delta", payload)])
@@ -214,6 +218,10 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 if delta.text:
                     parts.append(delta.text)
                     chunks.append(Chunk(delta.text))
+                elif delta.partial_json and (
+                    call := self._tools.more(event.index, delta.partial_json)
+                ):
+                    chunks.append(Chunk("", "", None, None, (call,)))
                 else:
                     chunk = self._other_delta(event)
                     if chunk is not None:

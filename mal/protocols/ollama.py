@@ -108,11 +108,15 @@ class OllamaDecoder(ResponseDecoder):
                 pass
             else:
                 message = obj.message
-                if (
-                    not obj.done
-                    and obj.error is None
-                    and (message is None or message.tool_calls is None)
-                ):
+                if not obj.done and obj.error is None:
+                    if message is not None and message.tool_calls:
+                        calls = self._whole_calls(message.tool_calls)
+                        text, reasoning = message.content, message.thinking
+                        if reasoning:
+                            self._reasoning.append(reasoning)
+                        if text:
+                            self._parts.append(text)
+                        return [Chunk(text, reasoning, tool_calls=calls)]
                     if message is not None:
                         text, reasoning = message.content, message.thinking
                     else:
@@ -167,6 +171,9 @@ class OllamaDecoder(ResponseDecoder):
     def _whole_calls(self, calls: list[_ToolCall]) -> tuple[ToolCallDelta, ...]:
         # Each entry is a whole call: identical calls are two calls.
         whole = self._tools.whole
+        if len(calls) == 1:
+            function = calls[0].function
+            return (whole(calls[0].id, function.name, _arguments_json(function.arguments)),)
         return tuple(
             whole(call.id, call.function.name, _arguments_json(call.function.arguments))
             for call in calls
@@ -178,11 +185,9 @@ def _arguments_json(raw: msgspec.Raw) -> str:
     ``null`` or nothing is ``{}``, and a string (some servers) is read as the
     JSON text it holds."""
     text = bytes(raw).decode()
-    if not text:
+    if not text or text == "null":
         return "{}"
-    if text == "null":
-        return "{}"
-    if text.startswith('"'):
+    if text[0] == '"':
         inner = msgspec.json.decode(raw)
         return inner if isinstance(inner, str) and inner.strip() else "{}"
     return text

@@ -120,6 +120,13 @@ class OpenAIStreamDecoder(ResponseDecoder):
                 if text:
                     self._parts.append(text)
                     return [Chunk(text)]
+                if text is None:
+                    # The hot path of a tool call: a piece of a known call's arguments.
+                    piece = _plain_piece(body)
+                    if piece is not None:
+                        delta = self._tools.more(piece[0], piece[1])
+                        if delta is not None:
+                            return [Chunk("", "", None, None, (delta,))]
                 try:
                     chunk = self._chunk(body)
                 except MALError as exc:
@@ -145,6 +152,13 @@ class OpenAIStreamDecoder(ResponseDecoder):
                 parts.append(text)
                 chunks.append(Chunk(text))
                 continue
+            if text is None:
+                piece = _plain_piece(body)
+                if piece is not None:
+                    delta = self._tools.more(piece[0], piece[1])
+                    if delta is not None:
+                        chunks.append(Chunk("", "", None, None, (delta,)))
+                        continue
             chunk = self._chunk(body)
             if chunk is not None:
                 chunks.append(chunk)
@@ -238,6 +252,33 @@ def _tool_deltas(tools: ToolCallAssembler, entries: list[_ToolDelta]) -> tuple[T
 
 def _encode_args(arguments: dict[str, Any]) -> str:
     return msgspec.json.encode(arguments).decode()
+
+
+def _plain_piece(body: _Completion) -> tuple[int, str] | None:
+    """``(index, arguments)`` of a body that holds nothing but a piece of one
+    call's arguments (no id, no name, no text): the hot path of a tool call."""
+    choices = body.choices
+    if choices and body.usage is None:
+        choice = choices[0]
+        delta = choice.delta
+        if (
+            delta is not None
+            and choice.finish_reason is None
+            and not choice.index
+            and not delta.content
+            and delta.reasoning_content is None
+            and delta.reasoning is None
+            and delta.refusal is None
+        ):
+            calls = delta.tool_calls
+            if calls is not None and len(calls) == 1:
+                entry = calls[0]
+                function = entry.function
+                if entry.id is None and function is not None and function.name is None:
+                    arguments = function.arguments
+                    if type(arguments) is str:
+                        return (0 if entry.index is None else entry.index), arguments
+    return None
 
 
 def _plain_text(body: _Completion) -> str | None:
