@@ -281,6 +281,21 @@ class CallState:
         return self.decoder.usage if self.decoder is not None else None
 
 
+#: Anthropic models without structured outputs: ``anthropic_schema="auto"``
+#: asks them for a schema with a forced tool.
+_ANTHROPIC_TOOL_SCHEMA_MODELS = ("claude-3", "claude-2", "claude-instant")
+
+
+def _schema_tool(provider: str, model: str, config: MALConfig) -> bool:
+    """Whether ``schema=`` goes to this model as a forced tool."""
+    if provider != "anthropic":
+        return False
+    mode = config.anthropic_schema
+    if mode == "auto":
+        return model.startswith(_ANTHROPIC_TOOL_SCHEMA_MODELS)
+    return mode == "tool"
+
+
 def prepare_call(
     config: MALConfig,
     endpoints: Mapping[str, Endpoint],
@@ -333,6 +348,7 @@ def prepare_call(
         tools=tools,
         tool_choice=check_tool_choice(options.get("tool_choice"), tools),
         parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
+        schema_tool=schema is not None and _schema_tool(provider, name, config),
         **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
     )
     endpoint = endpoints[provider]
@@ -517,7 +533,7 @@ def _attempt(
         request = call.request = protocol.build_request(
             call.params, base_url=call.endpoint.base_url, api_key=call.endpoint.api_key
         )
-    decoder = protocol.decoder(request.stream, max_size=call.max_event_size)
+    decoder = protocol.decoder_for(call.params, request.stream, max_size=call.max_event_size)
     state.decoder = decoder
     parts = state.parts
     callback = call.progress_callback
@@ -569,7 +585,9 @@ def _attempt(
         if streamed != request.stream:
             # A proxy that answers a streamed request with the whole JSON
             # message (litellm's does): decode it as the non-streamed body.
-            decoder = state.decoder = protocol.decoder(streamed, max_size=call.max_event_size)
+            decoder = state.decoder = protocol.decoder_for(
+                call.params, streamed, max_size=call.max_event_size
+            )
         failure: StreamError | None = None
         while True:
             op: Receive | _Op = RECEIVE

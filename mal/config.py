@@ -53,6 +53,11 @@ class MALConfig(msgspec.Struct, kw_only=True):
     base_urls: dict[str, str] = {}
     #: API key per provider, before the environment variables.
     api_keys: dict[str, str] = {}
+    #: How ``schema=`` is asked of Anthropic: "output_config" (its structured
+    #: outputs), "tool" (a forced tool whose input is the answer, for models
+    #: and platforms without them), or "auto": the tool for the Claude 2 and 3
+    #: models, output_config for the rest.
+    anthropic_schema: str = "auto"
 
     def __post_init__(self) -> None:
         for name in _TIMEOUTS + _CLOCKS:
@@ -70,6 +75,11 @@ class MALConfig(msgspec.Struct, kw_only=True):
             known = ", ".join(sorted(PROTOCOLS))
             raise ConfigError(
                 f"default_provider: unknown provider {self.default_provider!r}; known: {known}"
+            )
+        if self.anthropic_schema not in ("auto", "output_config", "tool"):
+            raise ConfigError(
+                "anthropic_schema must be 'auto', 'output_config' or 'tool', "
+                f"not {self.anthropic_schema!r}"
             )
         if not isinstance(self.fallbacks, list):
             raise ConfigError("fallbacks must be a list of model names")

@@ -78,6 +78,9 @@ class GenerateParams(msgspec.Struct, kw_only=True):
     tools: list[Tool] | None = None
     tool_choice: str | None = None
     parallel_tool_calls: bool | None = None
+    #: Ask for ``schema`` with a forced tool whose input is the answer
+    #: (Anthropic models and platforms without structured outputs).
+    schema_tool: bool = False
 
 
 def forced_tool(params: GenerateParams) -> bool:
@@ -354,6 +357,13 @@ class Protocol:
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         raise NotImplementedError
+
+    def decoder_for(
+        self, params: GenerateParams, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> ResponseDecoder:
+        """The decoder of the response to a request built from ``params``
+        (a provider whose decoding depends on the request overrides this)."""
+        return self.decoder(stream, max_size=max_size)
 
     #: The media types of the provider's streamed body.
     stream_media_types: ClassVar[frozenset[str]] = frozenset({"text/event-stream"})

@@ -166,7 +166,12 @@ _KNOWN_EVENTS = frozenset(
 
 
 class AnthropicStreamDecoder(ResponseDecoder):
-    """Decodes a streamed ``/v1/messages`` body."""
+    """Decodes a streamed ``/v1/messages`` body.
+
+    ``answer_tool``: the name of the forced tool that carries a structured
+    answer (``anthropic_schema="tool"``); its input streams as the text of the
+    response, not as a tool call.
+    """
 
     provider = "anthropic"
     framing = SSEParser
@@ -175,6 +180,8 @@ class AnthropicStreamDecoder(ResponseDecoder):
         super().__init__(max_size)
         self._whole_event = cast(SSEParser, self._framer).whole_event
         self._replay = _Replay()
+        self.answer_tool: str | None = None
+        self._answer_index: int | None = None
 
     def feed(self, data: bytes) -> list[Chunk]:
         payload = self._whole_event(data, _DELTA_HEAD)
@@ -251,6 +258,9 @@ class AnthropicStreamDecoder(ResponseDecoder):
             call = self._tools.more(event.index, delta.partial_json)
             if call is not None:
                 return Chunk(tool_calls=(call,))
+            if event.index == self._answer_index:
+                self._parts.append(delta.partial_json)
+                return Chunk(delta.partial_json)
             self._replay.more(event.index, delta.partial_json)
         elif delta.signature:
             self._replay.sign(event.index, delta.signature)
@@ -276,6 +286,8 @@ class AnthropicStreamDecoder(ResponseDecoder):
             usage = None
             if event.usage is not None:
                 usage = self._report_usage(event.usage.input_tokens, event.usage.output_tokens)
+            if finish == "tool_calls" and self._answer_index is not None and not self._tools:
+                finish = self.finish_reason = "stop"  # the answer came, through its tool
             if finish is None and usage is None:
                 return None
             return Chunk("", "", finish, usage)
@@ -303,6 +315,14 @@ class AnthropicStreamDecoder(ResponseDecoder):
             raise self._decode_error(exc, bytes(raw)) from None
         kind = block.type
         self._replay.start(event.index, block, raw, self)
+        if kind == "tool_use" and block.name == self.answer_tool and self._answer_index is None:
+            # The structured answer, asked for through a forced tool: its input is the text.
+            self._answer_index = event.index
+            start = _encode(block.input).decode() if block.input else ""
+            if start:
+                self._parts.append(start)
+                return Chunk(start)
+            return None
         if kind == "tool_use":
             # The ``input`` of the start is a placeholder ({}); the input
             # streams in input_json_delta pieces. A proxy that sends the input
@@ -430,6 +450,8 @@ class AnthropicBodyDecoder(BodyDecoder):
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
         self._blocks: list[dict[str, Any]] | None = None
+        #: As on the stream decoder: the forced tool that carries the answer.
+        self.answer_tool: str | None = None
 
     def _body_chunk(self, message: _Response, body: bytes) -> Chunk:
         if message.type == "error" or message.error is not None:
@@ -440,10 +462,14 @@ class AnthropicBodyDecoder(BodyDecoder):
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCallDelta] = []
+        answered = False
         for block in message.content:
             kind = block.get("type")
             if kind == "text":
                 texts.append(str(block.get("text", "")))
+            elif kind == "tool_use" and not answered and block.get("name") == self.answer_tool:
+                answered = True
+                texts.append(_encode(block.get("input")).decode())
             elif kind == "thinking":
                 thinking.append(str(block.get("thinking", "")))
             elif kind == "tool_use":
@@ -461,6 +487,8 @@ class AnthropicBodyDecoder(BodyDecoder):
         if reasoning:
             self._reasoning.append(reasoning)
         finish = self._finish(message.stop_reason, FINISH_REASONS)
+        if finish == "tool_calls" and answered and not calls:
+            finish = self.finish_reason = "stop"  # the answer came, through its tool
         usage = None
         if message.usage is not None:
             usage = self._report_usage(message.usage.input_tokens, message.usage.output_tokens)
@@ -548,6 +576,50 @@ def _tool_choice(params: GenerateParams) -> dict[str, Any] | None:
     return out
 
 
+#: The description of the forced tool that carries a structured answer.
+ANSWER_TOOL_DESCRIPTION = (
+    "Give your answer with this tool: its input is the whole answer, in this schema."
+)
+
+
+def _schema_as_tool(params: GenerateParams, body: dict[str, Any]) -> None:
+    """Ask for ``params.schema`` with a forced tool whose input is the answer
+    (models and platforms without structured outputs). With tools of the
+    caller's, the model must call one of them or the answer tool."""
+    schema = params.schema
+    assert schema is not None
+    if _thinking_on(params):
+        raise ConfigError(
+            "schema= through a forced tool (anthropic_schema='tool', or a Claude 3 model) "
+            "cannot be used with thinking on: Anthropic rejects a forced tool while thinking; "
+            "use a model with structured outputs (anthropic_schema='output_config')"
+        )
+    tool: dict[str, Any] = {
+        "name": schema.name,
+        "description": ANSWER_TOOL_DESCRIPTION,
+        "input_schema": schema.json_schema,
+    }
+    if not params.tools:
+        body["tools"] = [tool]
+        body["tool_choice"] = {"type": "tool", "name": schema.name}
+        return
+    if any(t.name == schema.name for t in params.tools):
+        raise ConfigError(
+            f"a tool is named {schema.name!r}, the name of the answer tool of schema=; "
+            "rename the tool or the schema"
+        )
+    if params.tool_choice not in (None, "auto"):
+        raise ConfigError(
+            f"tool_choice={params.tool_choice!r} cannot be combined with schema= answered "
+            "through a tool (anthropic_schema='tool'): the model must be free to answer"
+        )
+    body["tools"].append(tool)
+    choice: dict[str, Any] = {"type": "any"}
+    if params.parallel_tool_calls is False:
+        choice["disable_parallel_tool_use"] = True
+    body["tool_choice"] = choice
+
+
 def _thinking_on(params: GenerateParams) -> bool:
     thinking = (params.extra_body or {}).get("thinking")
     return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
@@ -609,7 +681,9 @@ class AnthropicProtocol(Protocol):
             choice = _tool_choice(params)
             if choice is not None:
                 body["tool_choice"] = choice
-        if params.schema is not None:
+        if params.schema is not None and params.schema_tool:
+            _schema_as_tool(params, body)
+        elif params.schema is not None:
             # Anthropic's structured outputs (generally available: no beta header).
             body["output_config"] = {
                 "format": {"type": "json_schema", "schema": params.schema.json_schema}
@@ -626,3 +700,13 @@ class AnthropicProtocol(Protocol):
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         return AnthropicStreamDecoder(max_size) if stream else AnthropicBodyDecoder(max_size)
+
+    def decoder_for(
+        self, params: GenerateParams, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> ResponseDecoder:
+        decoder = self.decoder(stream, max_size=max_size)
+        if params.schema is not None and params.schema_tool:
+            cast(AnthropicStreamDecoder | AnthropicBodyDecoder, decoder).answer_tool = (
+                params.schema.name
+            )
+        return decoder

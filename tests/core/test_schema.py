@@ -170,3 +170,110 @@ def test_partial_json() -> None:
     assert partial_json("```json\n") is None
     assert partial_json('{"name": "Tok') == {"name": "Tok"}
     assert partial_json('{"name": "Tokyo", "popu') == {"name": "Tokyo"}
+
+
+# Anthropic: the answer through a forced tool ---------------------------------------------
+
+
+class Answer(msgspec.Struct):
+    city: str
+    rank: int
+
+
+def anthropic_request(**kwargs: object) -> dict[str, object]:
+    import json
+
+    from mal.protocols import GenerateParams, get_protocol
+
+    params = GenerateParams(
+        model="claude-3-5-haiku-latest",
+        prompt="?",
+        schema=OutputSchema.of(Answer),
+        schema_tool=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    body: dict[str, object] = json.loads(get_protocol("anthropic").build_request(params).body)
+    return body
+
+
+def test_the_answer_tool_request() -> None:
+    body = anthropic_request()
+    assert "output_config" not in body
+    assert body["tools"] == [
+        {
+            "name": "Answer",
+            "description": mal.protocols.anthropic.ANSWER_TOOL_DESCRIPTION,
+            "input_schema": OutputSchema.of(Answer).json_schema,
+        }
+    ]
+    assert body["tool_choice"] == {"type": "tool", "name": "Answer"}
+
+
+def test_the_answer_tool_beside_the_callers_tools() -> None:
+    from mal.tools import as_tools
+
+    body = anthropic_request(tools=as_tools([mal.Tool("lookup")]), parallel_tool_calls=False)
+    assert [t["name"] for t in body["tools"]] == ["lookup", "Answer"]  # type: ignore[attr-defined]
+    # The model must call a tool: one of the caller's, or the answer.
+    assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    with pytest.raises(mal.ConfigError, match="tool_choice='lookup' cannot be combined"):
+        anthropic_request(tools=as_tools([mal.Tool("lookup")]), tool_choice="lookup")
+    with pytest.raises(mal.ConfigError, match="a tool is named 'Answer'"):
+        anthropic_request(tools=as_tools([mal.Tool("Answer")]))
+
+
+def test_the_answer_tool_cannot_be_used_with_thinking() -> None:
+    thinking = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    with pytest.raises(mal.ConfigError, match="thinking"):
+        anthropic_request(extra_body=thinking)
+
+
+def answer_stream(*blocks: tuple[dict[str, object], list[str]]) -> bytes:
+    import json
+
+    events: list[dict[str, object]] = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}
+    ]
+    for index, (start, pieces) in enumerate(blocks):
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        for piece in pieces:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            events.append({"type": "content_block_delta", "index": index, "delta": delta})
+        events.append({"type": "content_block_stop", "index": index})
+    events.append({"type": "message_delta", "delta": {"stop_reason": "tool_use"}})
+    events.append({"type": "message_stop"})
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+
+
+def test_the_answer_tool_streams_as_text() -> None:
+    from mal.protocols import GenerateParams, get_protocol
+
+    params = GenerateParams(model="m", prompt="?", schema=OutputSchema.of(Answer), schema_tool=True)
+    answer = {"type": "tool_use", "id": "toolu_1", "name": "Answer", "input": {}}
+    other = {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": {}}
+    body = answer_stream((other, ['{"q": 1}']), (answer, ['{"city": "Ky', 'oto", "rank": 2}']))
+    for pieces in ([body], [body[i : i + 1] for i in range(len(body))]):
+        decoder = get_protocol("anthropic").decoder_for(params, True)
+        chunks = [c for piece in pieces for c in decoder.feed(piece)] + decoder.flush()
+        assert "".join(c.text for c in chunks) == '{"city": "Kyoto", "rank": 2}'
+        assert [call.name for call in decoder.tool_calls] == ["lookup"]  # a real call stays one
+        assert decoder.finish_reason == "tool_calls"
+    # The answer alone: the turn ended with the answer, not with a call.
+    decoder = get_protocol("anthropic").decoder_for(params, True)
+    decoder.feed(answer_stream((answer, ['{"city": "Nara", "rank": 3}'])))
+    decoder.flush()
+    assert decoder.text == '{"city": "Nara", "rank": 3}'
+    assert decoder.finish_reason == "stop" and decoder.raw_finish_reason == "tool_use"
+    assert decoder.tool_calls == []
+    assert OutputSchema.of(Answer).decode(decoder.text) == Answer("Nara", 3)
+    # Without the option, the same body is a tool call.
+    plain = get_protocol("anthropic").decoder(True)
+    plain.feed(answer_stream((answer, ['{"city": "Nara", "rank": 3}'])))
+    plain.flush()
+    assert plain.text == "" and plain.tool_calls[0].arguments == {"city": "Nara", "rank": 3}
+
+
+def test_anthropic_schema_config() -> None:
+    assert mal.MALConfig().anthropic_schema == "auto"
+    with pytest.raises(mal.ConfigError, match="anthropic_schema"):
+        mal.MALConfig(anthropic_schema="json")

@@ -203,3 +203,61 @@ async def complete(api: Api, client: Any, prompt: Any, **options: Any) -> mal.Re
     if api.sync:
         return client.raw.complete(prompt, **options)  # type: ignore[no-any-return]
     return await client.raw.complete(prompt, **options)  # type: ignore[no-any-return]
+
+
+# Anthropic without structured outputs: the answer through a forced tool ---------------------
+
+
+def answer_call(arguments: Any) -> Reply:
+    return Reply(tool_calls=[{"name": "City", "arguments": arguments}])
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropic_answers_through_a_forced_tool(
+    api: Api, server: MockServer, stream: bool
+) -> None:
+    server.add(answer_call({"name": "Tokyo", "population": "many"}))
+    server.add(answer_call({"name": "Tokyo", "population": 14000000}))
+    config = mal.MALConfig(
+        base_urls={"anthropic": server.url("anthropic")}, anthropic_schema="tool", max_retries=0
+    )
+    async with api.client(config) as client:
+        r = await complete(
+            api,
+            client,
+            "City?",
+            model=MODELS["anthropic"],
+            schema=City,
+            schema_retries=1,
+            stream=stream,
+        )
+    assert r.parsed == City("Tokyo", 14000000)
+    assert r.text == '{"name":"Tokyo","population":14000000}'
+    assert r.finish_reason == "stop" and r.raw_finish_reason == "tool_use"
+    assert r.tool_calls == [] and len(r.steps) == 2
+    first, second = (request.json for request in server.requests)
+    for body in (first, second):
+        assert "output_config" not in body
+        (tool,) = body["tools"]
+        assert tool["name"] == "City" and tool["input_schema"]["required"] == [
+            "name",
+            "population",
+        ]
+        assert body["tool_choice"] == {"type": "tool", "name": "City"}
+    # The re-ask sends the answer back as the assistant's text, then the message.
+    assert second["messages"][1] == {
+        "role": "assistant",
+        "content": '{"name":"Tokyo","population":"many"}',
+    }
+    assert "$.population" in second["messages"][2]["content"]
+
+
+async def test_claude_3_models_get_the_tool_by_default(api: Api, server: MockServer) -> None:
+    server.add(answer_call({"name": "Oslo", "population": 700000}), Reply(text=GOOD))
+    async with api.client_for(server) as client:
+        old = await client.generate("?", model="anthropic/claude-3-5-haiku-latest", schema=City)
+        new = await client.generate("?", model=MODELS["anthropic"], schema=City)
+    assert old == City("Oslo", 700000) and new == City("Tokyo", 14000000)
+    first, second = (request.json for request in server.requests)
+    assert first["tool_choice"] == {"type": "tool", "name": "City"}
+    assert "output_config" in second and "tools" not in second
