@@ -106,3 +106,10 @@ def test_framing_linear(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "SSEParser" in proc.stdout and "NDJSONSplitter" in proc.stdout
+
+
+def test_structured(tmp_path: Path) -> None:
+    stdout, result = run("structured.py", "--answers", "50", "--repeat", "1", tmp_path=tmp_path)
+    assert "mal OutputSchema.decode" in stdout and "Building the schema" in stdout
+    assert {"mal OutputSchema.decode", "json.loads + msgspec.convert"} <= set(result["results"])
+    assert result["results"]["mal OutputSchema.decode"]["ratio_to_mal"]["n"] == 1
