@@ -706,7 +706,7 @@ class AnthropicProtocol(Protocol):
     ) -> ResponseDecoder:
         decoder = self.decoder(stream, max_size=max_size)
         if params.schema is not None and params.schema_tool:
-            cast(AnthropicStreamDecoder | AnthropicBodyDecoder, decoder).answer_tool = (
-                params.schema.name
-            )
+            cast(
+                AnthropicStreamDecoder | AnthropicBodyDecoder, decoder
+            ).answer_tool = params.schema.name
         return decoder
