@@ -209,7 +209,9 @@ def bare_framing(kind: str) -> Callable[[list[bytes]], str]:
 # --------------------------------------------------------------------------- mal and the SDKs
 
 
-def mal_decoder(kind: str) -> Callable[[list[bytes]], str]:
+def mal_decoder(kind: str, *, tool_calls: bool = False) -> Callable[[list[bytes]], str]:
+    """mal's decoder over a body: the text of every chunk, or with
+    ``tool_calls`` every argument piece of every call, joined."""
     protocol = mal.protocols.get_protocol(kind.split("-")[0])
 
     def run(pieces: list[bytes]) -> str:
@@ -225,14 +227,7 @@ def mal_decoder(kind: str) -> Callable[[list[bytes]], str]:
                 parts.append(chunk.text)
         return "".join(parts)
 
-    return run
-
-
-def mal_tool_decoder(kind: str) -> Callable[[list[bytes]], str]:
-    """mal over a tool-call body: every argument piece of every call, joined."""
-    protocol = mal.protocols.get_protocol(kind.split("-")[0])
-
-    def run(pieces: list[bytes]) -> str:
+    def run_tools(pieces: list[bytes]) -> str:
         decoder = protocol.decoder(True)
         feed = decoder.feed
         parts = []
@@ -245,7 +240,7 @@ def mal_tool_decoder(kind: str) -> Callable[[list[bytes]], str]:
                 parts.append(delta.arguments)
         return "".join(parts)
 
-    return run
+    return run_tools if tool_calls else run
 
 
 def openai_sdk_tools() -> Callable[[list[bytes]], str]:
@@ -508,7 +503,7 @@ def tool_contenders(
     """(name, runs on the text body, run) for a tool body kind."""
     out: list[tuple[str, bool, Callable[[list[bytes]], str]]] = [
         (MAL_TEXT, True, mal_decoder(TEXT_TWIN[kind])),
-        (MAL_TOOLS, False, mal_tool_decoder(kind)),
+        (MAL_TOOLS, False, mal_decoder(kind, tool_calls=True)),
     ]
     notes = []
     sdk: tuple[str, Callable[[], Callable[[list[bytes]], str]]] | None = None

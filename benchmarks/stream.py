@@ -36,6 +36,7 @@ stream of the same number of chunks, in alternation, as ratios per round.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -131,22 +132,22 @@ def _mal_config(provider: str, url: str) -> Any:
     )
 
 
-def mal_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+def mal_sync(provider: str, url: str, prompt: Any = PROMPT) -> tuple[Callable, Callable, Callable]:
     import mal
 
     def texts(client: mal.Client, model: str):  # type: ignore[no-untyped-def]
-        with client.stream(PROMPT, model=f"{provider}/{model}") as s:
+        with client.stream(prompt, model=f"{provider}/{model}") as s:
             for chunk in s:
                 yield chunk.text
 
     return lambda: mal.Client(_mal_config(provider, url)), texts, lambda c: c.close()
 
 
-def mal_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+def mal_async(provider: str, url: str, prompt: Any = PROMPT) -> tuple[Callable, Callable, Callable]:
     import mal
 
     async def texts(client: mal.AsyncClient, model: str):  # type: ignore[no-untyped-def]
-        async with client.stream(PROMPT, model=f"{provider}/{model}") as s:
+        async with client.stream(prompt, model=f"{provider}/{model}") as s:
             async for chunk in s:
                 yield chunk.text
 
@@ -338,31 +339,6 @@ def _search_tool() -> Any:
     return mal.Tool("search", "Search.", {"properties": {"q": {"type": "string"}}})
 
 
-def mal_text_messages_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
-    import mal
-
-    def texts(client: mal.Client, model: str):  # type: ignore[no-untyped-def]
-        with client.stream(MESSAGES, model=f"{provider}/{model}") as s:
-            for chunk in s:
-                yield chunk.text
-
-    return lambda: mal.Client(_mal_config(provider, url)), texts, lambda c: c.close()
-
-
-def mal_text_messages_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
-    import mal
-
-    async def texts(client: mal.AsyncClient, model: str):  # type: ignore[no-untyped-def]
-        async with client.stream(MESSAGES, model=f"{provider}/{model}") as s:
-            async for chunk in s:
-                yield chunk.text
-
-    async def close(c: mal.AsyncClient) -> None:
-        await c.aclose()
-
-    return lambda: mal.AsyncClient(_mal_config(provider, url)), texts, close
-
-
 def mal_tools_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
     import mal
 
@@ -393,7 +369,10 @@ def mal_tools_async(provider: str, url: str) -> tuple[Callable, Callable, Callab
 
 
 TOOL_CONTENDERS: dict[str, tuple[Callable, Callable]] = {
-    TOOL_TEXT: (mal_text_messages_sync, mal_text_messages_async),
+    TOOL_TEXT: (
+        functools.partial(mal_sync, prompt=MESSAGES),
+        functools.partial(mal_async, prompt=MESSAGES),
+    ),
     TOOL_CALLS: (mal_tools_sync, mal_tools_async),
 }
 
