@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from ._complete import CompleteGenerator, check_complete_options, response_of, run_complete
 from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
-from .errors import ConfigError
+from .errors import ConfigError, OutputValidationError
 from .hooks import CallStats, ClientMetrics, Hooks
 from .protocols import PROTOCOLS, split_model
 from .schema import partial_json
@@ -164,8 +164,18 @@ def with_schema(options: Mapping[str, Any], schema: Any) -> Mapping[str, Any]:
 
 
 def generated(response: Response, schema: Any) -> Any:
-    """What ``generate`` returns: the text, or with a schema the decoded output."""
-    return response.text if schema is None else response.parsed
+    """What ``generate`` returns: the text, or with a schema the decoded output
+    (an error, not a silent None, when the turn ended on tool calls)."""
+    if schema is None:
+        return response.text
+    if response.parsed is None and response.tool_calls:
+        names = ", ".join(call.name for call in response.tool_calls)
+        raise OutputValidationError(
+            f"the model called tools ({names}) instead of giving the output of the schema; "
+            "let mal run them with tool_rounds=N, or handle them with complete()",
+            raw_text=response.text,
+        )
+    return response.parsed
 
 
 class ClientBase:

@@ -605,3 +605,19 @@ async def test_argument_pieces_keep_the_idle_clock_alive(
     assert sum(len(c.tool_calls) for c in chunks) > 6
     assert stream.raw.tool_calls[0].arguments == {"city": long_text}
     assert elapsed > 0.6  # the case is meaningful: longer than the idle clock
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_generate_with_a_schema_that_gets_tool_calls_is_an_error(
+    api: Api, server: MockServer, provider: str
+) -> None:
+    import msgspec
+
+    class When(msgspec.Struct):
+        time: str
+
+    server.add(calls(("get_time", {"city": "Rome"})))
+    async with api.client_for(server) as client:
+        with pytest.raises(mal.OutputValidationError, match=r"called tools \(get_time\)"):
+            await client.generate("?", model=MODELS[provider], tools=[get_time], schema=When)
+    assert RAN == []
