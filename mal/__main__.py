@@ -202,8 +202,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``MAL_LOG``'s values: the level of the ``mal`` logger, printed to stderr.
+LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR"}
+
+
+def _configure_logging() -> None:
+    """``MAL_LOG=debug`` (or info...) prints mal's log to stderr."""
+    value = os.environ.get("MAL_LOG", "").strip().lower()
+    if not value:
+        return
+    import logging
+
+    level = LOG_LEVELS.get(value)
+    if level is None:
+        known = ", ".join(LOG_LEVELS)
+        print(f"mal: MAL_LOG={value!r} is not a level; use one of {known}", file=sys.stderr)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("mal")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _configure_logging()
     try:
         if args.command == "demo":
             return demo(args.model, args.delay)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import logging
 import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -477,6 +478,15 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                     metrics.retries += 1
                     if hooks.on_retry is not None:
                         hooks.on_retry(attempt, delay, exc)
+                    logger.info(
+                        "retrying %s/%s in %.2f s after %s (retry %d of %d)",
+                        current.provider,
+                        current.model,
+                        delay,
+                        _describe(exc),
+                        attempt,
+                        current.max_retries,
+                    )
                     if delay > 0:
                         yield Sleep(delay)
             following = next(fallbacks, None)
@@ -485,6 +495,13 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                 raise error
             if hooks.on_fallback is not None:
                 hooks.on_fallback(f"{current.provider}/{current.model}", following, error)
+            logger.info(
+                "falling back from %s/%s to %s after %s",
+                current.provider,
+                current.model,
+                following,
+                _describe(error),
+            )
             current = runtime.make_call(following, call)
             state.provider = stats.provider = current.provider
             state.model = stats.model = current.model
@@ -559,6 +576,9 @@ def _attempt(
     watched = guard is not None or idle is not None or on_chunk is not None or callback is not None
     fast = False
     received = handed = 0  # body bytes and chunks, kept in stats at the end
+    status: int | None = None
+    head_at: float | None = None
+    outcome: BaseException | None = None
     try:
         head_clock = None
         if first_at is not None and (total_at is None or first_at < total_at):
@@ -568,6 +588,7 @@ def _attempt(
             if head_clock.timeout <= 0:
                 raise head_clock.expired()
         head: ResponseHead = yield Send(request, call.timeouts, head_clock)
+        status, head_at = head.status, clock()
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
             raise protocol.status_error(head.status, head.headers, body)
@@ -662,12 +683,92 @@ def _attempt(
             if not data:
                 break
     except MALError as exc:
+        outcome = exc
         if not exc.partial_text:
             exc.partial_text = decoder.text
+        raise
+    except GeneratorExit:
+        outcome = GeneratorExit()  # the caller stopped reading
         raise
     finally:
         stats.bytes += received
         stats.chunks += handed
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_attempt(
+                call,
+                request,
+                attempt,
+                status,
+                clock() - sent_at,
+                head_at - sent_at if head_at is not None else None,
+                (
+                    start + stats.time_to_first_token - sent_at
+                    if got_content and stats.time_to_first_token is not None
+                    else None
+                ),
+                received,
+                handed,
+                outcome,
+                config.log_prompts,
+            )
+
+
+#: mal's log: DEBUG, a line per request (and its body, with
+#: ``MALConfig.log_prompts``); INFO, retries and fallbacks. Never an API key:
+#: they travel in headers, which are not logged, and URLs lose their query.
+logger = logging.getLogger("mal")
+
+
+def _public_url(url: str) -> str:
+    """A URL fit for a log: without its query (where some gateways put keys)."""
+    base, sep, _ = url.partition("?")
+    return f"{base}?…" if sep else base
+
+
+def _describe(exc: BaseException | None) -> str:
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    return f"{name} {status}" if status is not None else name
+
+
+def _ending(outcome: BaseException) -> str:
+    if isinstance(outcome, GeneratorExit):
+        return "closed early by the caller"
+    return f"ended by {_describe(outcome)}"
+
+
+def _log_attempt(
+    call: Call,
+    request: HTTPRequest,
+    attempt: int,
+    status: int | None,
+    seconds: float,
+    head: float | None,
+    first_token: float | None,
+    received: int,
+    handed: int,
+    outcome: BaseException | None,
+    with_body: bool,
+) -> None:
+    """The DEBUG line of one request, when it ended."""
+    url = _public_url(request.url)
+    if with_body:
+        logger.debug("request body to %s: %s", url, request.body.decode("utf-8", "replace"))
+    logger.debug(
+        "%s %s -> %s in %.3f s (head %s, first token %s), %d bytes, %d chunks, %s/%s, attempt %d%s",
+        request.method,
+        url,
+        status if status is not None else "-",
+        seconds,
+        f"{head:.3f} s" if head is not None else "-",
+        f"{first_token:.3f} s" if first_token is not None else "-",
+        received,
+        handed,
+        call.provider,
+        call.model,
+        attempt + 1,
+        "" if outcome is None else f", {_ending(outcome)}",
+    )
 
 
 class _Guard:

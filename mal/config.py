@@ -58,6 +58,9 @@ class MALConfig(msgspec.Struct, kw_only=True):
     #: and platforms without them), or "auto": the tool for the Claude 2 and 3
     #: models, output_config for the rest.
     anthropic_schema: str = "auto"
+    #: Also log each request's body (the prompt) at DEBUG on the ``mal``
+    #: logger; off by default: prompts stay out of logs unless asked for.
+    log_prompts: bool = False
 
     def __post_init__(self) -> None:
         for name in _TIMEOUTS + _CLOCKS:
@@ -69,6 +72,8 @@ class MALConfig(msgspec.Struct, kw_only=True):
         for name in ("max_output_chars", "max_repeated_deltas"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
+        if not isinstance(self.log_prompts, bool):
+            raise ConfigError(f"log_prompts must be True or False, not {self.log_prompts!r}")
         if not isinstance(self.use_streaming, bool):
             raise ConfigError(f"use_streaming must be True or False, not {self.use_streaming!r}")
         if self.default_provider not in PROTOCOLS:

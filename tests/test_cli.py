@@ -112,3 +112,13 @@ def test_run_fails_with_one_line_when_nothing_listens() -> None:
 def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / ("mal.exe" if os.name == "nt" else "mal")
     assert script.exists()
+
+
+def test_mal_log_prints_the_log_to_stderr(server: MockServer) -> None:
+    done = mal_cli("run", "-m", "openai/m", "Why?", server=server, MAL_LOG="debug")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == TEXT + "\n"
+    (line,) = [line for line in done.stderr.splitlines() if " mal DEBUG " in line]
+    assert "POST " in line and "-> 200 in" in line and "Why?" not in line
+    done = mal_cli("run", "-m", "openai/m", "Why?", server=server, MAL_LOG="loud")
+    assert done.returncode == 0 and "MAL_LOG='loud' is not a level" in done.stderr
