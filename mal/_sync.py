@@ -126,6 +126,8 @@ class Stream(StreamBase, Closing):
                         if self._interrupted:
                             return
                         error = map_error(exc, url, in_body=True)
+                    if self._interrupted:
+                        return  # closed from another thread while the read went on
                 elif type(op) is Receive:
                     self._arm(op.timeout)
                     try:
@@ -135,6 +137,8 @@ class Stream(StreamBase, Closing):
                             return
                         error = map_error(exc, url, in_body=True)
                     self._deadline = None
+                    if self._interrupted:
+                        return  # closed from another thread while the read went on
                     if self._expired:
                         error = op.expired()
                 elif type(op) is Send:
