@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .config import MALConfig
+from .embeddings import Embeddings
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -40,7 +41,7 @@ from .tools import Tool
 from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
-    from ._api import acomplete, agenerate, astream, complete, generate, stream
+    from ._api import acomplete, aembed, agenerate, astream, complete, embed, generate, stream
     from ._async import AsyncClient, AsyncStream
     from ._sync import Client, Stream
 
@@ -51,6 +52,8 @@ _LAZY = {
     "stream": "._api",
     "agenerate": "._api",
     "astream": "._api",
+    "embed": "._api",
+    "aembed": "._api",
     "Client": "._sync",
     "Stream": "._sync",
     "AsyncClient": "._async",
@@ -113,4 +116,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Tool",
+    "embed",
+    "aembed",
+    "Embeddings",
 ]

@@ -10,12 +10,14 @@ each get their own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from anyio.lowlevel import RunVar
 
 from ._async import AsyncClient, AsyncStream
 from ._sync import Client, Stream
+from .embeddings import Embeddings
 from .types import Prompt, Response
 
 if TYPE_CHECKING:
@@ -130,3 +132,13 @@ async def acomplete(
     """Run a call to its end and return its :class:`mal.Response`; see
     :meth:`mal.AsyncClient.complete`."""
     return await default_async_client().complete(prompt, model=model, schema=schema, **options)
+
+
+def embed(texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+    """The embedding vectors of ``texts``; see :meth:`mal.Client.embed`."""
+    return default_client().embed(texts, model=model, **options)
+
+
+async def aembed(texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+    """The embedding vectors of ``texts``; see :meth:`mal.AsyncClient.embed`."""
+    return await default_async_client().embed(texts, model=model, **options)

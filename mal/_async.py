@@ -15,7 +15,7 @@ import functools
 import inspect
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
@@ -43,6 +43,7 @@ from ._transport import (
     shutdown,
 )
 from .config import MALConfig
+from .embeddings import Embeddings, _EmbedDecoder, join_embeddings
 from .errors import ConfigError, MALError
 from .hooks import Hooks
 from .types import Chunk, Prompt, Response
@@ -371,6 +372,19 @@ class AsyncClient(ClientBase, AsyncClosing):
                 raise ConfigError(
                     "transport='aiohttp' runs on asyncio only; use the default transport under trio"
                 ) from None
+
+    async def embed(self, texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+        """The embedding vectors of ``texts``; see :meth:`mal.Client.embed`."""
+        calls, provider, name = self._embed_calls(texts, model, options)
+        parts = []
+        for call in calls:
+            async with AsyncStream(self._http, call, self._runtime) as stream:
+                async for _ in stream:
+                    pass
+            decoder = stream._state.decoder
+            assert isinstance(decoder, _EmbedDecoder) and decoder.result is not None
+            parts.append(decoder.result)
+        return join_embeddings(parts or [Embeddings(vectors=[])], provider, name)
 
     async def aclose(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

@@ -220,6 +220,15 @@ class ClientBase:
             self.config, self._endpoints, prompt, model, options, for_generate=for_generate
         )
 
+    def _embed_calls(
+        self, texts: Any, model: str, options: Mapping[str, Any]
+    ) -> tuple[list[Call], str, str]:
+        """The calls of ``embed``, a batch each, built before anything is sent;
+        and the provider and model."""
+        from ._lifecycle import prepare_embed_calls
+
+        return prepare_embed_calls(self.config, self._endpoints, texts, model, options)
+
     def _start_complete(
         self, prompt: Prompt, model: str, options: Mapping[str, Any]
     ) -> tuple[Call, CompleteGenerator]:

@@ -397,6 +397,88 @@ def prepare_call(
     )
 
 
+#: The options of ``embed``.
+EMBED_OPTIONS = frozenset(
+    {
+        "dimensions",
+        "batch_size",
+        "timeout",
+        "max_retries",
+        "base_url",
+        "api_key",
+        "extra_body",
+        "extra_headers",
+    }
+)
+
+
+def prepare_embed_calls(
+    config: MALConfig,
+    endpoints: Mapping[str, Endpoint],
+    texts: Any,
+    model: str,
+    options: Mapping[str, Any],
+) -> tuple[list[Call], str, str]:
+    """The calls that embed ``texts``, one per batch of ``batch_size``, each
+    run by the same lifecycle as a generation (retries, clocks, hooks, stats,
+    logging; no fallbacks: another model's vectors would not compare)."""
+    from .embeddings import DEFAULT_BATCH_SIZE, EmbedProtocol, check_texts, embed_request
+
+    unknown = set(options) - EMBED_OPTIONS
+    if unknown:
+        name = sorted(unknown)[0]
+        hint = difflib.get_close_matches(name, EMBED_OPTIONS, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(f"unknown option {name!r} of embed(){suggestion}")
+    items = check_texts(texts)
+    provider, name = split_model(model, config.default_provider)
+    batch = options.get("batch_size", DEFAULT_BATCH_SIZE)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
+    timeout = options.get("timeout")
+    check_seconds("timeout", timeout, allow_none=True)
+    max_retries = options.get("max_retries", config.max_retries)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+    endpoint = endpoints[provider]
+    if options.get("base_url") is not None or options.get("api_key") is not None:
+        endpoint = Endpoint(
+            options.get("base_url") or endpoint.base_url,
+            options.get("api_key") or endpoint.api_key,
+        )
+    base = get_protocol(provider)
+    calls = []
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        request = embed_request(
+            provider,
+            name,
+            chunk,
+            dimensions=options.get("dimensions"),
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            extra_body=options.get("extra_body"),
+            extra_headers=options.get("extra_headers"),
+        )
+        calls.append(
+            Call(
+                request=request,
+                provider=provider,
+                model=name,
+                protocol=EmbedProtocol(base, len(chunk)),
+                params=GenerateParams(model=name, prompt="", stream=False),
+                endpoint=endpoint,
+                timeouts=config.timeouts(timeout),
+                max_event_size=config.max_event_size,
+                max_retries=max_retries,
+                options=options,
+            )
+        )
+    if not items:  # nothing to send; still a bad provider is an error
+        embed_request(provider, name, [], base_url=endpoint.base_url, api_key=None)
+    return calls, provider, name
+
+
 def check_tool_choice(choice: Any, tools: list[Tool] | None) -> str | None:
     """``tool_choice``, checked: "auto", "none", "required" or a tool's name."""
     if choice is None:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
@@ -46,6 +46,7 @@ from ._transport import (
     take_written_socket,
 )
 from .config import MALConfig
+from .embeddings import Embeddings, _EmbedDecoder, join_embeddings
 from .errors import MALError
 from .hooks import Hooks
 from .types import Chunk, Prompt, Response
@@ -379,6 +380,21 @@ class Client(ClientBase, Closing):
                     for _ in stream:
                         pass
                 value = stream._state
+
+    def embed(self, texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+        """The embedding vectors of ``texts`` (OpenAI-compatible and Ollama
+        models), sent in batches of ``batch_size``; ``dimensions`` asks for
+        shorter vectors where the model can give them."""
+        calls, provider, name = self._embed_calls(texts, model, options)
+        parts = []
+        for call in calls:
+            with Stream(self._http, call, self._runtime) as stream:
+                for _ in stream:
+                    pass
+            decoder = stream._state.decoder
+            assert isinstance(decoder, _EmbedDecoder) and decoder.result is not None
+            parts.append(decoder.result)
+        return join_embeddings(parts or [Embeddings(vectors=[])], provider, name)
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

@@ -34,6 +34,7 @@ CORE_MODULES = [
     "mal.images",
     "mal.tools",
     "mal.protocols._tools",
+    "mal.embeddings",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.

@@ -1,0 +1,231 @@
+"""Embeddings: requests and responses for OpenAI (and compatible servers)
+and Ollama. This module does no I/O.
+
+``embed_request`` builds one request for a batch of texts; ``EmbedProtocol``
+wraps the provider's protocol so that the shared lifecycle (retries, clocks,
+hooks, stats, logging) runs an embedding request like any other, with a
+decoder that keeps the vectors. Anthropic has no embeddings API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from .errors import ConfigError, DecodeError
+from .framing import DEFAULT_MAX_EVENT_SIZE
+from .protocols._base import (
+    BodyDecoder,
+    GenerateParams,
+    HTTPRequest,
+    Protocol,
+    ResponseDecoder,
+    join_url,
+)
+from .types import Chunk, Usage
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "EmbedProtocol",
+    "Embeddings",
+    "check_texts",
+    "embed_request",
+    "join_embeddings",
+]
+
+#: Texts per request: OpenAI takes at most 2048 inputs in one.
+DEFAULT_BATCH_SIZE = 512
+
+
+class Embeddings(msgspec.Struct, kw_only=True):
+    """The vectors of some texts, in their order, with the usage reported.
+
+    It is a sequence of the vectors too: ``len(e)``, ``e[0]``, ``for v in e``.
+    """
+
+    vectors: list[list[float]]
+    model: str = ""
+    provider: str = ""
+    usage: Usage | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, index: int) -> list[float]:
+        return self.vectors[index]
+
+    def __iter__(self) -> Iterator[list[float]]:
+        return iter(self.vectors)
+
+
+def check_texts(texts: Any) -> list[str]:
+    """The texts to embed: a string is one text; anything but strings is a
+    ConfigError naming the first bad item."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, Sequence):
+        raise ConfigError(f"texts must be a str or a list of str, not {type(texts).__name__}")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise ConfigError(f"texts[{i}] must be a str, not {type(text).__name__}")
+    return out
+
+
+def embed_request(
+    provider: str,
+    model: str,
+    texts: list[str],
+    *,
+    dimensions: int | None = None,
+    base_url: str,
+    api_key: str | None,
+    extra_body: Mapping[str, Any] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> HTTPRequest:
+    """The request that embeds ``texts`` (one batch)."""
+    if provider not in _PATHS:
+        raise ConfigError(
+            f"{provider} has no embeddings API; use an OpenAI-compatible or Ollama model"
+        )
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise ConfigError(f"dimensions must be an integer >= 1, not {dimensions!r}")
+    body: dict[str, Any] = {"model": model, "input": texts}
+    if provider == "openai":
+        body["encoding_format"] = "float"
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    if extra_body:
+        body.update(extra_body)
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    for name, value in (extra_headers or {}).items():
+        headers[name.lower()] = value
+    try:
+        data = msgspec.json.encode(body)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ConfigError(f"the request body cannot be encoded as JSON: {exc}") from None
+    return HTTPRequest("POST", join_url(base_url, _PATHS[provider]), headers, data, False)
+
+
+_PATHS = {"openai": "/embeddings", "ollama": "/api/embed"}
+
+
+# The response bodies ------------------------------------------------------------------
+
+
+class _OpenAIItem(msgspec.Struct, gc=False):
+    embedding: list[float]
+    index: int = 0
+
+
+class _OpenAIUsage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = None
+
+
+class _OpenAIBody(msgspec.Struct, gc=False):
+    data: list[_OpenAIItem] | None = None
+    model: str = ""
+    usage: _OpenAIUsage | None = None
+    error: Any = None
+
+
+class _OllamaBody(msgspec.Struct, gc=False):
+    embeddings: list[list[float]] | None = None
+    model: str = ""
+    prompt_eval_count: int | None = None
+    error: Any = None
+
+
+class _EmbedDecoder(BodyDecoder):
+    """A non-streamed embeddings body: its vectors go to ``result``."""
+
+    expected: int = 0
+    result: Embeddings | None = None
+
+    def _check(self, vectors: list[list[float]], body: bytes) -> None:
+        if len(vectors) != self.expected:
+            raise DecodeError(
+                f"the {self.provider} embeddings response has {len(vectors)} vectors for "
+                f"{self.expected} texts: {body[:200]!r}"
+            )
+
+
+class _OpenAIEmbedDecoder(_EmbedDecoder):
+    provider = "openai"
+    body_decoder: ClassVar[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(_OpenAIBody)
+
+    def _body_chunk(self, decoded: _OpenAIBody, body: bytes) -> Chunk:
+        if decoded.error is not None or decoded.data is None:
+            raise self._decode_error(ValueError("no 'data'"), body)
+        items = sorted(decoded.data, key=lambda item: item.index)
+        vectors = [item.embedding for item in items]
+        self._check(vectors, body)
+        tokens = decoded.usage.prompt_tokens if decoded.usage is not None else None
+        usage = self._report_usage(tokens, None) if tokens is not None else None
+        self.result = Embeddings(vectors=vectors, model=decoded.model, usage=usage)
+        return Chunk(usage=usage)
+
+
+class _OllamaEmbedDecoder(_EmbedDecoder):
+    provider = "ollama"
+    body_decoder: ClassVar[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(_OllamaBody)
+
+    def _body_chunk(self, decoded: _OllamaBody, body: bytes) -> Chunk:
+        if decoded.error is not None or decoded.embeddings is None:
+            raise self._decode_error(ValueError("no 'embeddings'"), body)
+        self._check(decoded.embeddings, body)
+        tokens = decoded.prompt_eval_count
+        usage = self._report_usage(tokens, None) if tokens is not None else None
+        self.result = Embeddings(vectors=decoded.embeddings, model=decoded.model, usage=usage)
+        return Chunk(usage=usage)
+
+
+class EmbedProtocol(Protocol):
+    """A provider's protocol for one embeddings request of ``expected``
+    texts: the provider's own error mapping, and a decoder of the vectors."""
+
+    def __init__(self, base: Protocol, expected: int) -> None:
+        self._base = base
+        self._expected = expected
+        self.name = base.name  # type: ignore[misc]
+        self.default_base_url = base.default_base_url  # type: ignore[misc]
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        raise AssertionError("an embeddings call's request is built when it is prepared")
+
+    def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
+        cls = _OpenAIEmbedDecoder if self._base.name == "openai" else _OllamaEmbedDecoder
+        decoder = cls(max_size)
+        decoder.expected = self._expected
+        return decoder
+
+    def body_kind(self, content_type: str, stream: bool) -> bool | None:
+        kind = self._base.body_kind(content_type, False)
+        return None if kind is None else False  # always one JSON body
+
+    def status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+        return self._base.status_error(status, headers, body)
+
+
+def join_embeddings(parts: list[Embeddings], provider: str, model: str) -> Embeddings:
+    """The embeddings of every batch, in order, with their usage added up."""
+    if len(parts) == 1:
+        part = parts[0]
+        part.provider = provider
+        part.model = part.model or model
+        return part
+    vectors = [vector for part in parts for vector in part.vectors]
+    tokens = [part.usage.input_tokens for part in parts if part.usage is not None]
+    usage = None
+    if tokens and all(t is not None for t in tokens):
+        usage = Usage(sum(t for t in tokens if t is not None), None)
+    served = next((part.model for part in parts if part.model), model)
+    return Embeddings(vectors=vectors, model=served, provider=provider, usage=usage)
