@@ -360,11 +360,7 @@ def prepare_call(
             base_url if base_url is not None else endpoint.base_url,
             api_key if api_key is not None else endpoint.api_key,
         )
-    if not endpoint.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"base_url for {provider} must start with http:// or https://, "
-            f"not {endpoint.base_url!r}"
-        )
+    check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
     max_retries = options.get("max_retries")
@@ -447,6 +443,7 @@ def prepare_embed_calls(
             options.get("api_key") or endpoint.api_key,
         )
     base = get_protocol(provider)
+    check_base_url(provider, base, endpoint)
     calls = []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
@@ -477,6 +474,20 @@ def prepare_embed_calls(
     if not items:  # nothing to send; still a bad provider is an error
         embed_request(provider, name, [], base_url=endpoint.base_url, api_key=None)
     return calls, provider, name
+
+
+def check_base_url(provider: str, protocol: Protocol, endpoint: Endpoint) -> None:
+    """A base URL that can be sent to: set, and http(s)."""
+    if not endpoint.base_url and protocol.base_url_env:
+        raise ConfigError(
+            f"{provider} has no base URL: set {protocol.base_url_env} or "
+            f"MALConfig(base_urls={{{provider!r}: ...}})"
+        )
+    if not endpoint.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"base_url for {provider} must start with http:// or https://, "
+            f"not {endpoint.base_url!r}"
+        )
 
 
 def check_tool_choice(choice: Any, tools: list[Tool] | None) -> str | None:

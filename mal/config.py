@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .framing import DEFAULT_MAX_EVENT_SIZE
 from .protocols import PROTOCOLS, Protocol, split_model
 from .protocols.ollama import normalize_host
+from .protocols.openai import AZURE_API_VERSION
 
 __all__ = ["MALConfig", "Endpoint", "resolve_endpoint"]
 
@@ -58,6 +59,9 @@ class MALConfig(msgspec.Struct, kw_only=True):
     #: and platforms without them), or "auto": the tool for the Claude 2 and 3
     #: models, output_config for the rest.
     anthropic_schema: str = "auto"
+    #: Azure OpenAI's ``api-version`` (else ``OPENAI_API_VERSION``, else the
+    #: latest generally available one).
+    azure_api_version: str | None = None
     #: Also log each request's body (the prompt) at DEBUG on the ``mal``
     #: logger; off by default: prompts stay out of logs unless asked for.
     log_prompts: bool = False
@@ -166,4 +170,9 @@ def resolve_endpoint(
     api_key = config.api_keys.get(name)
     if api_key is None and protocol.api_key_env:
         api_key = environ.get(protocol.api_key_env) or None
-    return Endpoint(base_url or protocol.default_base_url, api_key)
+    base_url = base_url or protocol.default_base_url
+    if name == "azure" and base_url and "api-version=" not in base_url:
+        # The API version rides in the endpoint's query, as Azure wants it in every URL.
+        version = config.azure_api_version or environ.get("OPENAI_API_VERSION") or None
+        base_url = f"{base_url}?api-version={version or AZURE_API_VERSION}"
+    return Endpoint(base_url, api_key)

@@ -24,6 +24,7 @@ from .protocols._base import (
     ResponseDecoder,
     join_url,
 )
+from .protocols.openai import azure_url
 from .types import Chunk, Usage
 
 __all__ = [
@@ -95,14 +96,16 @@ def embed_request(
     ):
         raise ConfigError(f"dimensions must be an integer >= 1, not {dimensions!r}")
     body: dict[str, Any] = {"model": model, "input": texts}
-    if provider == "openai":
+    if provider in ("openai", "azure"):
         body["encoding_format"] = "float"
     if dimensions is not None:
         body["dimensions"] = dimensions
     if extra_body:
         body.update(extra_body)
     headers = {"content-type": "application/json", "accept": "application/json"}
-    if api_key:
+    if api_key and provider == "azure":
+        headers["api-key"] = api_key
+    elif api_key:
         headers["authorization"] = f"Bearer {api_key}"
     for name, value in (extra_headers or {}).items():
         headers[name.lower()] = value
@@ -110,10 +113,14 @@ def embed_request(
         data = msgspec.json.encode(body)
     except (TypeError, msgspec.EncodeError) as exc:
         raise ConfigError(f"the request body cannot be encoded as JSON: {exc}") from None
-    return HTTPRequest("POST", join_url(base_url, _PATHS[provider]), headers, data, False)
+    if provider == "azure":
+        url = azure_url(base_url, model, "/embeddings")
+    else:
+        url = join_url(base_url, _PATHS[provider])
+    return HTTPRequest("POST", url, headers, data, False)
 
 
-_PATHS = {"openai": "/embeddings", "ollama": "/api/embed"}
+_PATHS = {"openai": "/embeddings", "azure": "/embeddings", "ollama": "/api/embed"}
 
 
 # The response bodies ------------------------------------------------------------------
@@ -202,7 +209,7 @@ class EmbedProtocol(Protocol):
         raise AssertionError("an embeddings call's request is built when it is prepared")
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
-        cls = _OpenAIEmbedDecoder if self._base.name == "openai" else _OllamaEmbedDecoder
+        cls = _OllamaEmbedDecoder if self._base.name == "ollama" else _OpenAIEmbedDecoder
         decoder = cls(max_size)
         decoder.expected = self._expected
         return decoder

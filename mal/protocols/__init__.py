@@ -35,7 +35,7 @@ from ._base import (
 )
 from .anthropic import AnthropicProtocol
 from .ollama import OllamaProtocol
-from .openai import OpenAIProtocol
+from .openai import AzureOpenAIProtocol, OpenAIProtocol
 
 __all__ = [
     "GenerateParams",
@@ -57,6 +57,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "ollama": OllamaProtocol(),
     "openai": OpenAIProtocol(),
     "anthropic": AnthropicProtocol(),
+    "azure": AzureOpenAIProtocol(),
 }
 
 

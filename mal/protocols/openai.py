@@ -9,10 +9,11 @@ This module contains no networking code at all.
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import quote
 
 import msgspec
 
-from ..errors import MALError
+from ..errors import ConfigError, MALError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
 from ..types import Chunk, Message, ToolCall, ToolCallDelta
@@ -416,3 +417,52 @@ class OpenAIProtocol(Protocol):
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         return OpenAIStreamDecoder(max_size) if stream else OpenAIBodyDecoder(max_size)
+
+
+#: The Azure OpenAI API version when neither ``MALConfig.azure_api_version``
+#: nor ``OPENAI_API_VERSION`` gives one: the latest generally available.
+AZURE_API_VERSION = "2024-10-21"
+
+
+class AzureOpenAIProtocol(OpenAIProtocol):
+    """Azure OpenAI: the chat completions API at a deployment's URL.
+
+    The base URL is the resource endpoint (``AZURE_OPENAI_ENDPOINT``,
+    ``https://NAME.openai.azure.com``) and the model name is the deployment:
+    requests go to ``{endpoint}/openai/deployments/{deployment}/chat/completions
+    ?api-version=...`` with the key in an ``api-key`` header. A base URL that
+    is already a deployment's URL, or the v1 API's (``.../openai/v1``, which
+    takes no api-version), is used as it is. The API version travels as the
+    base URL's query (see :func:`mal.config.resolve_endpoint`).
+    """
+
+    name = "azure"
+    default_base_url = ""
+    base_url_env = "AZURE_OPENAI_ENDPOINT"
+    api_key_env = "AZURE_OPENAI_API_KEY"
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        request = super().build_request(params, base_url="http://unused", api_key=None)
+        request.url = azure_url(base_url or "", params.model, "/chat/completions")
+        if api_key:
+            request.headers["api-key"] = api_key
+        return request
+
+
+def azure_url(base_url: str, deployment: str, path: str) -> str:
+    """The URL of ``path`` (``/chat/completions``, ``/embeddings``) of a
+    deployment, from a resource endpoint whose query holds the api-version."""
+    if not base_url:
+        raise ConfigError(
+            "azure needs its resource endpoint: set AZURE_OPENAI_ENDPOINT or "
+            "MALConfig(base_urls={'azure': 'https://NAME.openai.azure.com'})"
+        )
+    base, _, query = base_url.partition("?")
+    base = base.rstrip("/")
+    if base.endswith("/openai/v1"):
+        return base + path  # the v1 API: no deployment in the URL, no api-version
+    if "/openai/deployments/" not in base:
+        base = f"{base}/openai/deployments/{quote(deployment, safe='')}"
+    return f"{base}{path}?{query}" if query else f"{base}{path}"

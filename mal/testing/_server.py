@@ -983,6 +983,19 @@ class _Route:
     kind: str
 
 
+#: Azure OpenAI's URLs: a deployment's (with ``?api-version=``) and the v1 API's.
+_AZURE_DEPLOYMENT: Final = re.compile(r"\A/openai/deployments/[^/]+/")
+_AZURE: Final = re.compile(r"\A/openai/(?:deployments/[^/]+|v1)/(chat/completions|embeddings)\Z")
+
+
+def _azure_route(path: str) -> _Route | None:
+    match = _AZURE.match(path)
+    if match is None:
+        return None
+    kind = "openai" if match.group(1) == "chat/completions" else "embeddings"
+    return _Route("openai", "POST", kind)
+
+
 _ROUTES: Final[dict[str, _Route]] = {
     "/api/generate": _Route("ollama", "POST", "generate"),
     "/api/chat": _Route("ollama", "POST", "chat"),
@@ -1128,7 +1141,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if body:
                 with contextlib.suppress(msgspec.DecodeError):
                     data = msgspec.json.decode(body)
-            route = _ROUTES.get(path)
+            route = _ROUTES.get(path) or _azure_route(path)
             provider = route.provider if route else _guess_provider(path, headers)
             srv.mock._record(
                 RecordedRequest(self.command, path, headers, body, data, provider, query)
@@ -1138,6 +1151,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif route.method != self.command:
                 msg = f"method {self.command} not allowed on {path}"
                 self._send_full(405, "application/json", _enc({"error": msg}))
+            elif (
+                route.kind in _WIRES
+                and _AZURE_DEPLOYMENT.match(path)
+                and "api-version=" not in query
+            ):
+                # Azure answers a deployment URL without its api-version so.
+                body = _enc({"error": {"code": "404", "message": "Resource not found"}})
+                self._send_full(404, "application/json", body)
             elif route.kind in _WIRES:
                 self._generate(route, data, t0)
             elif route.kind in ("embeddings", "embed"):
@@ -1706,6 +1727,8 @@ class MockServer:
             return self.base_url
         if provider == "openai":
             return self.base_url + "/v1"
+        if provider == "azure":  # the resource endpoint, as AZURE_OPENAI_ENDPOINT
+            return self.base_url
         raise ValueError(f"unknown provider {provider!r}")
 
     # ------------------------------------------------------------------ script
