@@ -23,7 +23,7 @@ from .types import Prompt, Response
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._lifecycle import CallOptions, GenerateOptions
+    from ._lifecycle import CallOptions, EmbedOptions, GenerateOptions
 
 __all__ = [
     "acomplete",
@@ -134,11 +134,13 @@ async def acomplete(
     return await default_async_client().complete(prompt, model=model, schema=schema, **options)
 
 
-def embed(texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+def embed(texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]) -> Embeddings:
     """The embedding vectors of ``texts``; see :meth:`mal.Client.embed`."""
     return default_client().embed(texts, model=model, **options)
 
 
-async def aembed(texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+async def aembed(
+    texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]
+) -> Embeddings:
     """The embedding vectors of ``texts``; see :meth:`mal.AsyncClient.embed`."""
     return await default_async_client().embed(texts, model=model, **options)

@@ -51,7 +51,7 @@ from .types import Chunk, Prompt, Response
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._lifecycle import CallOptions, GenerateOptions
+    from ._lifecycle import CallOptions, EmbedOptions, GenerateOptions
 
 __all__ = ["AsyncClient", "AsyncStream"]
 
@@ -373,7 +373,9 @@ class AsyncClient(ClientBase, AsyncClosing):
                     "transport='aiohttp' runs on asyncio only; use the default transport under trio"
                 ) from None
 
-    async def embed(self, texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+    async def embed(
+        self, texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]
+    ) -> Embeddings:
         """The embedding vectors of ``texts``; see :meth:`mal.Client.embed`."""
         calls, provider, name = self._embed_calls(texts, model, options)
         parts = []

@@ -87,6 +87,19 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 
 
+class EmbedOptions(TypedDict, total=False):
+    """The keyword options of ``embed``."""
+
+    dimensions: int | None
+    batch_size: int
+    timeout: float | None
+    max_retries: int | None
+    base_url: str | None
+    api_key: str | None
+    extra_body: dict[str, Any] | None
+    extra_headers: dict[str, str] | None
+
+
 class CallOptions(TypedDict, total=False):
     """The keyword options of ``stream`` (and of ``generate``, with ``stream``)."""
 
@@ -394,18 +407,7 @@ def prepare_call(
 
 
 #: The options of ``embed``.
-EMBED_OPTIONS = frozenset(
-    {
-        "dimensions",
-        "batch_size",
-        "timeout",
-        "max_retries",
-        "base_url",
-        "api_key",
-        "extra_body",
-        "extra_headers",
-    }
-)
+EMBED_OPTIONS = frozenset(EmbedOptions.__annotations__)
 
 
 def prepare_embed_calls(
@@ -433,7 +435,9 @@ def prepare_embed_calls(
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
-    max_retries = options.get("max_retries", config.max_retries)
+    max_retries = options.get("max_retries")
+    if max_retries is None:
+        max_retries = config.max_retries
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"max_retries must be an integer >= 0, not {max_retries!r}")
     endpoint = endpoints[provider]

@@ -54,7 +54,7 @@ from .types import Chunk, Prompt, Response
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._lifecycle import CallOptions, GenerateOptions
+    from ._lifecycle import CallOptions, EmbedOptions, GenerateOptions
 
 __all__ = ["Client", "Stream"]
 
@@ -381,7 +381,9 @@ class Client(ClientBase, Closing):
                         pass
                 value = stream._state
 
-    def embed(self, texts: str | Sequence[str], *, model: str, **options: Any) -> Embeddings:
+    def embed(
+        self, texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]
+    ) -> Embeddings:
         """The embedding vectors of ``texts`` (OpenAI-compatible and Ollama
         models), sent in batches of ``batch_size``; ``dimensions`` asks for
         shorter vectors where the model can give them."""
