@@ -162,12 +162,14 @@ def resolve_endpoint(
     environment's (``OLLAMA_HOST``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
     ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default."""
     name = protocol.name
-    base_url = config.base_urls.get(name)
+    # The Responses API lives beside chat completions: it shares OpenAI's settings.
+    shared = "openai" if name == "openai-responses" else name
+    base_url = config.base_urls.get(name) or config.base_urls.get(shared)
     if base_url is None and protocol.base_url_env:
         base_url = environ.get(protocol.base_url_env) or None
         if base_url is not None and name == "ollama":
             base_url = normalize_host(base_url)
-    api_key = config.api_keys.get(name)
+    api_key = config.api_keys.get(name) or config.api_keys.get(shared)
     if api_key is None and protocol.api_key_env:
         api_key = environ.get(protocol.api_key_env) or None
     base_url = base_url or protocol.default_base_url

@@ -24,7 +24,12 @@ MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 #: The largest image each provider documents, in bytes. OpenAI: 20 MB per
 #: image (its vision guide); Anthropic: 5 MB per image through the API (its
 #: vision guide, "Image size limits"). Ollama documents none.
-MAX_IMAGE_BYTES = {"openai": 20 * 1024 * 1024, "anthropic": 5 * 1024 * 1024}
+MAX_IMAGE_BYTES = {
+    "openai": 20 * 1024 * 1024,
+    "openai-responses": 20 * 1024 * 1024,
+    "azure": 20 * 1024 * 1024,
+    "anthropic": 5 * 1024 * 1024,
+}
 
 Detail = Literal["auto", "low", "high"]
 

@@ -36,6 +36,7 @@ from ._base import (
 from .anthropic import AnthropicProtocol
 from .ollama import OllamaProtocol
 from .openai import AzureOpenAIProtocol, OpenAIProtocol
+from .responses import ResponsesProtocol
 
 __all__ = [
     "GenerateParams",
@@ -58,6 +59,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "openai": OpenAIProtocol(),
     "anthropic": AnthropicProtocol(),
     "azure": AzureOpenAIProtocol(),
+    "openai-responses": ResponsesProtocol(),
 }
 
 

@@ -465,6 +465,8 @@ def test_random_cuts(name: str, data: st.DataObject) -> None:
 TRAILERS = {
     "ollama": b'{"model":"x","created_at":"2025-01-01T00:00:00Z","response":"LATE","done":false}\n',
     "openai": b'data: {"choices":[{"index":0,"delta":{"content":"LATE"}}]}\n\n',
+    "openai-responses": b"event: response.output_text.delta\n"
+    b'data: {"type":"response.output_text.delta","output_index":0,"delta":"LATE"}\n\n',
     "anthropic": b"event: content_block_delta\n"
     b'data: {"type":"content_block_delta","index":0,'
     b'"delta":{"type":"text_delta","text":"LATE"}}\n\n',
@@ -498,6 +500,8 @@ def test_body_cut_anywhere_before_the_end_marker_is_incomplete(name: str) -> Non
         "ollama": b'"done":true',
         "openai": b"data: [DONE]",
         "anthropic": b"event: message_stop",
+        # The Responses API ends with one of its terminal events.
+        "openai-responses": b"event: response.",
     }[case.provider]
     cut = case.body.rfind(marker)
     assert cut > 0

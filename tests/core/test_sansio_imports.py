@@ -26,6 +26,7 @@ CORE_MODULES = [
     "mal.protocols.ollama",
     "mal.protocols.openai",
     "mal.protocols.anthropic",
+    "mal.protocols.responses",
     "mal.config",
     "mal.errors",
     "mal.types",
@@ -174,6 +175,7 @@ CORE_NAMES = {
     "mal.protocols.ollama",
     "mal.protocols.openai",
     "mal.protocols.anthropic",
+    "mal.protocols.responses",
 }
 
 

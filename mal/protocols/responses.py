@@ -1,0 +1,378 @@
+"""The OpenAI Responses API (``POST {base}/responses``): requests and decoders.
+This module contains no networking code at all.
+
+A streamed response is SSE with typed events: ``response.output_text.delta``
+(text), ``response.reasoning_summary_text.delta`` and
+``response.reasoning_text.delta`` (reasoning), ``response.refusal.delta``,
+``response.output_item.added`` (a ``function_call`` item opens a call:
+its ``call_id`` and ``name``), ``response.function_call_arguments.delta``
+(argument pieces, keyed by ``output_index``: they carry no call id),
+``response.output_item.done`` (the finished item: reasoning items are kept
+verbatim, ``encrypted_content`` and all, to be sent back), and one of
+``response.completed``, ``response.incomplete`` or ``response.failed`` (the
+end, with ``usage``), or an ``error`` event. There is no finish reason: a
+completed response is ``"stop"``, or ``"tool_calls"`` when it made calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import msgspec
+
+from ..errors import ConfigError
+from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
+from ..images import Image
+from ..types import Chunk, Message, ToolCallDelta
+from ._base import (
+    BodyDecoder,
+    GenerateParams,
+    HTTPRequest,
+    Protocol,
+    ResponseDecoder,
+    chat_messages,
+    content_parts,
+    join_url,
+    message_tool_calls,
+    stream_error,
+    text_only,
+    tool_result_id,
+)
+
+__all__ = ["ResponsesBodyDecoder", "ResponsesProtocol", "ResponsesStreamDecoder"]
+
+#: Error codes worth retrying.
+RETRYABLE_ERRORS = frozenset({"server_error", "rate_limit_exceeded", "server_is_overloaded"})
+#: ``incomplete_details.reason`` in mal's vocabulary.
+INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+class _Usage(msgspec.Struct, gc=False):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _ErrorBody(msgspec.Struct, gc=False):
+    code: str | None = None
+    message: str = ""
+
+
+class _Incomplete(msgspec.Struct, gc=False):
+    reason: str | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    status: str | None = None
+    usage: _Usage | None = None
+    incomplete_details: _Incomplete | None = None
+    error: _ErrorBody | None = None
+    output: list[dict[str, Any]] = []
+
+
+class _Event(msgspec.Struct, gc=False):
+    """Every event type in one flat struct: an unknown type is skipped."""
+
+    type: str = ""
+    delta: str = ""
+    output_index: int = 0
+    item: dict[str, Any] | None = None
+    response: _Response | None = None
+    code: str | None = None
+    message: str = ""
+
+
+_event_decoder = msgspec.json.Decoder(_Event)
+_body_decoder = msgspec.json.Decoder(_Response)
+_END_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_REASONING_DELTAS = frozenset(
+    {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+)
+
+
+class _Outcome:
+    """What the end of a response (streamed or not) says, shared by the decoders."""
+
+    @staticmethod
+    def finish(decoder: ResponseDecoder, response: _Response) -> Chunk:
+        if response.status == "failed" or response.error is not None:
+            error = response.error or _ErrorBody()
+            raise stream_error(
+                "openai-responses",
+                error.message or "the response failed",
+                error.code,
+                error.code in RETRYABLE_ERRORS,
+            )
+        raw = response.status or "completed"
+        table = {"completed": "stop"}
+        if raw == "incomplete":
+            reason = response.incomplete_details.reason if response.incomplete_details else None
+            raw = reason or "incomplete"
+            table = INCOMPLETE_REASONS
+        finish = decoder._finish(raw, table)
+        usage = None
+        if response.usage is not None:
+            usage = decoder._report_usage(response.usage.input_tokens, response.usage.output_tokens)
+        decoder.done = True
+        return Chunk("", "", finish, usage)
+
+
+class ResponsesStreamDecoder(ResponseDecoder):
+    """Decodes a streamed Responses body."""
+
+    provider = "openai-responses"
+    framing = SSEParser
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        #: The finished output items, in order, when one is a reasoning item.
+        self._items: dict[int, dict[str, Any]] = {}
+        self._replay = False
+
+    def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
+        if self.done:
+            return chunks
+        for sse in events:
+            try:
+                event = _event_decoder.decode(sse.data)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                raise self._decode_error(exc, sse.data) from None
+            chunk = self._chunk(event)
+            if chunk is not None:
+                chunks.append(chunk)
+            if self.done:
+                break
+        return chunks
+
+    def _chunk(self, event: _Event) -> Chunk | None:
+        kind = event.type
+        if kind == "response.output_text.delta":
+            if event.delta:
+                self._parts.append(event.delta)
+                return Chunk(event.delta)
+            return None
+        if kind == "response.function_call_arguments.delta":
+            delta = self._tools.more(event.output_index, event.delta)
+            return Chunk("", "", None, None, (delta,)) if delta is not None else None
+        if kind in _REASONING_DELTAS:
+            if event.delta:
+                self._reasoning.append(event.delta)
+                return Chunk("", event.delta)
+            return None
+        if kind == "response.refusal.delta":
+            if event.delta:
+                self._refusal.append(event.delta)
+                return Chunk(refusal=event.delta)
+            return None
+        if kind == "response.output_item.added":
+            item = event.item or {}
+            if item.get("type") == "function_call":
+                call = self._tools.piece(
+                    event.output_index,
+                    _str(item.get("call_id")),
+                    _str(item.get("name")),
+                    _str(item.get("arguments")),
+                )
+                return Chunk("", "", None, None, (call,)) if call is not None else None
+            return None
+        if kind == "response.output_item.done":
+            item = event.item or {}
+            self._items[event.output_index] = item
+            if item.get("type") == "reasoning":
+                self._replay = True
+            return None
+        if kind in _END_EVENTS:
+            return _Outcome.finish(self, event.response or _Response(status="failed"))
+        if kind == "error":
+            code = event.code
+            raise stream_error("openai-responses", event.message, code, code in RETRYABLE_ERRORS)
+        return None
+
+    def message(self) -> Message:
+        message = super().message()
+        if self._replay:
+            message.blocks = [self._items[i] for i in sorted(self._items)]
+        return message
+
+
+class ResponsesBodyDecoder(BodyDecoder):
+    """Decodes a non-streamed Responses body into one chunk."""
+
+    provider = "openai-responses"
+    body_decoder = _body_decoder
+
+    def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_size)
+        self._blocks: list[dict[str, Any]] | None = None
+
+    def _body_chunk(self, response: _Response, body: bytes) -> Chunk:
+        texts: list[str] = []
+        reasoning: list[str] = []
+        refusal: list[str] = []
+        calls: list[ToolCallDelta] = []
+        for item in response.output:
+            kind = item.get("type")
+            if kind == "message":
+                for part in item.get("content") or ():
+                    if part.get("type") == "output_text":
+                        texts.append(str(part.get("text", "")))
+                    elif part.get("type") == "refusal":
+                        refusal.append(str(part.get("refusal", "")))
+            elif kind == "reasoning":
+                for part in (item.get("summary") or []) + (item.get("content") or []):
+                    reasoning.append(str(part.get("text", "")))
+                self._blocks = response.output
+            elif kind == "function_call":
+                calls.append(
+                    self._tools.whole(
+                        _str(item.get("call_id")),
+                        str(item.get("name") or ""),
+                        _str(item.get("arguments")) or "{}",
+                    )
+                )
+        end = _Outcome.finish(self, response)
+        text, thinking, refused = "".join(texts), "".join(reasoning), "".join(refusal)
+        if thinking:
+            self._reasoning.append(thinking)
+        if refused:
+            self._refusal.append(refused)
+        return Chunk(text, thinking, end.finish_reason, end.usage, tuple(calls), refused)
+
+    def message(self) -> Message:
+        message = super().message()
+        message.blocks = self._blocks
+        return message
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# Requests ------------------------------------------------------------------------------
+
+
+def _input_image(image: Image) -> dict[str, Any]:
+    return {
+        "type": "input_image",
+        "image_url": image.url if image.url is not None else image.data_url,
+        "detail": image.detail or "auto",
+    }
+
+
+def _parts(content: Any) -> Any:
+    """A message's content as Responses input parts (text parts are
+    ``input_text``)."""
+    parts = content_parts(content, "openai-responses", _input_image)
+    if not isinstance(parts, list):
+        return parts
+    for part in parts:
+        if part.get("type") == "text":
+            part["type"] = "input_text"
+    return parts
+
+
+def _input_items(params: GenerateParams) -> list[dict[str, Any]]:
+    """The conversation as Responses input items: messages, earlier calls as
+    ``function_call`` items, results as ``function_call_output`` items, and
+    an earlier turn's items sent back as they came when it had reasoning."""
+    items: list[dict[str, Any]] = []
+    for message in chat_messages(params.prompt):
+        if isinstance(message, Message):
+            role, content, blocks = message.role, message.content, message.blocks
+        else:
+            role, content = message["role"], message.get("content", "")
+            blocks = message.get("blocks")
+        if role == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": tool_result_id(message),
+                    "output": text_only(content, "openai-responses", "tool results"),
+                }
+            )
+            continue
+        if role == "assistant" and blocks:
+            items.extend(dict(block) for block in blocks)
+            continue
+        calls = message_tool_calls(message)
+        if content or not calls:
+            items.append({"role": role, "content": _parts(content)})
+        for call in calls or ():
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.id,
+                    "name": call.name,
+                    "arguments": call.arguments_json,
+                }
+            )
+    return items
+
+
+class ResponsesProtocol(Protocol):
+    """``POST {base}/responses`` with ``Authorization: Bearer`` (the OpenAI
+    base URL and key: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)."""
+
+    name = "openai-responses"
+    default_base_url = "https://api.openai.com/v1"
+    base_url_env = "OPENAI_BASE_URL"
+    api_key_env = "OPENAI_API_KEY"
+
+    def build_request(
+        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
+    ) -> HTTPRequest:
+        for name in ("stop", "seed"):
+            if getattr(params, name) is not None:
+                raise ConfigError(
+                    f"{name} is not supported by the OpenAI Responses API; leave it out"
+                )
+        body: dict[str, Any] = {"model": params.model, "input": _input_items(params)}
+        if params.system is not None:
+            body["instructions"] = params.system
+        if params.stream:
+            body["stream"] = True
+        if params.max_tokens is not None:
+            body["max_output_tokens"] = params.max_tokens
+        for key in ("temperature", "top_p"):
+            value = getattr(params, key)
+            if value is not None:
+                body[key] = value
+        if params.tools:
+            body["tools"] = [_flat_tool(tool.to_openai()) for tool in params.tools]
+            choice = params.tool_choice
+            if choice is not None:
+                body["tool_choice"] = (
+                    choice
+                    if choice in ("auto", "none", "required")
+                    else {"type": "function", "name": choice}
+                )
+            if params.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = params.parallel_tool_calls
+        schema = params.schema
+        if schema is not None:
+            body["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": schema.name,
+                    "schema": schema.strict_schema if schema.strict else schema.json_schema,
+                    "strict": schema.strict,
+                }
+            }
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if params.stream else "application/json",
+        }
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        url = join_url(base_url or self.default_base_url, "/responses")
+        return self._finish_request(url, body, headers, params)
+
+    def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
+        if stream:
+            return ResponsesStreamDecoder(max_size)
+        return ResponsesBodyDecoder(max_size)
+
+
+def _flat_tool(declaration: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions tool declaration in the Responses' flat form."""
+    function = cast(dict[str, Any], declaration["function"])
+    return {"type": "function", **function}
