@@ -179,3 +179,13 @@ def test_the_wire_events(server: MockServer) -> None:
     final = events[-1]["response"]
     assert [i["type"] for i in final["output"]] == ["reasoning", "message", "function_call"]
     assert final["usage"]["input_tokens"] == 11
+
+
+async def test_a_refusal(api: Api, server: MockServer) -> None:
+    server.add(Reply(refusal="I can't help with that."), Reply(refusal="No."))
+    async with api.client_for(server) as client:
+        r = await complete(api, client, "?", model=MODEL)
+        assert r.refusal == "I can't help with that." and r.text == ""
+        with pytest.raises(mal.RefusalError) as info:
+            await client.generate("?", model=MODEL, schema=City)
+    assert info.value.refusal == "No."
