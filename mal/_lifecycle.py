@@ -325,12 +325,7 @@ def prepare_call(
     ``stream``, when given, overrides the streaming decision (a fallback keeps
     the decision of the call it replaces).
     """
-    unknown = set(options) - _KNOWN_OPTIONS
-    if unknown:
-        name = sorted(unknown)[0]
-        hint = difflib.get_close_matches(name, _KNOWN_OPTIONS, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint and hint[0] != name else ""
-        raise ConfigError(f"unknown option {name!r}{suggestion}")
+    check_known(options, _KNOWN_OPTIONS, "")
     if not for_generate:
         only = sorted(_COMPLETE_ONLY.intersection(options))
         if only:
@@ -376,11 +371,7 @@ def prepare_call(
     check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
-    max_retries = options.get("max_retries")
-    if max_retries is None:
-        max_retries = config.max_retries
-    elif isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+    max_retries = checked_retries(options, config)
     fallbacks = options.get("fallbacks")
     if fallbacks is None:
         fallbacks = config.fallbacks
@@ -422,12 +413,7 @@ def prepare_embed_calls(
     logging; no fallbacks: another model's vectors would not compare)."""
     from .embeddings import DEFAULT_BATCH_SIZE, EmbedProtocol, check_texts, embed_request
 
-    unknown = set(options) - EMBED_OPTIONS
-    if unknown:
-        name = sorted(unknown)[0]
-        hint = difflib.get_close_matches(name, EMBED_OPTIONS, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ConfigError(f"unknown option {name!r} of embed(){suggestion}")
+    check_known(options, EMBED_OPTIONS, " of embed()")
     items = check_texts(texts)
     provider, name = split_model(model, config.default_provider)
     batch = options.get("batch_size", DEFAULT_BATCH_SIZE)
@@ -435,11 +421,7 @@ def prepare_embed_calls(
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
-    max_retries = options.get("max_retries")
-    if max_retries is None:
-        max_retries = config.max_retries
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+    max_retries = checked_retries(options, config)
     endpoint = endpoints[provider]
     if options.get("base_url") is not None or options.get("api_key") is not None:
         endpoint = Endpoint(
@@ -478,6 +460,27 @@ def prepare_embed_calls(
     if not items:  # nothing to send; still a bad provider is an error
         embed_request(provider, name, [], base_url=endpoint.base_url, api_key=None)
     return calls, provider, name
+
+
+def check_known(options: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    """A ConfigError for an option that is not one of ``known``, with the
+    closest known name as a hint."""
+    unknown = set(options) - known
+    if unknown:
+        name = sorted(unknown)[0]
+        hint = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint and hint[0] != name else ""
+        raise ConfigError(f"unknown option {name!r}{where}{suggestion}")
+
+
+def checked_retries(options: Mapping[str, Any], config: MALConfig) -> int:
+    """``max_retries``: the call's, else the config's."""
+    value = options.get("max_retries")
+    if value is None:
+        return config.max_retries
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"max_retries must be an integer >= 0, not {value!r}")
+    return value
 
 
 def check_base_url(provider: str, protocol: Protocol, endpoint: Endpoint) -> None:

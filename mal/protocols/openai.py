@@ -16,6 +16,7 @@ import msgspec
 from ..errors import ConfigError, MALError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
+from ..schema import OutputSchema
 from ..types import Chunk, Message, ToolCall, ToolCallDelta
 from ._base import (
     BodyDecoder,
@@ -354,6 +355,27 @@ def _openai_message(message: Message | dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def schema_spec(schema: OutputSchema) -> dict[str, Any]:
+    """An output schema as OpenAI takes it: strict when it has a strict form,
+    sent as it is otherwise."""
+    return {
+        "name": schema.name,
+        "schema": schema.strict_schema if schema.strict else schema.json_schema,
+        "strict": schema.strict,
+    }
+
+
+def bearer_headers(stream: bool, api_key: str | None) -> dict[str, str]:
+    """The headers of an OpenAI request: JSON in, SSE or JSON out, the key as a bearer."""
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+    }
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 def _call_out(call: ToolCall) -> dict[str, Any]:
     return {
         "id": call.id,
@@ -397,21 +419,8 @@ class OpenAIProtocol(Protocol):
                 body["parallel_tool_calls"] = params.parallel_tool_calls
         schema = params.schema
         if schema is not None:
-            # Strict mode when the schema has a strict form; sent as it is otherwise.
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": schema.name,
-                    "schema": schema.strict_schema if schema.strict else schema.json_schema,
-                    "strict": schema.strict,
-                },
-            }
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if params.stream else "application/json",
-        }
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+            body["response_format"] = {"type": "json_schema", "json_schema": schema_spec(schema)}
+        headers = bearer_headers(params.stream, api_key)
         url = join_url(base_url or self.default_base_url, "/chat/completions")
         return self._finish_request(url, body, headers, params)
 

@@ -38,6 +38,7 @@ from ._base import (
     text_only,
     tool_result_id,
 )
+from .openai import bearer_headers, schema_spec
 
 __all__ = ["ResponsesBodyDecoder", "ResponsesProtocol", "ResponsesStreamDecoder"]
 
@@ -347,22 +348,9 @@ class ResponsesProtocol(Protocol):
                 )
             if params.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = params.parallel_tool_calls
-        schema = params.schema
-        if schema is not None:
-            body["text"] = {
-                "format": {
-                    "type": "json_schema",
-                    "name": schema.name,
-                    "schema": schema.strict_schema if schema.strict else schema.json_schema,
-                    "strict": schema.strict,
-                }
-            }
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if params.stream else "application/json",
-        }
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        if params.schema is not None:
+            body["text"] = {"format": {"type": "json_schema", **schema_spec(params.schema)}}
+        headers = bearer_headers(params.stream, api_key)
         url = join_url(base_url or self.default_base_url, "/responses")
         return self._finish_request(url, body, headers, params)
 
