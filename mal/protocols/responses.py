@@ -90,31 +90,30 @@ _REASONING_DELTAS = frozenset(
 )
 
 
-class _Outcome:
-    """What the end of a response (streamed or not) says, shared by the decoders."""
+_COMPLETED = {"completed": "stop"}
 
-    @staticmethod
-    def finish(decoder: ResponseDecoder, response: _Response) -> Chunk:
-        if response.status == "failed" or response.error is not None:
-            error = response.error or _ErrorBody()
-            raise stream_error(
-                "openai-responses",
-                error.message or "the response failed",
-                error.code,
-                error.code in RETRYABLE_ERRORS,
-            )
-        raw = response.status or "completed"
-        table = {"completed": "stop"}
-        if raw == "incomplete":
-            reason = response.incomplete_details.reason if response.incomplete_details else None
-            raw = reason or "incomplete"
-            table = INCOMPLETE_REASONS
-        finish = decoder._finish(raw, table)
-        usage = None
-        if response.usage is not None:
-            usage = decoder._report_usage(response.usage.input_tokens, response.usage.output_tokens)
-        decoder.done = True
-        return Chunk("", "", finish, usage)
+
+def _ended(decoder: ResponseDecoder, response: _Response) -> Chunk:
+    """The chunk of a response's end (streamed or not): its finish and usage,
+    or the error of a failed response."""
+    if response.status == "failed" or response.error is not None:
+        error = response.error or _ErrorBody()
+        raise stream_error(
+            "openai-responses",
+            error.message or "the response failed",
+            error.code,
+            error.code in RETRYABLE_ERRORS,
+        )
+    raw, table = response.status or "completed", _COMPLETED
+    if raw == "incomplete":
+        reason = response.incomplete_details.reason if response.incomplete_details else None
+        raw, table = reason or "incomplete", INCOMPLETE_REASONS
+    finish = decoder._finish(raw, table)
+    usage = None
+    if response.usage is not None:
+        usage = decoder._report_usage(response.usage.input_tokens, response.usage.output_tokens)
+    decoder.done = True
+    return Chunk("", "", finish, usage)
 
 
 class ResponsesStreamDecoder(ResponseDecoder):
@@ -182,7 +181,7 @@ class ResponsesStreamDecoder(ResponseDecoder):
                 self._replay = True
             return None
         if kind in _END_EVENTS:
-            return _Outcome.finish(self, event.response or _Response(status="failed"))
+            return _ended(self, event.response or _Response(status="failed"))
         if kind == "error":
             code = event.code
             raise stream_error("openai-responses", event.message, code, code in RETRYABLE_ERRORS)
@@ -230,7 +229,7 @@ class ResponsesBodyDecoder(BodyDecoder):
                         _str(item.get("arguments")) or "{}",
                     )
                 )
-        end = _Outcome.finish(self, response)
+        end = _ended(self, response)
         text, thinking, refused = "".join(texts), "".join(reasoning), "".join(refusal)
         if thinking:
             self._reasoning.append(thinking)
