@@ -420,9 +420,14 @@ class OpenAIProtocol(Protocol):
         schema = params.schema
         if schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": schema_spec(schema)}
-        headers = bearer_headers(params.stream, api_key)
-        url = join_url(base_url or self.default_base_url, "/chat/completions")
-        return self._finish_request(url, body, headers, params)
+        headers = self._headers(params.stream, api_key)
+        return self._finish_request(self._url(base_url, params.model), body, headers, params)
+
+    def _url(self, base_url: str | None, model: str) -> str:
+        return join_url(base_url or self.default_base_url, "/chat/completions")
+
+    def _headers(self, stream: bool, api_key: str | None) -> dict[str, str]:
+        return bearer_headers(stream, api_key)
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         return OpenAIStreamDecoder(max_size) if stream else OpenAIBodyDecoder(max_size)
@@ -450,14 +455,14 @@ class AzureOpenAIProtocol(OpenAIProtocol):
     base_url_env = "AZURE_OPENAI_ENDPOINT"
     api_key_env = "AZURE_OPENAI_API_KEY"
 
-    def build_request(
-        self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
-    ) -> HTTPRequest:
-        request = super().build_request(params, base_url="http://unused", api_key=None)
-        request.url = azure_url(base_url or "", params.model, "/chat/completions")
+    def _url(self, base_url: str | None, model: str) -> str:
+        return azure_url(base_url or "", model, "/chat/completions")
+
+    def _headers(self, stream: bool, api_key: str | None) -> dict[str, str]:
+        headers = bearer_headers(stream, None)
         if api_key:
-            request.headers["api-key"] = api_key
-        return request
+            headers["api-key"] = api_key
+        return headers
 
 
 def azure_url(base_url: str, deployment: str, path: str) -> str:
