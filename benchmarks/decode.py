@@ -243,51 +243,6 @@ def mal_decoder(kind: str, *, tool_calls: bool = False) -> Callable[[list[bytes]
     return run_tools if tool_calls else run
 
 
-def openai_sdk_tools() -> Callable[[list[bytes]], str]:
-    import openai
-    from openai.types.chat import ChatCompletionChunk
-
-    http = _sdk_http(openai)
-    client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:1/v1", max_retries=0)
-    request = http.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
-
-    def run(pieces: list[bytes]) -> str:
-        response = http.Response(200, content=iter(pieces), request=request)
-        stream = openai.Stream(cast_to=ChatCompletionChunk, response=response, client=client)
-        parts = []
-        for chunk in stream:
-            if chunk.choices:
-                for call in chunk.choices[0].delta.tool_calls or ():
-                    if call.function is not None and call.function.arguments:
-                        parts.append(call.function.arguments)
-        return "".join(parts)
-
-    return run
-
-
-def anthropic_sdk_tools() -> Callable[[list[bytes]], str]:
-    """anthropic's ``MessageStream``: its ``input_json`` events (it parses the
-    partial JSON of the call after every piece)."""
-    import anthropic
-    from anthropic.lib.streaming import MessageStream
-    from anthropic.types import RawMessageStreamEvent
-
-    http = _sdk_http(anthropic)
-    client = anthropic.Anthropic(api_key="x", base_url="http://127.0.0.1:1", max_retries=0)
-    request = http.Request("POST", "http://127.0.0.1:1/v1/messages")
-
-    def run(pieces: list[bytes]) -> str:
-        response = http.Response(200, content=iter(pieces), request=request)
-        raw = anthropic.Stream(cast_to=RawMessageStreamEvent, response=response, client=client)
-        parts = []
-        for event in MessageStream(raw, output_format=anthropic.NOT_GIVEN):
-            if event.type == "input_json":
-                parts.append(event.partial_json)
-        return "".join(parts)
-
-    return run
-
-
 def ollama_sdk(kind: str) -> Callable[[list[bytes]], str]:
     import httpx  # ollama's own HTTP client
     import ollama
@@ -319,7 +274,9 @@ def _sdk_http(module: Any) -> Any:
     return getattr(streaming, "httpx2", None) or streaming.httpx
 
 
-def openai_sdk(kind: str) -> Callable[[list[bytes]], str]:
+def openai_sdk(kind: str, *, tool_calls: bool = False) -> Callable[[list[bytes]], str]:
+    """openai's ``Stream``: the text of every chunk, or with ``tool_calls``
+    every argument piece."""
     import openai
     from openai.types.chat import ChatCompletionChunk
 
@@ -332,7 +289,11 @@ def openai_sdk(kind: str) -> Callable[[list[bytes]], str]:
         stream = openai.Stream(cast_to=ChatCompletionChunk, response=response, client=client)
         parts = []
         for chunk in stream:
-            if chunk.choices:
+            if chunk.choices and tool_calls:
+                for call in chunk.choices[0].delta.tool_calls or ():
+                    if call.function is not None and call.function.arguments:
+                        parts.append(call.function.arguments)
+            elif chunk.choices:
                 content = chunk.choices[0].delta.content
                 if content:
                     parts.append(content)
@@ -341,7 +302,12 @@ def openai_sdk(kind: str) -> Callable[[list[bytes]], str]:
     return run
 
 
-def anthropic_sdk(kind: str, *, message_stream: bool) -> Callable[[list[bytes]], str]:
+def anthropic_sdk(
+    kind: str, *, message_stream: bool, tool_calls: bool = False
+) -> Callable[[list[bytes]], str]:
+    """anthropic's ``Stream`` or ``MessageStream``: the text, or with
+    ``tool_calls`` (MessageStream only) its ``input_json`` pieces; it parses
+    the partial JSON of the call after every piece."""
     import anthropic
     from anthropic.lib.streaming import MessageStream
     from anthropic.types import RawMessageStreamEvent
@@ -356,8 +322,10 @@ def anthropic_sdk(kind: str, *, message_stream: bool) -> Callable[[list[bytes]],
         parts = []
         if message_stream:
             for event in MessageStream(raw, output_format=anthropic.NOT_GIVEN):
-                if event.type == "text":
+                if event.type == "text" and not tool_calls:
                     parts.append(event.text)
+                elif event.type == "input_json" and tool_calls:
+                    parts.append(event.partial_json)
         else:
             for event in raw:
                 if event.type == "content_block_delta" and event.delta.type == "text_delta":
@@ -508,9 +476,12 @@ def tool_contenders(
     notes = []
     sdk: tuple[str, Callable[[], Callable[[list[bytes]], str]]] | None = None
     if kind == "openai-tools":
-        sdk = ("openai SDK Stream, tool-call body", openai_sdk_tools)
+        sdk = ("openai SDK Stream, tool-call body", lambda: openai_sdk(kind, tool_calls=True))
     elif kind == "anthropic-tools":
-        sdk = ("anthropic SDK MessageStream, tool-call body", anthropic_sdk_tools)
+        sdk = (
+            "anthropic SDK MessageStream, tool-call body",
+            lambda: anthropic_sdk(kind, message_stream=True, tool_calls=True),
+        )
     if sdk is not None:
         try:
             out.append((sdk[0], False, sdk[1]()))
