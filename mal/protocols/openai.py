@@ -118,10 +118,25 @@ class OpenAIStreamDecoder(ResponseDecoder):
             except (msgspec.DecodeError, UnicodeDecodeError):
                 pass
             else:
-                text = _plain_text(body)
-                if text:
-                    self._parts.append(text)
-                    return [Chunk(text)]
+                # _plain_text, inlined: this runs once per token.
+                text = None
+                choices = body.choices
+                if choices and body.usage is None:
+                    choice = choices[0]
+                    d = choice.delta
+                    if (
+                        d is not None
+                        and choice.finish_reason is None
+                        and d.reasoning_content is None
+                        and d.reasoning is None
+                        and d.tool_calls is None
+                        and d.refusal is None
+                        and not choice.index
+                    ):
+                        text = d.content
+                        if text:
+                            self._parts.append(text)
+                            return [Chunk(text)]
                 if text is None:
                     # The hot path of a tool call: a piece of a known call's arguments.
                     piece = _plain_piece(body)
@@ -296,6 +311,7 @@ def _plain_text(body: _Completion) -> str | None:
             and delta.reasoning_content is None
             and delta.reasoning is None
             and delta.tool_calls is None
+            and delta.refusal is None
             and not choice.index
         ):
             return delta.content
