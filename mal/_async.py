@@ -28,6 +28,7 @@ from ._lifecycle import (
     RECEIVE,
     Call,
     CallState,
+    Handoff,
     Receive,
     ResponseHead,
     Runtime,
@@ -102,9 +103,12 @@ class AsyncStream(StreamBase, AsyncClosing):
                 except StopIteration:
                     return
                 value = error = None
-                if type(op) is Chunk:
-                    yield op
-                elif op is RECEIVE:
+                if type(op) is Handoff:
+                    yield op.chunk
+                    if self._closed:
+                        return  # closed by the caller between two chunks
+                    op = RECEIVE
+                if op is RECEIVE:
                     try:
                         value = await body.__anext__()
                     except StopAsyncIteration:
@@ -113,6 +117,8 @@ class AsyncStream(StreamBase, AsyncClosing):
                         if self._closed:
                             return  # closed by another task
                         error = map_error(exc, url, in_body=True)
+                elif type(op) is Chunk:
+                    yield op
                 elif type(op) is Receive:
                     try:
                         with anyio.fail_after(op.timeout):

@@ -15,7 +15,11 @@ generator that yields what it needs done and the chunks for the caller
 * ``READ_ERROR_BODY``: the driver sends back the (bounded) rest of the body;
 * ``Sleep(seconds)``: the driver sleeps (a back-off before a retry);
 * a :class:`mal.Chunk`: the driver hands it to the caller and resumes the
-  generator with ``None`` when the caller asks for the next one.
+  generator with ``None`` when the caller asks for the next one;
+* a :class:`Handoff`: the driver hands its ``chunk`` to the caller and, when
+  the caller asks for the next one, does what ``RECEIVE`` asks. Once text
+  flows with no clock or hook to run, the last chunk of each piece comes so:
+  one resumption of the generator per token instead of two.
 
 When an operation fails, the driver throws the :class:`mal.MALError` it maps
 the failure to into the generator, which adds what it knows (``partial_text``)
@@ -65,6 +69,7 @@ from .types import Chunk, Prompt, Usage
 __all__ = [
     "READ_ERROR_BODY",
     "RECEIVE",
+    "Handoff",
     "Call",
     "CallOptions",
     "CallState",
@@ -196,11 +201,27 @@ class _Op:
 
 
 RECEIVE: Final = _Op("RECEIVE")
+
+
+class Handoff:
+    """A chunk for the caller, then ``RECEIVE``: one op of each attempt,
+    reused for every hand-off (the driver reads ``chunk`` before anything
+    else can run)."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self) -> None:
+        self.chunk = Chunk()
+
+    def __repr__(self) -> str:
+        return f"Handoff({self.chunk!r})"
+
+
 #: A value not computed yet.
 UNSET: Final = _Op("UNSET")
 READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
 
-Op = Send | Receive | Sleep | _Op
+Op = Send | Receive | Sleep | Handoff | _Op
 #: What :func:`run_call` yields, is sent and returns.
 CallGenerator = Generator["Op | Chunk", Any, None]
 
@@ -710,22 +731,28 @@ def _attempt(
                 call.params, streamed, max_size=call.max_event_size
             )
         failure: StreamError | None = None
+        handoff = Handoff()
+        # Bytes the driver read after a hand-off, not decoded yet.
+        ahead: bytes | None = None
         while True:
-            op: Receive | _Op = RECEIVE
-            if clocked:
-                deadline, phase = (
-                    (next_at, "idle" if got_content else "first_token")
-                    if next_at is not None
-                    else (None, "")
-                )
-                if total_at is not None and (deadline is None or total_at <= deadline):
-                    deadline, phase = total_at, "total"
-                if deadline is not None:
-                    remaining = deadline - clock()
-                    op = Receive(remaining, phase)
-                    if remaining <= 0:
-                        raise op.expired()
-            data: bytes = yield op
+            if ahead is not None:
+                data, ahead = ahead, None
+            else:
+                op: Receive | _Op = RECEIVE
+                if clocked:
+                    deadline, phase = (
+                        (next_at, "idle" if got_content else "first_token")
+                        if next_at is not None
+                        else (None, "")
+                    )
+                    if total_at is not None and (deadline is None or total_at <= deadline):
+                        deadline, phase = total_at, "total"
+                    if deadline is not None:
+                        remaining = deadline - clock()
+                        op = Receive(remaining, phase)
+                        if remaining <= 0:
+                            raise op.expired()
+                data = yield op
             received += len(data)
             try:
                 chunks = decoder.feed(data) if data else decoder.flush()
@@ -736,13 +763,23 @@ def _attempt(
                     raise
                 chunks, failure = list(exc.chunks), exc
                 exc.chunks = ()
+            # A hand-off reads without a clock: only when none runs.
+            last = (
+                chunks[-1] if fast and chunks and data and failure is None and not clocked else None
+            )
             for chunk in chunks:
                 text = chunk.text
                 if fast:
                     if text:
                         parts.append(text)
                     handed += 1
-                    yield chunk
+                    if chunk is last:
+                        # The piece's last chunk, and the body goes on: the
+                        # driver reads the next piece when the caller is back.
+                        handoff.chunk = chunk
+                        ahead = yield handoff
+                    else:
+                        yield chunk
                     continue
                 if not got_content:
                     if text or chunk.reasoning or chunk.tool_calls or chunk.refusal:

@@ -27,6 +27,7 @@ from ._lifecycle import (
     RECEIVE,
     Call,
     CallState,
+    Handoff,
     Receive,
     ResponseHead,
     Runtime,
@@ -116,11 +117,14 @@ class Stream(StreamBase, Closing):
                 except StopIteration:
                     return
                 value = error = None
-                if type(op) is Chunk:
+                if type(op) is Handoff:
                     self._reader = None
-                    yield op
+                    yield op.chunk
+                    if self._closed:
+                        return  # closed by the caller between two chunks
                     self._reader = reader
-                elif op is RECEIVE:
+                    op = RECEIVE
+                if op is RECEIVE:
                     try:
                         value = next(body, b"")
                     except httpx.HTTPError as exc:
@@ -129,6 +133,10 @@ class Stream(StreamBase, Closing):
                         error = map_error(exc, url, in_body=True)
                     if self._interrupted:
                         return  # closed from another thread while the read went on
+                elif type(op) is Chunk:
+                    self._reader = None
+                    yield op
+                    self._reader = reader
                 elif type(op) is Receive:
                     self._arm(op.timeout)
                     try:
