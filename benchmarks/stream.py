@@ -549,6 +549,11 @@ def main() -> None:
         default=None,
         help="alternating rounds of the tool-call section (default: --repeat; 0 skips it)",
     )
+    ap.add_argument(
+        "--clients",
+        default="",
+        help="comma-separated contenders to run (default: all installed; the floor always runs)",
+    )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--png", metavar="PATH", help="draw a bar chart (needs matplotlib)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -565,6 +570,13 @@ def main() -> None:
     started = time.perf_counter()
     missing = sorted({lib for lib, *_ in CONTENDERS.values() if not installed(lib)})
     names = [n for n, (lib, *_) in CONTENDERS.items() if lib not in missing]
+    if args.clients:
+        wanted = {c.strip() for c in args.clients.split(",")}
+        unknown = wanted - set(CONTENDERS)
+        if unknown:
+            known = ", ".join(CONTENDERS)
+            ap.error(f"unknown clients: {', '.join(sorted(unknown))}; known: {known}")
+        names = [n for n in names if n in wanted or n == FLOOR]
     libraries = list(dict.fromkeys(CONTENDERS[n][0] for n in names))
     short_chunks = 16
 
