@@ -101,7 +101,34 @@ def test_rule_random_cuts(name: str, data: st.DataObject) -> None:
 def test_any_lines_any_cuts(lines: list[bytes], crlf: list[bool], data: st.DataObject) -> None:
     body = b"".join(line + (b"\r\n" if crlf[i] else b"\n") for i, line in enumerate(lines))
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10), label="cuts")
-    assert run(pieces_at(body, cuts)) == [line for line in lines if not line.isspace()]
+    expected = [line for line in lines if not line.isspace()]
+    assert run(pieces_at(body, cuts)) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"response":"a",\n"done":false}\n',  # a value over two lines
+        b'{"response":"a"} {"response":"b"}\n',  # two values on one line
+        b'{"response":"a",\n"done":false} {"response":"b"}\n',  # both: as many values as lines
+    ],
+    ids=["value over two lines", "two values on a line", "both"],
+)
+def test_decoder_reads_one_value_per_line_whatever_the_split(body: bytes) -> None:
+    good = b'{"response":"ok"}\n'
+    end = b'{"response":"","done":true}\n'
+    for pieces in ([good + body + end], [good, body, end], [good + body, end]):
+        decoder = get_protocol("ollama").decoder(True)
+        chunks: list[mal.Chunk] = []
+        with pytest.raises(mal.DecodeError, match="invalid JSON") as info:
+            for piece in pieces:
+                chunks += decoder.feed(piece)
+            decoder.flush()
+        # The line before the bad one still counts, whether it came in a
+        # piece of its own or beside the bad one (then with the error).
+        got = chunks + list(info.value.chunks)
+        assert "".join(c.text for c in got) == "ok"
+        assert info.value.partial_text == "ok"
 
 
 def test_lines_are_returned_by_the_feed_that_completes_them() -> None:
