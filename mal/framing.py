@@ -346,7 +346,8 @@ class SSEParser:
 
         ``head`` is what comes before the data value: ``b"data: "``, or
         ``b"event: NAME\\ndata: "`` for a named event; it must end with
-        ``data: ``, whose one space is not part of the value. When nothing is carried
+        ``data: ``, whose one space is not part of the value (a ``data:``
+        with no space after it is taken too). When nothing is carried
         over from earlier pieces and ``data`` is ``head``, a data value of
         valid UTF-8 with no CR or LF, and LF LF (or CRLF CRLF, as some servers
         write it), it is consumed and the data value is returned; otherwise
@@ -355,6 +356,11 @@ class SSEParser:
         same ``last_event_id`` and ``retry``.
         """
         start = len(head)
+        if data[:start] != head:
+            # ``data:`` without its space (llama.cpp and others write it so).
+            start -= 1
+            if data[:start] != head[:start] or data[start : start + 1] == b" ":
+                return None
         if data[-2:] == b"\n\n":
             value = data[start:-2]
         elif data[-4:] == b"\r\n\r\n":
@@ -364,7 +370,6 @@ class SSEParser:
         # ``in`` with an int is one memchr, without the argument parsing of find().
         if (
             self._idle
-            and data[:start] == head
             and 10 not in value
             and 13 not in value
             and len(value) <= self._max_size

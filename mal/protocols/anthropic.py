@@ -186,6 +186,11 @@ class AnthropicStreamDecoder(ResponseDecoder):
     def feed(self, data: bytes) -> list[Chunk]:
         payload = self._whole_event(data, _DELTA_HEAD)
         if payload is None:
+            payload = self._whole_event(data)
+            if payload is not None:
+                # One whole event without its ``event:`` line (gateways that
+                # drop them): its "type" says what it is.
+                return self._taken([ServerSentEvent("message", payload)])
             return super().feed(data)
         # One whole content_block_delta event, the common case of a paced
         # stream: its delta goes straight to its chunk. A payload that does

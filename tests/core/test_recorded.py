@@ -504,6 +504,9 @@ def test_body_cut_anywhere_before_the_end_marker_is_incomplete(name: str) -> Non
         "openai-responses": b"event: response.",
     }[case.provider]
     cut = case.body.rfind(marker)
+    if cut < 0:  # the shapes without "event:" lines or the space after "data:"
+        alternative = {"openai": b"data:[DONE]", "anthropic": b'data: {"type":"message_stop"'}
+        cut = case.body.rfind(alternative.get(case.provider, marker))
     assert cut > 0
     if case.provider == "ollama":
         cut = case.body.rfind(b"\n", 0, cut) + 1

@@ -80,6 +80,8 @@ def check_sse(primer: bytes, piece: bytes, head: bytes, max_size: int = 1 << 20)
         (b'data: {"a":1}\r\n\r\n', b'{"a":1}'),  # CRLF line ends
         (b"data: \r\n\r\n", b""),
         (b"data:  two spaces\n\n", b" two spaces"),
+        (b'data:{"a":1}\n\n', b'{"a":1}'),  # no space after the colon (llama.cpp)
+        (b"data:\n\n", b""),
         ("data: é漢😀\n\n".encode(), "é漢😀".encode()),
     ],
 )
@@ -90,6 +92,7 @@ def test_whole_event_takes_one_data_event(piece: bytes, payload: bytes) -> None:
 def test_whole_event_takes_a_named_event() -> None:
     piece = NAMED + b'{"x":1}\n\n'
     assert check_sse(b"data: {}\n\n", piece, NAMED) == b'{"x":1}'
+    assert check_sse(b"data: {}\n\n", piece.replace(b"data: ", b"data:"), NAMED) == b'{"x":1}'
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,6 @@ def test_whole_event_takes_a_named_event() -> None:
         b"data: a\n\r\n",
         b"data: a\rb\n\n",  # a CR ends a line in the middle
         b"data: a\ndata: b\n\n",  # two data lines
-        b"data:a\n\n",  # no space: not the head
         b"event: x\ndata: a\n\n",  # a name this head does not have
         b": ping\n\n",
         b"id: 7\ndata: a\n\n",
