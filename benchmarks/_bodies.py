@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
-__all__ = ["BODIES", "Body", "TOOL_BODIES", "build", "tokens"]
+__all__ = ["BODIES", "Body", "SHAPES", "TOOL_BODIES", "build", "tokens"]
 
 #: The body kinds: "ollama" is /api/generate, "ollama-chat" is /api/chat.
 BODIES = ("ollama", "ollama-chat", "openai", "anthropic")
@@ -46,6 +46,32 @@ CONTENT_TYPES = {
 for _kind in TOOL_BODIES:
     PATHS[_kind] = PATHS[_kind.removesuffix("-tools")]
     CONTENT_TYPES[_kind] = CONTENT_TYPES[_kind.removesuffix("-tools")]
+
+
+def _crlf(event: bytes) -> bytes:
+    return event.replace(b"\n", b"\r\n")
+
+
+def _no_space(event: bytes) -> bytes:
+    return event.replace(b"data: ", b"data:", 1)
+
+
+def _no_event_line(event: bytes) -> bytes:
+    return event.partition(b"\n")[2] if event.startswith(b"event: ") else event
+
+
+#: Bodies that real servers send in another shape than the provider's own:
+#: kind -> (the body it reshapes, how each event is rewritten, what it is).
+#: The provider's own OpenAI body already ends with a usage-only chunk
+#: (``"choices": []``, as ``stream_options.include_usage`` asks).
+SHAPES = {
+    "openai-crlf": ("openai", _crlf, "CRLF line ends (sse-starlette)"),
+    "openai-nospace": ("openai", _no_space, "`data:` without a space"),
+    "anthropic-noevent": ("anthropic", _no_event_line, "Anthropic without `event:` lines"),
+}
+for _kind, (_base, _, _) in SHAPES.items():
+    PATHS[_kind] = PATHS[_base]
+    CONTENT_TYPES[_kind] = CONTENT_TYPES[_base]
 
 _WORDS = (
     " the",
@@ -175,6 +201,11 @@ def build(kind: str, n: int, seed: int = 0) -> Body:
         events, payloads = _anthropic(toks, rng)
     elif kind in TOOL_BODIES:
         return _tool_body(kind, toks, rng)
+    elif kind in SHAPES:
+        base, reshape, _ = SHAPES[kind]
+        body = build(base, n, seed)
+        events = [reshape(e) for e in body.events]
+        return Body(kind, n, events, body.payloads, body.text, CONTENT_TYPES[kind], PATHS[kind])
     else:
         raise ValueError(f"unknown body kind {kind!r}; known: {', '.join(BODIES)}")
     return Body(kind, n, events, payloads, text, CONTENT_TYPES[kind], PATHS[kind])

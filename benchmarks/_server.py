@@ -21,7 +21,8 @@ clients, not itself:
 * a request for the model ``"short"`` gets a short body (``--short-chunks``),
   for time-to-first-chunk samples on a connection that is not busy;
 * a request that declares ``tools`` gets the tool-call body of its kind
-  (``_bodies.TOOL_BODIES``);
+  (``_bodies.TOOL_BODIES``), and one for the model ``shape-X`` the body
+  ``<kind>-X`` of ``_bodies.SHAPES`` (another server's shape of the same body);
 * ``GET /_stats`` answers its CPU seconds and counters, so a benchmark can tell
   whether the server, rather than the client, was the bottleneck.
 
@@ -56,13 +57,16 @@ _ROUTES = {path: kind for kind, path in _bodies.PATHS.items() if kind in _bodies
 _ROUTES["/chat/completions"] = "openai"
 #: The model name that asks for the short body (for time-to-first-chunk samples).
 SHORT_MODEL = "short"
+#: The model names ``shape-crlf``, ``shape-nospace``... ask for the bodies of
+#: ``_bodies.SHAPES`` (``openai-crlf``, ``openai-nospace``...).
+SHAPE_MODEL = b"shape-"
 
 
 class _Server:
     def __init__(self, chunks: int, short_chunks: int, yield_every: int) -> None:
         self.yield_every = yield_every
         self.responses: dict[tuple[str, bool], tuple[bytes, list[bytes]]] = {}
-        kinds = _bodies.BODIES + _bodies.TOOL_BODIES
+        kinds = _bodies.BODIES + _bodies.TOOL_BODIES + tuple(_bodies.SHAPES)
         for kind, short in itertools.product(kinds, (False, True)):
             body = _bodies.build(kind, short_chunks if short else chunks)
             head = (
@@ -162,6 +166,8 @@ class _Server:
                     continue
                 if b'"tools"' in body:  # a request with tools gets the tool-call body
                     kind = f"{kind}-tools"
+                elif SHAPE_MODEL in body:  # the model "shape-X" gets the body of kind-X
+                    kind = _shape(kind, body)
                 await self._respond(conn, kind, _is_short(body))
                 if close:
                     return
@@ -208,6 +214,15 @@ class _Server:
                 await send(conn, frame)
                 if i % every == 0:
                     await asyncio.sleep(0)
+
+
+def _shape(kind: str, body: bytes) -> str:
+    try:
+        model = json.loads(body).get("model", "")
+    except ValueError:
+        return kind
+    shaped = f"{kind}-{model.removeprefix(SHAPE_MODEL.decode())}"
+    return shaped if shaped in _bodies.SHAPES else kind
 
 
 def _is_short(body: bytes) -> bool:

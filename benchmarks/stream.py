@@ -26,11 +26,17 @@ child checks every text it got against the expected text.
 Ratios are taken per round against the floor of the same round, provider and
 mode, then summarised as median (min-max).
 
+Then the shapes section: the floor and mal over the bodies of servers that
+write the same stream in another shape (``_bodies.SHAPES``: CRLF line ends as
+sse-starlette writes them, ``data:`` without a space, Anthropic's events
+without their ``event:`` lines) beside the providers' own (OpenAI's ends with a
+usage-only chunk), in alternation, as ratios to the floor per round.
+
 Then the tool-call section: mal over a tool-call stream (one call's arguments,
 a piece per chunk; Ollama: a whole call per line) against mal over a text
 stream of the same number of chunks, in alternation, as ratios per round.
 
-    python benchmarks/stream.py [--chunks 20000] [--repeat 5] [--json out.json] [--png out.png]
+    python benchmarks/stream.py [--chunks 20000] [--repeat 5] [--shape-rounds N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _bodies
 import _common
 
 PROVIDERS = ("ollama", "openai", "anthropic")
@@ -54,8 +61,9 @@ FLOOR = "httpx floor"
 #: The body each provider's clients ask for (mal sends a string prompt to
 #: Ollama's /api/generate, as ollama.Client.generate does).
 KIND = {"ollama": "ollama", "openai": "openai", "anthropic": "anthropic"}
-#: The issue's targets.
-TARGET_RATIO = 1.3
+#: The targets: mal's time per chunk against the floor's, warm time to first
+#: chunk against the floor's, import time.
+TARGET_RATIO = 1.15
 TARGET_TTFT_MS = 0.3
 TARGET_IMPORT_MS = 150.0
 
@@ -320,6 +328,19 @@ def mal_aiohttp_async(provider: str, url: str) -> tuple[Callable, Callable, Call
 # the same number of chunks, both asked with a messages prompt (so that Ollama
 # serves both from /api/chat).
 
+# The shapes section: the providers' own bodies and other servers' shapes of
+# them, each asked for by its model name (see _server.SHAPE_MODEL).
+
+SHAPE_ROWS = {
+    "openai": "OpenAI's own (LF, `data: `, a usage-only final chunk)",
+    **{kind: label for kind, (_, _, label) in _bodies.SHAPES.items()},
+    "anthropic": "Anthropic's own (`event:` and `data:` lines)",
+}
+SHAPE_PROVIDER = {"openai": "openai", "anthropic": "anthropic"} | {
+    kind: base for kind, (base, _, _) in _bodies.SHAPES.items()
+}
+SHAPE_MODELS = {kind: "shape-" + kind.partition("-")[2] for kind in _bodies.SHAPES}
+
 TOOL_TEXT = "mal, text body"
 TOOL_CALLS = "mal, tool-call body"
 #: The issue's target: a tool-call chunk costs at most this many text chunks.
@@ -416,7 +437,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     assert factory is not None
     make, texts, close = factory(provider, url)
     n, samples = spec["chunks"], spec["ttft_samples"]
-    short, full = spec["short_model"], "m"
+    short, full = spec["short_model"], spec.get("model", "m")
     errors: list[str | None] = []
     ttft: list[float] = []
     out: dict[str, Any] = {}
@@ -550,6 +571,12 @@ def main() -> None:
         help="alternating rounds of the tool-call section (default: --repeat; 0 skips it)",
     )
     ap.add_argument(
+        "--shape-rounds",
+        type=int,
+        default=None,
+        help="alternating rounds of the shapes section (default: --repeat; 0 skips it)",
+    )
+    ap.add_argument(
         "--clients",
         default="",
         help="comma-separated contenders to run (default: all installed; the floor always runs)",
@@ -562,7 +589,6 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
 
-    import _bodies
     from _server import SHORT_MODEL, BenchServer
 
     providers = [p for p in args.providers.split(",") if p]
@@ -664,8 +690,38 @@ def main() -> None:
                         if res.get("error"):
                             print(f"tool round {r + 1}: {provider} {mode} {name}: {res['error']}")
 
+        shape_rounds = args.repeat if args.shape_rounds is None else args.shape_rounds
+        shape_results: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+        shape_kinds = [k for k in SHAPE_ROWS if SHAPE_PROVIDER[k] in providers]
+        for r in range(shape_rounds):
+            for kind in shape_kinds:
+                provider = SHAPE_PROVIDER[kind]
+                for mode in modes:
+                    for name in (FLOOR, "mal"):
+                        spec = {
+                            "name": name,
+                            "mode": mode,
+                            "provider": provider,
+                            "url": server.url(provider),
+                            "chunks": args.chunks,
+                            "model": SHAPE_MODELS.get(kind, "m"),
+                            "expected": expect(provider, args.chunks, kind),
+                            "expected_short": expected_short[provider],
+                            "short_model": SHORT_MODEL,
+                            "ttft_samples": 1,
+                        }
+                        res = run_child(spec)
+                        shape_results.setdefault(kind, {}).setdefault(mode, {}).setdefault(
+                            name, []
+                        ).append(res)
+                        if res.get("error"):
+                            print(f"shape round {r + 1}: {kind} {mode} {name}: {res['error']}")
+
     summary = summarise(results, imports, server_cpu, args.chunks)
     report(summary, providers, modes, imports)
+    shape_summary = summarise_shapes(shape_results, args.chunks)
+    if shape_summary:
+        report_shapes(shape_summary)
     tool_summary = summarise_tools(tool_results) if tool_rounds else {}
     if tool_summary:
         report_tools(tool_summary)
@@ -685,6 +741,8 @@ def main() -> None:
                 },
                 "seconds": elapsed,
                 "summary": summary,
+                "shape_summary": shape_summary,
+                "shape_raw": shape_results,
                 "tool_target": TOOL_TARGET,
                 "tool_summary": tool_summary,
                 "tool_raw": tool_results,
@@ -859,6 +917,67 @@ def report(
             f"\n`import mal`: **{fmt(s, 0)} ms** {verdict} "
             f"(with its client classes loaded: {fmt(ready, 0)} ms)"
         )
+
+
+def summarise_shapes(results: dict[str, Any], n: int) -> dict[str, Any]:
+    """Per body shape and mode: the floor's and mal's time per chunk, and
+    mal's ratio to the floor, paired per round."""
+    out: dict[str, Any] = {}
+    for kind, by_mode in results.items():
+        for mode, by_name in by_mode.items():
+            floor, ours = by_name.get(FLOOR, []), by_name.get("mal", [])
+            if not floor or not ours:
+                continue
+            out.setdefault(kind, {})[mode] = {
+                "floor_us_per_chunk": _common.summarize(
+                    [v / n * 1e6 for v in _values(floor, "seconds")]
+                ),
+                "mal_us_per_chunk": _common.summarize(
+                    [v / n * 1e6 for v in _values(ours, "seconds")]
+                ),
+                "time_ratio": _common.paired_ratios(
+                    _values(ours, "seconds"), _values(floor, "seconds")
+                ),
+                "cpu_ratio": _common.paired_ratios(
+                    _values(ours, "cpu_us_per_chunk"), _values(floor, "cpu_us_per_chunk")
+                ),
+                "errors": sum(1 for r in floor + ours if r.get("error")),
+            }
+    return out
+
+
+def report_shapes(summary: dict[str, Any]) -> None:
+    fmt = _common.fmt
+    print(
+        f"\n## Other servers' shapes of the same stream: mal against the floor "
+        f"(target: ≤ {TARGET_RATIO}x)\n"
+    )
+    rows = []
+    for kind, by_mode in summary.items():
+        for mode, s in by_mode.items():
+            ratio = s["time_ratio"]
+            ok = ratio["n"] and ratio["median"] <= TARGET_RATIO
+            rows.append(
+                [
+                    SHAPE_ROWS[kind],
+                    mode,
+                    fmt(s["floor_us_per_chunk"], 2),
+                    fmt(s["mal_us_per_chunk"], 2),
+                    f"**{fmt(ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES"),
+                    fmt(s["cpu_ratio"], 2, suffix="x"),
+                    str(s["errors"]),
+                ]
+            )
+    header = [
+        "body",
+        "mode",
+        "floor µs/chunk",
+        "mal µs/chunk",
+        "mal / floor (time)",
+        "mal / floor (CPU)",
+        "errors",
+    ]
+    print(_common.md_table(header, rows))
 
 
 def summarise_tools(results: dict[str, Any]) -> dict[str, Any]:
