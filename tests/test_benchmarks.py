@@ -33,7 +33,7 @@ def run(script: str, *args: str, tmp_path: Path) -> tuple[str, Any]:
 
 def test_decode(tmp_path: Path) -> None:
     stdout, result = run("decode.py", "--chunks", "300", "--repeat", "1", tmp_path=tmp_path)
-    assert "## mal / msgspec floor" in stdout
+    assert "## mal / bare framing" in stdout
     kinds = [r["kind"] for r in result["results"]]
     assert kinds == ["ollama", "ollama-chat", "openai", "anthropic"]
     for r in result["results"]:
@@ -69,6 +69,19 @@ def test_stream(tmp_path: Path) -> None:
     for provider in ("openai", "anthropic"):
         for mode in ("sync", "async"):
             assert {"httpx floor", "mal"} <= set(summary[provider][mode])
+    # Then other servers' shapes of the same stream, each a row, each child checked.
+    assert "## Other servers' shapes of the same stream" in stdout
+    shapes = result["shape_summary"]
+    assert set(shapes) == {
+        "openai",
+        "openai-crlf",
+        "openai-nospace",
+        "anthropic",
+        "anthropic-noevent",
+    }
+    for by_mode in shapes.values():
+        for row in by_mode.values():
+            assert row["errors"] == 0 and row["time_ratio"]["n"] == 1
     # Then tool-call streams against text streams, through mal, each child checked.
     assert "## Tool calls end to end" in stdout
     tools = result["tool_summary"]
