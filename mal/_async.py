@@ -37,7 +37,9 @@ from ._lifecycle import (
     run_call,
 )
 from ._transport import (
+    TRANSPORT_ERRORS,
     USER_AGENT,
+    async_body,
     make_limits,
     make_timeout,
     map_error,
@@ -113,7 +115,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                         value = await body.__anext__()
                     except StopAsyncIteration:
                         value = b""
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         if self._closed:
                             return  # closed by another task
                         error = map_error(exc, url, in_body=True)
@@ -125,7 +127,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                             value = await anext(body, b"")
                     except TimeoutError:
                         error = op.expired()
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         if self._closed:
                             return  # closed by another task
                         error = map_error(exc, url, in_body=True)
@@ -148,7 +150,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                 else:  # READ_ERROR_BODY
                     try:
                         value = await _read_bounded(body)
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
         finally:
             await self.aclose()
@@ -169,15 +171,14 @@ class AsyncStream(StreamBase, AsyncClosing):
             follow_redirects=False,
         )
         self._response = response
-        # httpx's own stream (its exceptions already mapped to httpx's), without
+        # The body's pieces as httpcore reads them (see async_body), without
         # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
-        stream = response.stream
-        if encoded or not isinstance(stream, httpx.AsyncByteStream):
+        if encoded or not isinstance(response.stream, httpx.AsyncByteStream):
             body = response.aiter_bytes()
         else:
-            body = aiter(stream)
+            body = async_body(response)
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:

@@ -36,6 +36,7 @@ from ._lifecycle import (
     run_call,
 )
 from ._transport import (
+    TRANSPORT_ERRORS,
     USER_AGENT,
     clock_ran_out,
     make_limits,
@@ -44,6 +45,7 @@ from ._transport import (
     map_error,
     restore_read_timeout,
     shutdown,
+    sync_body,
     take_written_socket,
 )
 from .config import MALConfig
@@ -127,7 +129,7 @@ class Stream(StreamBase, Closing):
                 if op is RECEIVE:
                     try:
                         value = next(body, b"")
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         if self._interrupted:
                             return
                         error = map_error(exc, url, in_body=True)
@@ -141,7 +143,7 @@ class Stream(StreamBase, Closing):
                     self._arm(op.timeout)
                     try:
                         value = next(body, b"")
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         if self._interrupted:
                             return
                         error = map_error(exc, url, in_body=True)
@@ -169,7 +171,7 @@ class Stream(StreamBase, Closing):
                 else:  # READ_ERROR_BODY
                     try:
                         value = _read_bounded(body)
-                    except httpx.HTTPError as exc:
+                    except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
         finally:
             self._reader = None
@@ -200,15 +202,14 @@ class Stream(StreamBase, Closing):
         with self._lock:
             self._socket = network.get_extra_info("socket") if network is not None else None
             self._expired = False
-        # httpx's own stream (its exceptions already mapped to httpx's), without
+        # The body's pieces as httpcore reads them (see sync_body), without
         # iter_raw()'s per-piece bookkeeping; iter_bytes() if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
-        stream = response.stream
-        if encoded or not isinstance(stream, httpx.SyncByteStream):
+        if encoded or not isinstance(response.stream, httpx.SyncByteStream):
             body = response.iter_bytes()
         else:
-            body = iter(stream)
+            body = sync_body(response)
         return ResponseHead(response.status_code, response.headers), body
 
     def _arm(self, timeout: float) -> None:
