@@ -105,11 +105,27 @@ class AsyncStream(StreamBase, AsyncClosing):
                 except StopIteration:
                     return
                 value = error = None
-                if type(op) is Handoff:
+                # Text flows: a chunk, then a read, then the next hand-off,
+                # in a loop of their own.
+                while type(op) is Handoff:
                     yield op.chunk
                     if self._closed:
                         return  # closed by the caller between two chunks
-                    op = RECEIVE
+                    try:
+                        data = await body.__anext__()
+                    except StopAsyncIteration:
+                        data = b""
+                    except TRANSPORT_ERRORS as exc:
+                        if self._closed:
+                            return  # closed by another task
+                        error = map_error(exc, url, in_body=True)
+                        break
+                    try:
+                        op = gen.send(data)
+                    except StopIteration:
+                        return
+                if error is not None:
+                    continue
                 if op is RECEIVE:
                     try:
                         value = await body.__anext__()

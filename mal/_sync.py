@@ -119,13 +119,29 @@ class Stream(StreamBase, Closing):
                 except StopIteration:
                     return
                 value = error = None
-                if type(op) is Handoff:
+                # Text flows: a chunk, then a read, then the next hand-off,
+                # in a loop of their own.
+                while type(op) is Handoff:
                     self._reader = None
                     yield op.chunk
                     if self._closed:
                         return  # closed by the caller between two chunks
                     self._reader = reader
-                    op = RECEIVE
+                    try:
+                        data = next(body, b"")
+                    except TRANSPORT_ERRORS as exc:
+                        if self._interrupted:
+                            return
+                        error = map_error(exc, url, in_body=True)
+                        break
+                    if self._interrupted:
+                        return  # closed from another thread while the read went on
+                    try:
+                        op = gen.send(data)
+                    except StopIteration:
+                        return
+                if error is not None:
+                    continue
                 if op is RECEIVE:
                     try:
                         value = next(body, b"")
