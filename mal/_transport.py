@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
+import h11
 import httpcore
 import httpx
 
@@ -222,15 +223,25 @@ def clock_ran_out(exc: Exception, configured: tuple[float | None, ...], clock: f
 # generators, one inside the other: httpx's BoundSyncStream and ResponseStream
 # (which maps httpcore's exceptions to httpx's), httpcore's PoolByteStream and
 # HTTP11ConnectionByteStream (which close the response when a read fails, and
-# trace), and HTTP11Connection._receive_response_body, which reads h11's events.
-# Every piece climbs through all five: about 0.2 µs a chunk in sync code and
-# 0.5 µs in async code, a twentieth of what the bare httpx stream costs. A
-# driver reads the innermost one instead, when the wrappers are exactly
-# these (they are httpx's and httpcore's private classes, so anything else,
-# HTTP/2 or another transport, keeps the whole stack). It maps httpcore's
-# exceptions itself (TRANSPORT_ERRORS, map_error) and closes the response
-# itself, which closes the wrappers as httpx would. With httpcore's own DEBUG
-# log on, the stack is kept, so that its trace lines still come.
+# trace), and HTTP11Connection._receive_response_body, which asks
+# _receive_event for h11's events, entering a context manager for each one
+# (to map h11's RemoteProtocolError). Every piece of a stream pays for all of
+# it: about 1.3 µs a chunk in sync code, a sixth of what the bare httpx
+# stream costs, for work that a stream of tokens does twenty thousand times.
+#
+# So where the stack is exactly httpx's default HTTP/1.1 one, a driver reads
+# the body itself, with the connection's own h11 state machine and network
+# stream, in the same steps as _receive_event and _receive_response_body:
+# next_event(); on NEED_DATA, read READ_NUM_BYTES with the request's read
+# timeout and feed them; yield each Data; stop at EndOfMessage. It maps
+# h11's error to httpcore's as httpcore does, and httpcore's to httpx's at
+# the driver (TRANSPORT_ERRORS, map_error), so an error's __cause__ is what
+# httpx would raise. Closing the response, which the driver does as before,
+# closes the wrappers and hands the connection back to the pool (or drops it
+# when the body was cut short), as httpx would. The wrappers are httpx's and
+# httpcore's private classes: anything else (HTTP/2, another transport,
+# another version of either) keeps the whole stack, and so does httpcore's
+# own DEBUG log, so that its trace lines still come.
 
 try:  # pragma: no branch
     from httpcore._async.connection_pool import PoolByteStream as _AsyncPoolByteStream
@@ -271,24 +282,89 @@ def _innermost(stream: Any, classes: tuple[type, ...]) -> Any:
     return inner
 
 
+def _h11_reader(stream: Any, classes: tuple[type, ...]) -> Any:
+    """The HTTP/1.1 connection under ``stream`` and its request, or None."""
+    inner = _innermost(stream, classes)
+    if inner is None:
+        return None
+    connection = getattr(inner, "_connection", None)
+    request = getattr(inner, "_request", None)
+    if not all(
+        hasattr(connection, name) for name in ("_h11_state", "_network_stream", "READ_NUM_BYTES")
+    ) or not isinstance(getattr(request, "extensions", None), dict):
+        return None
+    return connection, request
+
+
+def _read_timeout(request: Any) -> float | None:
+    timeouts = request.extensions.get("timeout", {})
+    return timeouts.get("read") if isinstance(timeouts, dict) else None
+
+
+_DISCONNECTED = "Server disconnected without sending a response."
+
+
+def _h11_body(connection: Any, request: Any) -> Iterator[bytes]:
+    """The body's pieces, read as httpcore's ``_receive_response_body`` reads them."""
+    state = connection._h11_state
+    read = connection._network_stream.read
+    size = connection.READ_NUM_BYTES
+    timeout = _read_timeout(request)
+    next_event = state.next_event
+    while True:
+        try:
+            event = next_event()
+        except h11.RemoteProtocolError as exc:
+            raise httpcore.RemoteProtocolError(str(exc)) from exc
+        if event is h11.NEED_DATA:
+            data = read(size, timeout=timeout)
+            if not data and state.their_state is h11.SEND_RESPONSE:
+                raise httpcore.RemoteProtocolError(_DISCONNECTED)
+            state.receive_data(data)
+        elif type(event) is h11.Data:
+            yield bytes(event.data)
+        elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
+            return
+
+
+async def _h11_body_async(connection: Any, request: Any) -> AsyncIterator[bytes]:
+    """:func:`_h11_body` over an async connection."""
+    state = connection._h11_state
+    read = connection._network_stream.read
+    size = connection.READ_NUM_BYTES
+    timeout = _read_timeout(request)
+    next_event = state.next_event
+    while True:
+        try:
+            event = next_event()
+        except h11.RemoteProtocolError as exc:
+            raise httpcore.RemoteProtocolError(str(exc)) from exc
+        if event is h11.NEED_DATA:
+            data = await read(size, timeout=timeout)
+            if not data and state.their_state is h11.SEND_RESPONSE:
+                raise httpcore.RemoteProtocolError(_DISCONNECTED)
+            state.receive_data(data)
+        elif type(event) is h11.Data:
+            yield bytes(event.data)
+        elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
+            return
+
+
 def sync_body(response: httpx.Response) -> Iterator[bytes]:
-    """The pieces of a response's body, from httpcore's own generator where
-    the stack is httpx's default one (see above), else from httpx's stream."""
+    """The pieces of a response's body: read from its HTTP/1.1 connection
+    where the stack is httpx's default one (see above), else from httpx's
+    stream."""
     stream = cast(httpx.SyncByteStream, response.stream)
-    inner = _innermost(stream, _INNER[0]) if _INNER is not None else None
-    if inner is not None:
-        reader = getattr(inner._connection, "_receive_response_body", None)
-        if reader is not None:
-            return reader(request=inner._request)  # type: ignore[no-any-return]
+    found = _h11_reader(stream, _INNER[0]) if _INNER is not None else None
+    if found is not None:
+        return _h11_body(*found)
     return iter(stream)
 
 
 def async_body(response: httpx.Response) -> AsyncIterator[bytes]:
     """:func:`sync_body` for an ``httpx.AsyncClient``'s response."""
     stream = cast(httpx.AsyncByteStream, response.stream)
-    inner = _innermost(stream, _INNER[1]) if _INNER is not None else None
-    if inner is not None:
-        reader = getattr(inner._connection, "_receive_response_body", None)
-        if reader is not None:
-            return reader(request=inner._request)  # type: ignore[no-any-return]
+    found = _h11_reader(stream, _INNER[1]) if _INNER is not None else None
+    if found is not None:
+        return _h11_body_async(*found)
     return aiter(stream)

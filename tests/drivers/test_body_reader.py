@@ -1,6 +1,7 @@
-"""The drivers read a body from httpcore's own generator under httpx's default
+"""The drivers read a body from its HTTP/1.1 connection under httpx's default
 stack (``mal._transport.sync_body`` / ``async_body``), and from httpx's stream
-anywhere else; httpcore's exceptions become httpx's, as httpx maps them."""
+anywhere else; h11's and httpcore's exceptions become httpx's, as httpx and
+httpcore map them."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import httpcore
 import httpx
 import pytest
 
-from mal._transport import as_httpx_error, async_body, map_error, sync_body
+import mal
+from mal._transport import TRANSPORT_ERRORS, as_httpx_error, async_body, map_error, sync_body
 from mal.testing import MockServer, Reply
 
-INNERMOST = "_receive_response_body"
+INNERMOST = ("_h11_body", "_h11_body_async")
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def test_sync_reads_the_innermost_generator(server: MockServer) -> None:
     with httpx.Client() as client:
         response = post(client, server)
         body = sync_body(response)
-        assert body.gi_code.co_name == INNERMOST, (
+        assert body.gi_code.co_name in INNERMOST, (
             "httpx's or httpcore's stack changed: mal reads bodies through every wrapper"
         )
         data = b"".join(body)
@@ -58,7 +60,7 @@ def test_async_reads_the_innermost_generator(server: MockServer) -> None:
             )
             response = await client.send(request, stream=True)
             body = async_body(response)
-            assert body.ag_code.co_name == INNERMOST
+            assert body.ag_code.co_name in INNERMOST
             data = b"".join([piece async for piece in body])
             await response.aclose()
             return data
@@ -75,11 +77,32 @@ def test_with_httpcore_debug_logging_the_whole_stack_is_kept(server: MockServer)
         with httpx.Client() as client:
             response = post(client, server)
             body = sync_body(response)
-            assert body.gi_code.co_name != INNERMOST
+            assert body.gi_code.co_name not in INNERMOST
             assert b"Hi" in b"".join(body)
             response.close()
     finally:
         log.setLevel(old)
+
+
+def test_a_body_cut_short_is_httpx_remote_protocol_error(server: MockServer) -> None:
+    server.add(Reply(text="Hello there, and more", drop_after=2))
+    with httpx.Client() as client:
+        response = post(client, server)
+        pieces = []
+        with pytest.raises(TRANSPORT_ERRORS) as info:
+            for piece in sync_body(response):
+                pieces.append(piece)
+        response.close()
+    assert pieces  # what came before the cut came
+    failure = map_error(info.value, "http://x", in_body=True)
+    assert isinstance(failure, mal.IncompleteStreamError)
+    assert isinstance(failure.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
+    # The connection was dropped, not pooled: the client still works.
+    server.add(Reply(text="Again"))
+    with httpx.Client() as client:
+        response = post(client, server)
+        assert b"Again" in b"".join(sync_body(response))
+        response.close()
 
 
 def test_another_transport_keeps_httpx_stream() -> None:
