@@ -78,11 +78,27 @@ MESSAGES = [{"role": "user", "content": PROMPT}]
 # sizes of the raw body pieces for the floor), started when first iterated.
 
 
-def _floor_request(provider: str, url: str, model: str) -> tuple[str, bytes, dict[str, str]]:
+#: A tool in each provider's own form, for the floor's tool-call requests.
+FLOOR_TOOL = {
+    "ollama": {"type": "function", "function": {"name": "search", "parameters": {}}},
+    "openai": {"type": "function", "function": {"name": "search", "parameters": {}}},
+    "anthropic": {"name": "search", "input_schema": {"type": "object"}},
+}
+
+
+def _floor_request(
+    provider: str, url: str, model: str, tools: bool = False
+) -> tuple[str, bytes, dict[str, str]]:
+    """The request of the floor; with ``tools``, one that declares a tool (and
+    so gets the tool-call body)."""
     body: dict[str, Any]
     if provider == "ollama":
-        body = {"model": model, "prompt": PROMPT, "stream": True}
         headers = {"content-type": "application/json"}
+        if tools:
+            body = {"model": model, "messages": MESSAGES, "stream": True}
+            body["tools"] = [FLOOR_TOOL[provider]]
+            return url + "/api/chat", json.dumps(body).encode(), headers
+        body = {"model": model, "prompt": PROMPT, "stream": True}
         return url + "/api/generate", json.dumps(body).encode(), headers
     if provider == "openai":
         body = {
@@ -91,9 +107,13 @@ def _floor_request(provider: str, url: str, model: str) -> tuple[str, bytes, dic
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if tools:
+            body["tools"] = [FLOOR_TOOL[provider]]
         headers = {"content-type": "application/json", "authorization": "Bearer x"}
         return url + "/chat/completions", json.dumps(body).encode(), headers
     body = {"model": model, "max_tokens": 4096, "messages": MESSAGES, "stream": True}
+    if tools:
+        body["tools"] = [FLOOR_TOOL[provider]]
     headers = {
         "content-type": "application/json",
         "x-api-key": "x",
@@ -102,11 +122,11 @@ def _floor_request(provider: str, url: str, model: str) -> tuple[str, bytes, dic
     return url + "/v1/messages", json.dumps(body).encode(), headers
 
 
-def floor_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+def floor_sync(provider: str, url: str, tools: bool = False) -> tuple[Callable, Callable, Callable]:
     import httpx
 
     def texts(client: httpx.Client, model: str):  # type: ignore[no-untyped-def]
-        target, content, headers = _floor_request(provider, url, model)
+        target, content, headers = _floor_request(provider, url, model, tools)
         with client.stream("POST", target, content=content, headers=headers) as r:
             for piece in r.iter_raw():
                 yield len(piece)  # keeping the bytes would cost memory no client spends
@@ -114,11 +134,13 @@ def floor_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
     return httpx.Client, texts, lambda c: c.close()
 
 
-def floor_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+def floor_async(
+    provider: str, url: str, tools: bool = False
+) -> tuple[Callable, Callable, Callable]:
     import httpx
 
     async def texts(client: httpx.AsyncClient, model: str):  # type: ignore[no-untyped-def]
-        target, content, headers = _floor_request(provider, url, model)
+        target, content, headers = _floor_request(provider, url, model, tools)
         async with client.stream("POST", target, content=content, headers=headers) as r:
             async for piece in r.aiter_raw():
                 yield len(piece)
@@ -343,6 +365,7 @@ SHAPE_MODELS = {kind: "shape-" + kind.partition("-")[2] for kind in _bodies.SHAP
 
 TOOL_TEXT = "mal, text body"
 TOOL_CALLS = "mal, tool-call body"
+TOOL_FLOOR = "httpx floor, tool-call body"
 #: The issue's target: a tool-call chunk costs at most this many text chunks.
 TOOL_TARGET = 1.2
 #: What the tool-call body's kind is, per provider, and its text twin.
@@ -395,6 +418,10 @@ TOOL_CONTENDERS: dict[str, tuple[Callable, Callable]] = {
         functools.partial(mal_async, prompt=MESSAGES),
     ),
     TOOL_CALLS: (mal_tools_sync, mal_tools_async),
+    TOOL_FLOOR: (
+        functools.partial(floor_sync, tools=True),
+        functools.partial(floor_async, tools=True),
+    ),
 }
 
 
@@ -671,6 +698,7 @@ def main() -> None:
             for provider in providers:
                 for mode in modes:
                     for name, kind in (
+                        (TOOL_FLOOR, TOOL_KIND[provider]),
                         (TOOL_TEXT, TEXT_TWIN[provider]),
                         (TOOL_CALLS, TOOL_KIND[provider]),
                     ):
@@ -722,7 +750,7 @@ def main() -> None:
     shape_summary = summarise_shapes(shape_results, args.chunks)
     if shape_summary:
         report_shapes(shape_summary)
-    tool_summary = summarise_tools(tool_results) if tool_rounds else {}
+    tool_summary = summarise_tools(tool_results, args.chunks) if tool_rounds else {}
     if tool_summary:
         report_tools(tool_summary)
     elapsed = time.perf_counter() - started
@@ -980,7 +1008,7 @@ def report_shapes(summary: dict[str, Any]) -> None:
     print(_common.md_table(header, rows))
 
 
-def summarise_tools(results: dict[str, Any]) -> dict[str, Any]:
+def summarise_tools(results: dict[str, Any], n: int) -> dict[str, Any]:
     """Per provider and mode: each contender's wall and CPU time per chunk, and
     the tool-call body's ratio to the text body's, paired per round."""
     out: dict[str, Any] = {}
@@ -1007,6 +1035,13 @@ def summarise_tools(results: dict[str, Any]) -> dict[str, Any]:
             row["cpu_ratio"] = _common.paired_ratios(
                 _values(tools, "cpu_us_per_chunk"), _values(text, "cpu_us_per_chunk")
             )
+            floor = by_name.get(TOOL_FLOOR, [])
+            row["floor_us_per_chunk"] = _common.summarize(
+                [v / n * 1e6 for v in _values(floor, "seconds")]
+            )
+            row["floor_ratio"] = _common.paired_ratios(
+                _values(tools, "seconds"), _values(floor, "seconds")
+            )
             out.setdefault(provider, {})[mode] = row
     return out
 
@@ -1014,13 +1049,16 @@ def summarise_tools(results: dict[str, Any]) -> dict[str, Any]:
 def report_tools(summary: dict[str, Any]) -> None:
     fmt = _common.fmt
     print(
-        f"\n## Tool calls end to end: a tool-call stream against a text stream of the same "
-        f"number of chunks (target: ≤ {TOOL_TARGET}x)\n"
+        f"\n## Tool calls end to end: a tool-call stream against the floor over the same "
+        f"body (target: ≤ {TARGET_RATIO}x) and against a text stream of the same number of "
+        f"chunks (target: ≤ {TOOL_TARGET}x)\n"
     )
     rows = []
     for provider, by_mode in summary.items():
         for mode, s in by_mode.items():
-            verdicts = []
+            floor_ratio = s["floor_ratio"]
+            ok = floor_ratio["n"] and floor_ratio["median"] <= TARGET_RATIO
+            verdicts = [f"**{fmt(floor_ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES")]
             for key in ("time_ratio", "cpu_ratio"):
                 ratio = s[key]
                 ok = ratio["n"] and ratio["median"] <= TOOL_TARGET
@@ -1029,6 +1067,7 @@ def report_tools(summary: dict[str, Any]) -> None:
                 [
                     provider,
                     mode,
+                    fmt(s["floor_us_per_chunk"], 2),
                     fmt(s[TOOL_TEXT]["us_per_chunk"], 2),
                     fmt(s[TOOL_CALLS]["us_per_chunk"], 2),
                     *verdicts,
@@ -1040,8 +1079,10 @@ def report_tools(summary: dict[str, Any]) -> None:
     header = [
         "provider",
         "mode",
+        "floor µs/chunk",
         "text µs/chunk",
         "tool calls µs/chunk",
+        "tool calls / floor (time)",
         "tool calls / text (time)",
         "tool calls / text (CPU)",
         "text CPU µs/chunk",
