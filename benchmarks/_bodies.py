@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
-__all__ = ["BODIES", "Body", "SHAPES", "TOOL_BODIES", "build", "tokens"]
+__all__ = ["BODIES", "Body", "REASONING", "SHAPES", "TOOL_BODIES", "build", "tokens"]
 
 #: The body kinds: "ollama" is /api/generate, "ollama-chat" is /api/chat.
 BODIES = ("ollama", "ollama-chat", "openai", "anthropic")
@@ -60,6 +60,34 @@ def _no_event_line(event: bytes) -> bytes:
     return event.partition(b"\n")[2] if event.startswith(b"event: ") else event
 
 
+def _reasoning_ollama(event: bytes) -> bytes:
+    return event.replace(b'"response":', b'"response":"","thinking":', 1)
+
+
+def _reasoning_openai(event: bytes) -> bytes:
+    # DeepSeek's and vLLM's field for the thinking of a reasoning model.
+    return event.replace(b'"delta":{"content":', b'"delta":{"reasoning_content":', 1)
+
+
+def _thinking_anthropic(event: bytes) -> bytes:
+    event = event.replace(
+        b'"delta":{"type":"text_delta","text":', b'"delta":{"type":"thinking_delta","thinking":', 1
+    )
+    return event.replace(
+        b'"content_block":{"type":"text","text":""}',
+        b'"content_block":{"type":"thinking","thinking":"","signature":""}',
+        1,
+    )
+
+
+#: Bodies of the same tokens as reasoning (thinking) text instead of text:
+#: kind -> (the body it rewrites, how each event is rewritten, what it is).
+REASONING = {
+    "ollama-reasoning": ("ollama", _reasoning_ollama, "Ollama, `thinking`"),
+    "openai-reasoning": ("openai", _reasoning_openai, "OpenAI-compatible, `reasoning_content`"),
+    "anthropic-thinking": ("anthropic", _thinking_anthropic, "Anthropic, `thinking_delta`"),
+}
+
 #: Bodies that real servers send in another shape than the provider's own:
 #: kind -> (the body it reshapes, how each event is rewritten, what it is).
 #: The provider's own OpenAI body already ends with a usage-only chunk
@@ -69,6 +97,7 @@ SHAPES = {
     "openai-nospace": ("openai", _no_space, "`data:` without a space"),
     "anthropic-noevent": ("anthropic", _no_event_line, "Anthropic without `event:` lines"),
 }
+SHAPES.update(REASONING)
 for _kind, (_base, _, _) in SHAPES.items():
     PATHS[_kind] = PATHS[_base]
     CONTENT_TYPES[_kind] = CONTENT_TYPES[_base]

@@ -355,12 +355,19 @@ def mal_aiohttp_async(provider: str, url: str) -> tuple[Callable, Callable, Call
 
 SHAPE_ROWS = {
     "openai": "OpenAI's own (LF, `data: `, a usage-only final chunk)",
-    **{kind: label for kind, (_, _, label) in _bodies.SHAPES.items()},
+    **{
+        kind: label
+        for kind, (_, _, label) in _bodies.SHAPES.items()
+        if kind not in _bodies.REASONING
+    },
     "anthropic": "Anthropic's own (`event:` and `data:` lines)",
+    **{f"{kind}": f"reasoning: {label}" for kind, (_, _, label) in _bodies.REASONING.items()},
 }
 SHAPE_PROVIDER = {"openai": "openai", "anthropic": "anthropic"} | {
     kind: base for kind, (base, _, _) in _bodies.SHAPES.items()
 }
+#: mal over a reasoning body yields the chunks' reasoning text.
+MAL_REASONING = "mal, reasoning"
 SHAPE_MODELS = {kind: "shape-" + kind.partition("-")[2] for kind in _bodies.SHAPES}
 
 TOOL_TEXT = "mal, text body"
@@ -412,7 +419,33 @@ def mal_tools_async(provider: str, url: str) -> tuple[Callable, Callable, Callab
     return lambda: mal.AsyncClient(_mal_config(provider, url)), texts, close
 
 
+def mal_reasoning_sync(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    def texts(client: mal.Client, model: str):  # type: ignore[no-untyped-def]
+        with client.stream(PROMPT, model=f"{provider}/{model}") as s:
+            for chunk in s:
+                yield chunk.reasoning or chunk.text
+
+    return lambda: mal.Client(_mal_config(provider, url)), texts, lambda c: c.close()
+
+
+def mal_reasoning_async(provider: str, url: str) -> tuple[Callable, Callable, Callable]:
+    import mal
+
+    async def texts(client: mal.AsyncClient, model: str):  # type: ignore[no-untyped-def]
+        async with client.stream(PROMPT, model=f"{provider}/{model}") as s:
+            async for chunk in s:
+                yield chunk.reasoning or chunk.text
+
+    async def close(c: mal.AsyncClient) -> None:
+        await c.aclose()
+
+    return lambda: mal.AsyncClient(_mal_config(provider, url)), texts, close
+
+
 TOOL_CONTENDERS: dict[str, tuple[Callable, Callable]] = {
+    MAL_REASONING: (mal_reasoning_sync, mal_reasoning_async),
     TOOL_TEXT: (
         functools.partial(mal_sync, prompt=MESSAGES),
         functools.partial(mal_async, prompt=MESSAGES),
@@ -724,8 +757,9 @@ def main() -> None:
         for r in range(shape_rounds):
             for kind in shape_kinds:
                 provider = SHAPE_PROVIDER[kind]
+                ours = MAL_REASONING if kind in _bodies.REASONING else "mal"
                 for mode in modes:
-                    for name in (FLOOR, "mal"):
+                    for name in (FLOOR, ours):
                         spec = {
                             "name": name,
                             "mode": mode,
@@ -953,7 +987,8 @@ def summarise_shapes(results: dict[str, Any], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, by_mode in results.items():
         for mode, by_name in by_mode.items():
-            floor, ours = by_name.get(FLOOR, []), by_name.get("mal", [])
+            floor = by_name.get(FLOOR, [])
+            ours = by_name.get("mal") or by_name.get(MAL_REASONING, [])
             if not floor or not ours:
                 continue
             out.setdefault(kind, {})[mode] = {
@@ -977,8 +1012,8 @@ def summarise_shapes(results: dict[str, Any], n: int) -> dict[str, Any]:
 def report_shapes(summary: dict[str, Any]) -> None:
     fmt = _common.fmt
     print(
-        f"\n## Other servers' shapes of the same stream: mal against the floor "
-        f"(target: ≤ {TARGET_RATIO}x)\n"
+        f"\n## Other shapes of the same stream (other servers', reasoning): mal against "
+        f"the floor (target: ≤ {TARGET_RATIO}x)\n"
     )
     rows = []
     for kind, by_mode in summary.items():

@@ -69,8 +69,9 @@ def test_stream(tmp_path: Path) -> None:
     for provider in ("openai", "anthropic"):
         for mode in ("sync", "async"):
             assert {"httpx floor", "mal"} <= set(summary[provider][mode])
-    # Then other servers' shapes of the same stream, each a row, each child checked.
-    assert "## Other servers' shapes of the same stream" in stdout
+    # Then other shapes of the same stream (other servers', reasoning), each a
+    # row, each child checked.
+    assert "## Other shapes of the same stream" in stdout
     shapes = result["shape_summary"]
     assert set(shapes) == {
         "openai",
@@ -78,6 +79,8 @@ def test_stream(tmp_path: Path) -> None:
         "openai-nospace",
         "anthropic",
         "anthropic-noevent",
+        "openai-reasoning",
+        "anthropic-thinking",
     }
     for by_mode in shapes.values():
         for row in by_mode.values():
