@@ -187,11 +187,22 @@ class AnthropicStreamDecoder(ResponseDecoder):
         payload = self._whole_event(data, _DELTA_HEAD)
         if payload is None:
             payload = self._whole_event(data)
-            if payload is not None:
-                # One whole event without its ``event:`` line (gateways that
-                # drop them): its "type" says what it is.
-                return self._taken([ServerSentEvent("message", payload)])
-            return super().feed(data)
+            if payload is None:
+                return super().feed(data)
+            # One whole event without its ``event:`` line (gateways that drop
+            # them): its "type" says what it is. A text delta goes straight to
+            # its chunk; the rest takes the general path.
+            if not self.done:
+                try:
+                    any_event = _event_decoder.decode(payload)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    pass
+                else:
+                    if type(any_event) is ContentBlockDelta and any_event.delta.text:
+                        text = any_event.delta.text
+                        self._parts.append(text)
+                        return [Chunk(text)]
+            return self._taken([ServerSentEvent("message", payload)])
         # One whole content_block_delta event, the common case of a paced
         # stream: its delta goes straight to its chunk. A payload that does
         # not decode takes the general path, which raises the error.
