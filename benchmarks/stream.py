@@ -981,6 +981,12 @@ def report(
         )
 
 
+def _verdict(ratio: dict[str, Any], target: float) -> str:
+    """A ratio in bold and whether its median meets ``target``."""
+    ok = ratio["n"] and ratio["median"] <= target
+    return f"**{_common.fmt(ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES")
+
+
 def summarise_shapes(results: dict[str, Any], n: int) -> dict[str, Any]:
     """Per body shape and mode: the floor's and mal's time per chunk, and
     mal's ratio to the floor, paired per round."""
@@ -1018,15 +1024,13 @@ def report_shapes(summary: dict[str, Any]) -> None:
     rows = []
     for kind, by_mode in summary.items():
         for mode, s in by_mode.items():
-            ratio = s["time_ratio"]
-            ok = ratio["n"] and ratio["median"] <= TARGET_RATIO
             rows.append(
                 [
                     SHAPE_ROWS[kind],
                     mode,
                     fmt(s["floor_us_per_chunk"], 2),
                     fmt(s["mal_us_per_chunk"], 2),
-                    f"**{fmt(ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES"),
+                    _verdict(s["time_ratio"], TARGET_RATIO),
                     fmt(s["cpu_ratio"], 2, suffix="x"),
                     str(s["errors"]),
                 ]
@@ -1091,13 +1095,8 @@ def report_tools(summary: dict[str, Any]) -> None:
     rows = []
     for provider, by_mode in summary.items():
         for mode, s in by_mode.items():
-            floor_ratio = s["floor_ratio"]
-            ok = floor_ratio["n"] and floor_ratio["median"] <= TARGET_RATIO
-            verdicts = [f"**{fmt(floor_ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES")]
-            for key in ("time_ratio", "cpu_ratio"):
-                ratio = s[key]
-                ok = ratio["n"] and ratio["median"] <= TOOL_TARGET
-                verdicts.append(f"**{fmt(ratio, 2, suffix='x')}** " + ("meets" if ok else "MISSES"))
+            verdicts = [_verdict(s["floor_ratio"], TARGET_RATIO)]
+            verdicts += [_verdict(s[key], TOOL_TARGET) for key in ("time_ratio", "cpu_ratio")]
             rows.append(
                 [
                     provider,
