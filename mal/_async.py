@@ -187,7 +187,7 @@ class AsyncStream(StreamBase, AsyncClosing):
             follow_redirects=False,
         )
         self._response = response
-        # The body's pieces as httpcore reads them (see async_body), without
+        # The body's pieces, read from the connection (see async_body), without
         # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"

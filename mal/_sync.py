@@ -218,7 +218,7 @@ class Stream(StreamBase, Closing):
         with self._lock:
             self._socket = network.get_extra_info("socket") if network is not None else None
             self._expired = False
-        # The body's pieces as httpcore reads them (see sync_body), without
+        # The body's pieces, read from the connection (see sync_body), without
         # iter_raw()'s per-piece bookkeeping; iter_bytes() if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"

@@ -54,7 +54,7 @@ _TIMEOUT_PHASES: dict[type[Exception], str] = {
 }
 
 #: What reading a body may raise: httpx's errors, and httpcore's where the
-#: body is read from httpcore's own generator (:func:`sync_body`).
+#: body is read from its connection (:func:`sync_body`).
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError,
     httpcore.ProtocolError,
