@@ -666,7 +666,9 @@ def main() -> None:
     libraries = list(dict.fromkeys(CONTENDERS[n][0] for n in names))
     short_chunks = 16
 
+    @functools.cache
     def expect(provider: str, n: int, kind: str | None = None) -> dict[str, Any]:
+        # Built once per body: the sections ask for the same ones every round.
         body = _bodies.build(kind or KIND[provider], n)
         return {
             "bytes": len(body.data),
@@ -674,8 +676,31 @@ def main() -> None:
             "sha256": hashlib.sha256(body.text.encode()).hexdigest(),
         }
 
-    expected = {p: expect(p, args.chunks) for p in providers}
-    expected_short = {p: expect(p, short_chunks) for p in providers}
+    def spec_for(
+        name: str,
+        mode: str,
+        provider: str,
+        kind: str | None = None,
+        *,
+        short_kind: str | None = None,
+        model: str = "m",
+        ttft_samples: int = 1,
+    ) -> dict[str, Any]:
+        """What a child runs: ``name`` in ``mode`` over the body of ``kind``
+        (the provider's own by default), asked for with ``model``."""
+        return {
+            "name": name,
+            "mode": mode,
+            "provider": provider,
+            "url": server.url(provider),
+            "chunks": args.chunks,
+            "model": model,
+            "expected": expect(provider, args.chunks, kind),
+            "expected_short": expect(provider, short_chunks, short_kind),
+            "short_model": SHORT_MODEL,
+            "ttft_samples": ttft_samples,
+        }
+
     print(
         f"# End to end over loopback: {args.chunks} chunks per stream, {args.repeat} "
         f"alternating rounds, each client in a fresh subprocess\n"
@@ -701,17 +726,7 @@ def main() -> None:
                         lib, served, make_sync, _ = CONTENDERS[name]
                         if provider not in served or (mode == "sync" and make_sync is None):
                             continue
-                        spec = {
-                            "name": name,
-                            "mode": mode,
-                            "provider": provider,
-                            "url": server.url(provider),
-                            "chunks": args.chunks,
-                            "expected": expected[provider],
-                            "expected_short": expected_short[provider],
-                            "short_model": SHORT_MODEL,
-                            "ttft_samples": args.ttft_samples,
-                        }
+                        spec = spec_for(name, mode, provider, ttft_samples=args.ttft_samples)
                         before = server.stats()["cpu"]
                         res = run_child(spec)
                         after = server.stats()["cpu"]
@@ -735,17 +750,7 @@ def main() -> None:
                         (TOOL_TEXT, TEXT_TWIN[provider]),
                         (TOOL_CALLS, TOOL_KIND[provider]),
                     ):
-                        spec = {
-                            "name": name,
-                            "mode": mode,
-                            "provider": provider,
-                            "url": server.url(provider),
-                            "chunks": args.chunks,
-                            "expected": expect(provider, args.chunks, kind),
-                            "expected_short": expect(provider, short_chunks, kind),
-                            "short_model": SHORT_MODEL,
-                            "ttft_samples": 1,
-                        }
+                        spec = spec_for(name, mode, provider, kind, short_kind=kind)
                         res = run_child(spec)
                         tool_results[provider][mode].setdefault(name, []).append(res)
                         if res.get("error"):
@@ -758,20 +763,10 @@ def main() -> None:
             for kind in shape_kinds:
                 provider = SHAPE_PROVIDER[kind]
                 ours = MAL_REASONING if kind in _bodies.REASONING else "mal"
+                model = SHAPE_MODELS.get(kind, "m")
                 for mode in modes:
                     for name in (FLOOR, ours):
-                        spec = {
-                            "name": name,
-                            "mode": mode,
-                            "provider": provider,
-                            "url": server.url(provider),
-                            "chunks": args.chunks,
-                            "model": SHAPE_MODELS.get(kind, "m"),
-                            "expected": expect(provider, args.chunks, kind),
-                            "expected_short": expected_short[provider],
-                            "short_model": SHORT_MODEL,
-                            "ttft_samples": 1,
-                        }
+                        spec = spec_for(name, mode, provider, kind, model=model)
                         res = run_child(spec)
                         shape_results.setdefault(kind, {}).setdefault(mode, {}).setdefault(
                             name, []
