@@ -334,6 +334,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
         if kind == "tool_use" and block.name == self.answer_tool and self._answer_index is None:
             # The structured answer, asked for through a forced tool: its input is the text.
             self._answer_index = event.index
+            self._tools.other_output()
             start = _encode(block.input).decode() if block.input else ""
             if start:
                 self._parts.append(start)
@@ -346,6 +347,9 @@ class AnthropicStreamDecoder(ResponseDecoder):
             start = _encode(block.input).decode() if block.input else ""
             call = self._tools.piece(event.index, block.id, block.name, start)
             return Chunk(tool_calls=(call,)) if call is not None else None
+        # Text, thinking, a server tool's block...: a token limit that ends the
+        # response from here on cuts off none of the calls before.
+        self._tools.other_output()
         # A block may start with text already in it.
         if block.text or block.thinking:
             if block.text:

@@ -173,6 +173,7 @@ class ResponsesStreamDecoder(ResponseDecoder):
                     _str(item.get("arguments")),
                 )
                 return Chunk("", "", None, None, (call,)) if call is not None else None
+            self._tools.other_output()
             return None
         if kind == "response.output_item.done":
             item = event.item or {}
