@@ -17,6 +17,7 @@ from mal.protocols import get_protocol
 from mal.protocols._base import GenerateParams, ResponseDecoder
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+REUSED = DATA / "openai-responses" / "tools_reused_output_index.sse"
 
 
 def decoded(provider: str, pieces: list[bytes], *, stream: bool = True) -> ResponseDecoder:
@@ -280,3 +281,114 @@ def test_ollama_whole_calls_stay_complete_at_a_length_finish() -> None:
     decoder = both_ways("ollama", body)
     assert decoder.finish_reason == "length"
     assert completeness(decoder) == [("now", "{}", True), ("save", '{"a": 1}', True)]
+
+
+# 2. A Responses turn whose server reuses an output_index ----------------------------------
+
+
+def check_reused_turn(decoder: ResponseDecoder) -> None:
+    """The recorded Ollama turn: both calls, and both function_call items
+    sent back in order, each before its function_call_output."""
+    ids = ["call_k3x9q2mz", "call_7fh2lw0a"]
+    assert [c.id for c in decoder.tool_calls] == ids
+    assert [c.arguments for c in decoder.tool_calls] == [{"city": "Paris"}, {"city": "Zürich"}]
+    message = decoder.message()
+    assert message.blocks is not None
+    assert [b["type"] for b in message.blocks] == ["reasoning", "function_call", "function_call"]
+    prompt = [mal.Message("user", "Weather in Paris and Zürich?"), message]
+    items = sent("openai-responses", prompt + results(decoder.tool_calls))["input"]
+    calls = [item["call_id"] for item in items if item.get("type") == "function_call"]
+    outputs = [item["call_id"] for item in items if item.get("type") == "function_call_output"]
+    assert calls == ids and outputs == ids
+    for call_id in outputs:
+        made = next(i for i, item in enumerate(items) if item.get("call_id") == call_id)
+        assert items[made]["type"] == "function_call"
+
+
+def test_responses_reused_output_index_whole_and_bytewise() -> None:
+    body = REUSED.read_bytes()
+    check_reused_turn(both_ways("openai-responses", body))
+
+
+def test_responses_reused_output_index_at_every_two_piece_cut() -> None:
+    body = REUSED.read_bytes()
+    whole = decoded("openai-responses", [body])
+    check_reused_turn(whole)
+    for cut in range(1, len(body)):
+        decoder = decoded("openai-responses", [body[:cut], body[cut:]])
+        assert decoder.tool_calls == whole.tool_calls, cut
+        assert decoder.message() == whole.message(), cut
+
+
+def events_of(body: bytes) -> list[dict[str, Any]]:
+    return [
+        json.loads(block.partition("data: ")[2])
+        for block in body.decode().split("\n\n")
+        if block.strip()
+    ]
+
+
+def test_responses_reused_output_index_deltas_without_item_ids() -> None:
+    # A server that leaves item_id out of the argument deltas: they go to the
+    # latest item opened at their output_index.
+    events = events_of(REUSED.read_bytes())
+    for event in events:
+        if event["type"] == "response.function_call_arguments.delta":
+            del event["item_id"]
+    check_reused_turn(both_ways("openai-responses", responses_stream(events)))
+
+
+def test_responses_reused_output_index_without_reasoning() -> None:
+    # No reasoning item: the turn goes back as its text and calls.
+    events = [
+        e
+        for e in events_of(REUSED.read_bytes())
+        if "reasoning" not in e["type"] and (e.get("item") or {}).get("type") != "reasoning"
+    ]
+    decoder = both_ways("openai-responses", responses_stream(events))
+    assert decoder.message().blocks is None
+    items = sent(
+        "openai-responses",
+        [mal.Message("user", "?"), decoder.message(), *results(decoder.tool_calls)],
+    )
+    assert [(i.get("type"), i.get("call_id")) for i in items["input"][1:]] == [
+        (None, None),  # the text
+        ("function_call", "call_k3x9q2mz"),
+        ("function_call", "call_7fh2lw0a"),
+        ("function_call_output", "call_k3x9q2mz"),
+        ("function_call_output", "call_7fh2lw0a"),
+    ]
+
+
+def test_responses_items_without_ids_at_one_output_index() -> None:
+    # Neither item ids nor distinct output indexes: the items keep the order
+    # in which they were added.
+    events = [
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {"type": "reasoning", "summary": []},
+        },
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {"type": "reasoning", "summary": [], "encrypted_content": "e"},
+        },
+    ]
+    for n in (1, 2):
+        added: dict[str, Any] = {"type": "function_call", "call_id": f"call_{n}", "name": "now"}
+        events += [
+            {"type": "response.output_item.added", "output_index": 1, "item": added},
+            {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{}"},
+            {
+                "type": "response.output_item.done",
+                "output_index": 1,
+                "item": {**added, "arguments": "{}"},
+            },
+        ]
+    events.append({"type": "response.completed", "response": {"status": "completed"}})
+    decoder = both_ways("openai-responses", responses_stream(events))
+    assert [c.id for c in decoder.tool_calls] == ["call_1", "call_2"]
+    blocks = decoder.message().blocks
+    assert blocks is not None
+    assert [b.get("call_id") for b in blocks] == [None, "call_1", "call_2"]
