@@ -392,3 +392,97 @@ def test_responses_items_without_ids_at_one_output_index() -> None:
     blocks = decoder.message().blocks
     assert blocks is not None
     assert [b.get("call_id") for b in blocks] == [None, "call_1", "call_2"]
+
+
+# 3. An Anthropic turn goes back block by block ---------------------------------------------
+
+INTERLEAVED_BLOCKS = [
+    {"type": "text", "text": "First Paris."},
+    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "text", "text": "Then Zürich."},
+    {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Zürich"}},
+]
+
+
+def interleaved_stream() -> bytes:
+    return anthropic(
+        [
+            text("First Paris."),
+            tool_use("toolu_1", "get_weather", '{"city": ', '"Paris"}'),
+            text("Then Zürich."),
+            tool_use("toolu_2", "get_weather", '{"city": "Z', 'ürich"}'),
+        ]
+    )
+
+
+def interleaved_body() -> bytes:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-mock",
+        "content": INTERLEAVED_BLOCKS,
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 30},
+    }
+    return json.dumps(message, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_anthropic_turn_goes_back_block_by_block(stream: bool) -> None:
+    body = interleaved_stream() if stream else interleaved_body()
+    decoder = both_ways("anthropic", body, stream=stream)
+    assert decoder.text == "First Paris.Then Zürich."
+    prompt = [mal.Message("user", "Weather?"), decoder.message()]
+    messages = sent("anthropic", prompt + results(decoder.tool_calls))["messages"]
+    assert messages[1] == {"role": "assistant", "content": INTERLEAVED_BLOCKS}
+    assert messages[2]["role"] == "user"
+    assert [b["tool_use_id"] for b in messages[2]["content"]] == ["toolu_1", "toolu_2"]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_anthropic_two_text_blocks_are_not_merged(stream: bool) -> None:
+    blocks = [
+        {"type": "text", "text": "One."},
+        {"type": "text", "text": "Two."},
+        {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}},
+    ]
+    if stream:
+        body = anthropic([text("One."), text("Two."), tool_use("toolu_1", "now")])
+    else:
+        message = {"type": "message", "content": blocks, "stop_reason": "tool_use"}
+        body = json.dumps(message).encode()
+    decoder = both_ways("anthropic", body, stream=stream)
+    messages = sent(
+        "anthropic", [mal.Message("user", "?"), decoder.message(), *results(decoder.tool_calls)]
+    )
+    assert messages["messages"][1]["content"] == blocks
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_anthropic_text_then_calls_goes_back_in_its_order(stream: bool) -> None:
+    # The common turn, one text block then the calls: rebuilt from the fields,
+    # which is the order it came in.
+    blocks = [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}},
+        {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Oslo"}},
+    ]
+    if stream:
+        body = anthropic(
+            [
+                text("Checking."),
+                tool_use("toolu_1", "now", ""),
+                tool_use("toolu_2", "get_weather", '{"city": "Oslo"}'),
+            ]
+        )
+    else:
+        message = {"type": "message", "content": blocks, "stop_reason": "tool_use"}
+        body = json.dumps(message).encode()
+    decoder = both_ways("anthropic", body, stream=stream)
+    assert decoder.message().blocks is None
+    messages = sent(
+        "anthropic", [mal.Message("user", "?"), decoder.message(), *results(decoder.tool_calls)]
+    )
+    assert messages["messages"][1]["content"] == blocks
