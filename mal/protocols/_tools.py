@@ -21,6 +21,11 @@ against the official SDKs and their peers:
 * When the response ends, the text must be a JSON object, or the call is a
   :class:`mal.DecodeError` that keeps the raw text. A call the response cut
   off (``finish_reason == "length"``) is kept with ``complete=False``.
+* Only the call the response was in the middle of when it was cut off can be
+  cut off: the last call that got a piece, unless other output (a text or
+  thinking block, another output item) came after it. A call before it that
+  came without arguments is complete, ``{}``; one whose arguments are not
+  JSON stays incomplete (OpenAI servers may interleave the pieces of calls).
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ class _CallIds:
 class ToolCallAssembler:
     """The tool calls of one response, as their pieces arrive."""
 
-    __slots__ = ("_closed", "_ids", "_keys", "_make_id", "_names", "_parts")
+    __slots__ = ("_closed", "_ids", "_keys", "_last", "_make_id", "_names", "_parts")
 
     def __init__(self) -> None:
         self._ids: list[str | None] = []
@@ -69,6 +74,8 @@ class ToolCallAssembler:
         self._keys: dict[Hashable, int] = {}
         # Calls given "{}" by close(): no arguments text of their own arrived.
         self._closed: set[int] = set()
+        # The call the response is in the middle of: the one a token limit cuts off.
+        self._last: int | None = None
         self._make_id = _CallIds()
 
     def __bool__(self) -> bool:
@@ -94,6 +101,7 @@ class ToolCallAssembler:
                 i = None  # another call on the same key
         if i is None:
             return self._open(key, id, name, arguments or "")
+        self._last = i
         new_id = new_name = None
         if id is not None and self._ids[i] is None:
             self._ids[i] = new_id = id
@@ -111,6 +119,7 @@ class ToolCallAssembler:
         i = self._keys.get(key)
         if i is None or not arguments:
             return None
+        self._last = i
         self._parts[i].append(arguments)
         return ToolCallDelta(i, None, None, arguments)
 
@@ -118,7 +127,7 @@ class ToolCallAssembler:
         """A call that arrives whole (Ollama; non-streamed bodies), with its
         arguments' JSON text (``{}`` for none). A call without an id is
         given one."""
-        i = len(self._ids)
+        i = self._last = len(self._ids)
         id = id or self._make_id()
         arguments = arguments or "{}"
         self._ids.append(id)
@@ -129,12 +138,18 @@ class ToolCallAssembler:
     def _open(
         self, key: Hashable, id: str | None, name: str | None, arguments: str
     ) -> ToolCallDelta:
-        i = len(self._ids)
+        i = self._last = len(self._ids)
         self._keys[key] = i
         self._ids.append(id)
         self._names.append(name)
         self._parts.append([arguments] if arguments else [])
         return ToolCallDelta(i, id, name, arguments)
+
+    def other_output(self) -> None:
+        """Output that is not a call came after the calls so far (a text or
+        thinking block, another output item): the response is no longer in
+        the middle of a call, and a token limit cuts none off."""
+        self._last = None
 
     def close(self, key: Hashable) -> ToolCallDelta | None:
         """The call keyed ``key`` is complete: its ``{}`` piece when no
@@ -158,7 +173,9 @@ class ToolCallAssembler:
     def finish(self, cut_off: bool) -> list[ToolCall]:
         """The assembled calls, once the response ended. ``cut_off``: it ended
         at the token limit, so calls whose arguments are not complete JSON are
-        kept as incomplete instead of failing."""
+        kept as incomplete instead of failing, and the call it was in the
+        middle of is incomplete if no arguments came."""
+        cut = self._last if cut_off else None
         calls: list[ToolCall] = []
         for i, parts in enumerate(self._parts):
             id, name, raw = self._ids[i], self._names[i], "".join(parts)
@@ -170,7 +187,7 @@ class ToolCallAssembler:
                 )
             if not raw.strip():
                 raw = "{}"
-            if i in self._closed and cut_off:
+            if i == cut and i in self._closed:
                 # Cut off before any arguments: the model may have meant some.
                 calls.append(ToolCall(id, name, {}, raw, complete=False))
                 continue

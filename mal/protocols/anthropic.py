@@ -11,6 +11,7 @@ report failures. This module contains no networking code at all.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any, cast
 
 import msgspec
@@ -334,6 +335,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
         if kind == "tool_use" and block.name == self.answer_tool and self._answer_index is None:
             # The structured answer, asked for through a forced tool: its input is the text.
             self._answer_index = event.index
+            self._tools.other_output()
             start = _encode(block.input).decode() if block.input else ""
             if start:
                 self._parts.append(start)
@@ -346,6 +348,9 @@ class AnthropicStreamDecoder(ResponseDecoder):
             start = _encode(block.input).decode() if block.input else ""
             call = self._tools.piece(event.index, block.id, block.name, start)
             return Chunk(tool_calls=(call,)) if call is not None else None
+        # Text, thinking, a server tool's block...: a token limit that ends the
+        # response from here on cuts off none of the calls before.
+        self._tools.other_output()
         # A block may start with text already in it.
         if block.text or block.thinking:
             if block.text:
@@ -361,10 +366,29 @@ class AnthropicStreamDecoder(ResponseDecoder):
         return message
 
 
+def _rebuilt_alike(layout: Iterable[tuple[Any, bool]]) -> bool:
+    """Whether a turn of text and tool_use blocks, given as (type, whether the
+    block has text) pairs, is what its text and calls rebuild (one text block,
+    then the calls): at most one block of text, and no text after a call."""
+    texts = 0
+    calls = False
+    for kind, has_text in layout:
+        if kind == "tool_use":
+            calls = True
+        elif has_text:
+            if calls or texts:
+                return False
+            texts += 1
+    return True
+
+
 class _Replay:
     """The content blocks of a streamed turn, to send back as they came when
-    the turn holds more than text and tool calls (thinking blocks with their
-    signatures, redacted thinking, server tools).
+    its text and tool calls cannot stand for them: the turn holds more than
+    text and tool calls (thinking blocks with their signatures, redacted
+    thinking, server tools), or its text and calls alternate (text after a
+    call, or two blocks of text, which a rebuilt turn would merge and move
+    before the calls).
 
     The text and thinking of the blocks are not copied while they stream: a
     block records where its text starts in the decoder's text (or thinking)
@@ -419,9 +443,16 @@ class _Replay:
             entry[3] = len(decoder.reasoning)
 
     def blocks(self, decoder: AnthropicStreamDecoder) -> list[dict[str, Any]] | None:
-        if not self.needed:
-            return None
         text, reasoning = decoder.text, decoder.reasoning
+        if not self.needed and (
+            # The answer tool's input is in the text: the turn is its text.
+            decoder._answer_index is not None
+            or _rebuilt_alike(
+                (kind, (len(text) if end is None else end) > start)
+                for _, kind, start, end, _ in self._blocks
+            )
+        ):
+            return None
         calls = decoder.tool_calls
         out: list[dict[str, Any]] = []
         for block, kind, start, end, pieces in self._blocks:
@@ -497,7 +528,12 @@ class AnthropicBodyDecoder(BodyDecoder):
                         _encode(arguments).decode() if arguments else "{}",
                     )
                 )
-        if any(block.get("type") not in _PLAIN_BLOCKS for block in message.content):
+        if any(block.get("type") not in _PLAIN_BLOCKS for block in message.content) or (
+            not answered
+            and not _rebuilt_alike((b.get("type"), bool(b.get("text"))) for b in message.content)
+        ):
+            # Sent back as it came: what text and calls cannot stand for, or
+            # text and calls that alternate.
             self._blocks = message.content
         reasoning = "".join(thinking)
         if reasoning:

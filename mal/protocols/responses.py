@@ -6,9 +6,9 @@ A streamed response is SSE with typed events: ``response.output_text.delta``
 ``response.reasoning_text.delta`` (reasoning), ``response.refusal.delta``,
 ``response.output_item.added`` (a ``function_call`` item opens a call:
 its ``call_id`` and ``name``), ``response.function_call_arguments.delta``
-(argument pieces, keyed by ``output_index``: they carry no call id),
-``response.output_item.done`` (the finished item: reasoning items are kept
-verbatim, ``encrypted_content`` and all, to be sent back), and one of
+(argument pieces, keyed by ``item_id`` and ``output_index``: they carry no
+call id), ``response.output_item.done`` (the finished item: reasoning items
+are kept verbatim, ``encrypted_content`` and all, to be sent back), and one of
 ``response.completed``, ``response.incomplete`` or ``response.failed`` (the
 end, with ``usage``), or an ``error`` event. There is no finish reason: a
 completed response is ``"stop"``, or ``"tool_calls"`` when it made calls.
@@ -76,6 +76,7 @@ class _Event(msgspec.Struct, gc=False):
     type: str = ""
     delta: str = ""
     output_index: int = 0
+    item_id: str = ""
     item: dict[str, Any] | None = None
     response: _Response | None = None
     code: str | None = None
@@ -124,8 +125,17 @@ class ResponsesStreamDecoder(ResponseDecoder):
 
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
-        #: The finished output items, in order, when one is a reasoning item.
-        self._items: dict[int, dict[str, Any]] = {}
+        # The output items in the order they were added, each None until it is
+        # done; sent back when one is a reasoning item. An item is found by its
+        # id, else by its output_index: the latest item added at that index,
+        # as servers reuse indexes (Ollama's /v1/responses gives the
+        # function_calls of a turn that come in separate chunks one index, the
+        # one of its message item: ollama/ollama openai/responses.go,
+        # ResponsesStreamConverter.processToolCalls, which did not advance
+        # outputIndex before commit b6b1b258c32d). A call is keyed by its place.
+        self._items: list[dict[str, Any] | None] = []
+        self._item_ids: dict[str, int] = {}
+        self._item_indexes: dict[int, int] = {}
         self._replay = False
 
     def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
@@ -151,7 +161,10 @@ class ResponsesStreamDecoder(ResponseDecoder):
                 return Chunk(event.delta)
             return None
         if kind == "response.function_call_arguments.delta":
-            delta = self._tools.more(event.output_index, event.delta)
+            place = self._item_ids.get(event.item_id) if event.item_id else None
+            if place is None:
+                place = self._item_indexes.get(event.output_index)
+            delta = self._tools.more(place, event.delta)
             return Chunk("", "", None, None, (delta,)) if delta is not None else None
         if kind in _REASONING_DELTAS:
             if event.delta:
@@ -165,18 +178,20 @@ class ResponsesStreamDecoder(ResponseDecoder):
             return None
         if kind == "response.output_item.added":
             item = event.item or {}
+            place = self._added(item, event.output_index)
             if item.get("type") == "function_call":
                 call = self._tools.piece(
-                    event.output_index,
+                    place,
                     _str(item.get("call_id")),
                     _str(item.get("name")),
                     _str(item.get("arguments")),
                 )
                 return Chunk("", "", None, None, (call,)) if call is not None else None
+            self._tools.other_output()
             return None
         if kind == "response.output_item.done":
             item = event.item or {}
-            self._items[event.output_index] = item
+            self._done(item, event.output_index)
             if item.get("type") == "reasoning":
                 self._replay = True
             return None
@@ -187,10 +202,33 @@ class ResponsesStreamDecoder(ResponseDecoder):
             raise stream_error("openai-responses", event.message, code, code in RETRYABLE_ERRORS)
         return None
 
+    def _added(self, item: dict[str, Any], output_index: int) -> int:
+        """The place of an item just added."""
+        place = len(self._items)
+        self._items.append(None)
+        item_id = item.get("id")
+        if isinstance(item_id, str) and item_id:
+            self._item_ids[item_id] = place
+        self._item_indexes[output_index] = place
+        return place
+
+    def _done(self, item: dict[str, Any], output_index: int) -> None:
+        """Keep a finished item in the place of its ``added`` event (a new
+        place when none is known, or that place holds another finished item)."""
+        item_id = item.get("id")
+        place = self._item_ids.get(item_id) if isinstance(item_id, str) else None
+        if place is None:
+            place = self._item_indexes.get(output_index)
+            if place is not None and self._items[place] is not None:
+                place = None
+        if place is None:
+            place = self._added(item, output_index)
+        self._items[place] = item
+
     def message(self) -> Message:
         message = super().message()
         if self._replay:
-            message.blocks = [self._items[i] for i in sorted(self._items)]
+            message.blocks = [item for item in self._items if item is not None]
         return message
 
 
