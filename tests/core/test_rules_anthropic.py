@@ -184,7 +184,8 @@ def test_field_types_and_ranges(fields: dict[str, Any], message: str, param: str
     "fields",
     [
         {"max_tokens": 0},  # fills the prompt cache without generating
-        {"temperature": 0, "top_p": 1, "top_k": 0},
+        {"temperature": 0, "top_k": 0},
+        {"top_p": 1, "model": "claude-sonnet-4-20250514", "temperature": 0.5},
         {"temperature": 1.0, "stream": True, "stop_sequences": []},
         {"system": "Be brief."},
         {"system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
@@ -237,7 +238,8 @@ def test_mid_conversation_system_messages_on_opus_4_8() -> None:
         {"role": "system", "content": "From now on, answer in French."},
     ]
     assert run(body(model=opus, messages=ok)) is None
-    assert run(body(model=opus, messages=[*ok, {"role": "assistant", "content": "Oui"}])) is None
+    answered = [*ok, {"role": "assistant", "content": "Oui"}, {"role": "user", "content": "?"}]
+    assert run(body(model=opus, messages=answered)) is None
     first = [ok[1], ok[0]]
     rejected(
         run(body(model=opus, messages=first)),
@@ -692,7 +694,8 @@ def test_sampling_with_thinking(thinking: dict[str, Any]) -> None:
         f"`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled. {docs}",
         "top_p",
     )
-    assert run(body(**fields, temperature=1, top_p=0.95)) is None
+    assert run(body(**fields, temperature=1)) is None
+    assert run(body(**fields, top_p=0.95)) is None
 
 
 @pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_weather"}])
@@ -905,6 +908,77 @@ def test_at_most_four_cache_breakpoints() -> None:
     )
 
 
+# Rules of some models ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "both"),
+    [
+        ("claude-sonnet-4-5", False),
+        ("claude-sonnet-4-5-20250929", False),
+        ("claude-haiku-4-5", False),
+        ("claude-opus-4-1-20250805", False),
+        ("claude-sonnet-4-6", False),
+        ("claude-fable-5", False),
+        ("claude-sonnet-4-20250514", True),
+        ("claude-opus-4-20250514", True),
+        ("claude-3-5-haiku-latest", True),
+        ("claude-3-7-sonnet-20250219", True),
+        ("m", True),
+    ],
+)
+def test_temperature_and_top_p_together(model: str, both: bool) -> None:
+    request = body(model=model, temperature=0.5, top_p=0.9)
+    if both:
+        assert run(request) is None
+    else:
+        rejected(
+            run(request),
+            "`temperature` and `top_p` cannot both be specified for this model. Please use only "
+            "one.",
+        )
+    assert run(body(model=model, temperature=0.5)) is None
+    assert run(body(model=model, top_p=0.9)) is None
+
+
+@pytest.mark.parametrize(
+    ("model", "prefill"),
+    [
+        ("claude-opus-4-6", False),
+        ("claude-sonnet-4-6", False),
+        ("claude-opus-4-8", False),
+        ("claude-mythos-5", False),
+        ("claude-opus-4-5", True),
+        ("claude-sonnet-4-5", True),
+        ("claude-haiku-4-5", True),
+    ],
+)
+def test_prefill(model: str, prefill: bool) -> None:
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "The answer is"}]
+    if prefill:
+        assert run(body(model=model, messages=turns)) is None
+    else:
+        rejected(
+            run(body(model=model, messages=turns)),
+            "This model does not support assistant message prefill. The conversation must end "
+            "with a user message.",
+            "messages[1]",
+        )
+    assert run(body(model=model, messages=[*turns, {"role": "user", "content": "?"}])) is None
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-7", "claude-opus-4-8-20260528", "claude-fable-5"])
+def test_adaptive_thinking_only(model: str) -> None:
+    rejected(
+        run(body(model=model, max_tokens=4096, thinking=THINKING)),
+        '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" '
+        'and "output_config.effort" to control thinking behavior.',
+        "thinking.type",
+    )
+    assert run(body(model=model, thinking={"type": "adaptive"})) is None
+    assert run(body(model="claude-opus-4-6", max_tokens=4096, thinking=THINKING)) is None
+
+
 # Requests that mal builds ------------------------------------------------------------------
 
 
@@ -950,7 +1024,8 @@ ON = {"thinking": {"type": "enabled", "budget_tokens": 2048}}
     [
         {},
         {"stream": False},
-        {"system": "Be brief.", "temperature": 0.2, "top_p": 0.9, "max_tokens": 50},
+        {"system": "Be brief.", "temperature": 0.2, "max_tokens": 50},
+        {"temperature": 0.2, "top_p": 0.9, "model": "claude-sonnet-4-20250514"},
         {"stop": "END"},
         {"stop": ["END", "STOP"], "temperature": 1},
         {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]},

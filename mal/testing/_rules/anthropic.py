@@ -1114,6 +1114,83 @@ def _count_cache_controls(body: Mapping[str, Any]) -> None:
         )
 
 
+# Rules of some models -----------------------------------------------------------
+
+_MODEL = re.compile(r"^claude-(opus|sonnet|haiku|fable|mythos)-(\d+)(?:-(\d{1,2}))?(?=$|[-@:])")
+
+
+def _version(model: str) -> tuple[str, tuple[int, int]] | None:
+    """The family and version of a Claude model id (``claude-opus-4-1-20250805``
+    is ("opus", (4, 1)); ``claude-sonnet-4-20250514`` is ("sonnet", (4, 0)));
+    None for ids of another form (``claude-3-5-haiku-latest``, a test's "m")."""
+    match = _MODEL.match(model)
+    if match is None:
+        return None
+    return match.group(1), (int(match.group(2)), int(match.group(3) or 0))
+
+
+def _since(model: str, **versions: tuple[int, int]) -> bool:
+    """Whether ``model`` is of a family in ``versions`` at that version or
+    later; the families that came after (fable, mythos) always are."""
+    found = _version(model)
+    if found is None:
+        return False
+    family, version = found
+    if family in ("fable", "mythos"):
+        return True
+    return family in versions and version >= versions[family]
+
+
+def _check_model_rules(body: Mapping[str, Any]) -> None:
+    model = str(body["model"])
+    if (
+        "temperature" in body
+        and "top_p" in body
+        and _since(model, opus=(4, 1), sonnet=(4, 5), haiku=(4, 5))
+    ):
+        # [DOCS] about-claude/models/migrating-to-claude-4 (Sonnet 4.5): "Use
+        # only temperature or top_p, not both"; Opus 4.1 the same
+        # (open-webui/functions#9). [ERR] "`temperature` and `top_p` cannot
+        # both be specified for this model. Please use only one."
+        # (Vali-98/ChatterUI#564, langfuse/langfuse#9882).
+        raise _Reject(
+            Violation(
+                "`temperature` and `top_p` cannot both be specified for this model. Please use "
+                "only one.",
+                "top_p",
+            )
+        )
+    thinking = body.get("thinking")
+    if (
+        isinstance(thinking, Mapping)
+        and thinking.get("type") == "enabled"
+        and _since(model, opus=(4, 7), sonnet=(5, 0))
+    ):
+        # [DOCS] about-claude/models/migration-guide, "Migrating to Claude Opus
+        # 4.7": adaptive thinking only (Bedrock's adaptive-thinking page:
+        # "Manual extended thinking ... not supported on these models and will
+        # return a 400 error"). [ERR] SigmaNight/basiliskLLM#1185.
+        raise _fail(
+            (),
+            '"thinking.type.enabled" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.',
+            param=("thinking", "type"),
+        )
+    messages = body["messages"]
+    if messages[-1]["role"] == "assistant" and _since(model, opus=(4, 6), sonnet=(4, 6)):
+        # [DOCS] about-claude/models/migration-guide (Claude 4.6): "Prefilling
+        # assistant messages returns a 400 error on Claude 4.6 models". [ERR]
+        # "This model does not support assistant message prefill. The
+        # conversation must end with a user message." (anomalyco/opencode#13768).
+        raise _Reject(
+            Violation(
+                "This model does not support assistant message prefill. The conversation must "
+                "end with a user message.",
+                f"messages[{len(messages) - 1}]",
+            )
+        )
+
+
 def check(request: Request) -> Violation | None:
     """The first rule of the Messages API the request breaks, or None."""
     try:
@@ -1138,6 +1215,7 @@ def check(request: Request) -> Violation | None:
         _check_tool_results(body)
         _check_thinking_rules(body, thinking, betas)
         _count_cache_controls(body)
+        _check_model_rules(body)
     except _Reject as reject:
         return reject.violation
     return None
