@@ -624,6 +624,21 @@ def test_a_result_answers_a_tool_use_of_the_previous_message() -> None:
     )
 
 
+def test_an_error_result_says_what_failed() -> None:
+    for empty in ("", [], None):
+        failed = {**result("toolu_B", empty), "is_error": True}
+        if empty is None:
+            del failed["content"]
+        rejected(
+            run(body(tools=[WEATHER], messages=tool_turns(result("toolu_A"), failed))),
+            "messages.2.content.1.tool_result: content cannot be empty if `is_error` is true",
+            "messages[2].content[1].content",
+        )
+    # A result that is not an error may be empty.
+    quiet = tool_turns(result("toolu_A", ""), {"type": "tool_result", "tool_use_id": "toolu_B"})
+    assert run(body(tools=[WEATHER], messages=quiet)) is None
+
+
 def test_tool_use_and_result_ids() -> None:
     bad = tool_turns(result("toolu_A"), result("toolu B"))
     rejected(

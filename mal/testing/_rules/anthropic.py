@@ -501,6 +501,12 @@ def _check_tool_result(block: Mapping[str, Any], loc: Loc, beta: bool) -> None:
     if "is_error" in block:
         _boolean(block["is_error"], (*inner, "is_error"))
     content = block.get("content")
+    if block.get("is_error") is True and content in (None, "", []):
+        # [ERR] "messages.4.content.0.tool_result: content cannot be empty if
+        # `is_error` is true" (jlevy/markform#153, bytedance/trae-agent#230).
+        raise _fail(
+            inner, "content cannot be empty if `is_error` is true", param=(*inner, "content")
+        )
     if content is None or isinstance(content, str):
         return
     if not isinstance(content, list):
