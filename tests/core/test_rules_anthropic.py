@@ -104,6 +104,48 @@ def test_the_version_header_is_required() -> None:
     assert run(body(), {"anthropic-version": "2023-01-01"}) is None
 
 
+V2026 = {**HEADERS, "anthropic-version": "2026-10-21"}
+
+
+@pytest.mark.parametrize("key", ["temperature", "top_p", "top_k"])
+def test_version_2026_10_21_has_no_sampling_parameters(key: str) -> None:
+    value = 1 if key != "top_k" else 5
+    rejected(run(body(**{key: value}), V2026), f"{key}: Extra inputs are not permitted", key)
+    assert run(body(**{key: value})) is None
+    assert run(body(), V2026) is None
+
+
+def test_version_2026_10_21_message_rules() -> None:
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "Notes."},
+    }
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [document, {"type": "text", "text": "Read it."}]},
+        {"role": "user", "content": "And?"},
+    ]
+    assert run(body(messages=turns)) is None
+    rejected(
+        run(body(messages=turns), V2026),
+        "messages.1.content.0: document blocks are not allowed in assistant messages",
+    )
+    cited = {"type": "text", "text": "As said.", "citations": [{"type": "char_location"}]}
+    mine = [{"role": "user", "content": [cited]}]
+    assert run(body(messages=mine)) is None
+    rejected(
+        run(body(messages=mine), V2026),
+        "messages.0.content.0: text blocks in user messages cannot have citations",
+    )
+    found = {"type": "search_result", "source": "s", "title": "t", "content": [cited]}
+    rejected(
+        run(body(messages=[{"role": "user", "content": [found]}]), V2026),
+        "messages.0.content.0: text blocks in user messages cannot have citations",
+    )
+    uncited = [{"role": "user", "content": [{**cited, "citations": []}]}]
+    assert run(body(messages=uncited), V2026) is None
+
+
 @pytest.mark.parametrize("key", ["model", "messages", "max_tokens"])
 def test_required_fields(key: str) -> None:
     rejected(run(without(key)), f"{key}: Field required", key)

@@ -70,8 +70,8 @@ def _fail(loc: Loc, text: str, *, param: Loc | None = None) -> _Reject:
     )
 
 
-# Pydantic's messages, as the API returns them ([ERR]: "Field required" in
-# "max_tokens: Field required" reports; "Extra inputs are not permitted" in
+# Pydantic's messages, as the API returns them ([ERR]: "400: max_tokens: Field
+# required" in immersive-translate/immersive-translate#3993; "Extra inputs are not permitted" in
 # anthropics/claude-code#4378 and Wei-Shaw/claude-relay-service#667; "Input
 # should be 'image/jpeg', ..." in anthropics/claude-code#8184; "String should
 # match pattern" in cyanheads/atlas-mcp-server#14).
@@ -188,11 +188,17 @@ def _tagged(value: Any, loc: Loc, tags: Iterable[str], *, open_tags: bool = Fals
 
 # Headers ---------------------------------------------------------------------
 
-#: [DOCS] api/versioning: the versions the API takes in ``anthropic-version``.
-API_VERSIONS = ("2023-06-01", "2023-01-01")
+#: [DOCS] api/versioning, "Version history": the versions the API takes in
+#: ``anthropic-version``.
+API_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")
+#: [DOCS] api/versioning, "2026-10-21": "The temperature, top_p, and top_k
+#: request parameters are removed"; the API answers "temperature: Extra
+#: inputs are not permitted" (ttlequals0/MinusPod v2.101.10), even for 1.0.
+REMOVED_IN_2026_10_21 = frozenset({"temperature", "top_p", "top_k"})
 
 
-def _check_headers(request: Request) -> None:
+def _check_headers(request: Request) -> str:
+    """Check the version header; return the version."""
     version = request.headers.get("anthropic-version")
     if version is None or not version.strip():
         # [DOCS] api/versioning: "When making API requests, you must send an
@@ -205,6 +211,7 @@ def _check_headers(request: Request) -> None:
         raise _Reject(
             Violation(f'anthropic-version: "{version}" is not a valid version', "anthropic-version")
         )
+    return version.strip()
 
 
 def _betas(request: Request) -> frozenset[str]:
@@ -255,12 +262,14 @@ BETA_TOP_LEVEL = frozenset(
 )
 
 
-def _check_top_level(body: Mapping[str, Any], beta: bool) -> None:
+def _check_top_level(body: Mapping[str, Any], beta: bool, version: str) -> None:
     # [SDK] ``max_tokens``, ``messages`` and ``model`` are Required.
     for name in ("model", "messages", "max_tokens"):
         if name not in body:
             raise _fail((name,), _REQUIRED)
     known = TOP_LEVEL | BETA_TOP_LEVEL if beta else TOP_LEVEL
+    if version >= "2026-10-21":
+        known = known - REMOVED_IN_2026_10_21
     for name in body:
         if name not in known:
             # [ERR] "response_format: Extra inputs are not permitted"
@@ -923,6 +932,33 @@ def _check_content_text(body: Mapping[str, Any]) -> None:
                 )
 
 
+def _check_version_2026(body: Mapping[str, Any]) -> None:
+    """[DOCS] api/versioning, "2026-10-21": "A request that places a document
+    block directly in an assistant message returns a 400 error" and "Sending a
+    text block with a non-empty citations array in a user message, directly or
+    inside a search_result block, returns a 400 error". Our wording."""
+    for i, message in enumerate(body["messages"]):
+        if isinstance(message["content"], str):
+            continue
+        for j, block in enumerate(message["content"]):
+            kind = block.get("type")
+            if message["role"] == "assistant" and kind == "document":
+                raise _fail(
+                    ("messages", i, "content", j),
+                    "document blocks are not allowed in assistant messages",
+                )
+            if message["role"] != "user":
+                continue
+            texts = [block] if kind == "text" else []
+            if kind == "search_result" and isinstance(block.get("content"), list):
+                texts = [t for t in block["content"] if isinstance(t, Mapping)]
+            if any(t.get("citations") for t in texts):
+                raise _fail(
+                    ("messages", i, "content", j),
+                    "text blocks in user messages cannot have citations",
+                )
+
+
 def _tool_use_ids(message: Mapping[str, Any]) -> list[str]:
     if message["role"] != "assistant" or isinstance(message["content"], str):
         return []
@@ -1200,14 +1236,14 @@ def _check_model_rules(body: Mapping[str, Any]) -> None:
 def check(request: Request) -> Violation | None:
     """The first rule of the Messages API the request breaks, or None."""
     try:
-        _check_headers(request)
+        version = _check_headers(request)
         body = request.body
         if not isinstance(body, Mapping):
             return Violation("Input should be a valid dictionary")
         betas = _betas(request)
         beta = bool(betas)
         # The body's shape, field by field (pydantic's validation) ...
-        _check_top_level(body, beta)
+        _check_top_level(body, beta, version)
         _check_system(body)
         _check_messages(body["messages"], beta)
         tools = _custom_tools(body, beta)
@@ -1219,6 +1255,8 @@ def check(request: Request) -> Violation | None:
         _check_system_messages(body)
         _check_content_text(body)
         _check_tool_results(body)
+        if version >= "2026-10-21":
+            _check_version_2026(body)
         _check_thinking_rules(body, thinking, betas)
         _count_cache_controls(body)
         _check_model_rules(body)
