@@ -5,14 +5,20 @@ structured outputs."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
+import msgspec
 import pytest
 
+import mal
 from mal.config import Endpoint, with_api_version
 from mal.protocols import GenerateParams, get_protocol
 from mal.protocols.openai import AZURE_API_VERSION, reasoning_model
+from mal.schema import OutputSchema
 
 VLLM = "http://localhost:8000/v1"
 AZURE = "https://r.openai.azure.com"
@@ -140,3 +146,194 @@ def test_a_replaced_endpoint_keeps_the_version_of_the_resolved_one() -> None:
     assert resolved.replaced(None, "k2") == Endpoint(resolved.base_url, "k2", "2024-06-01")
     plain = Endpoint("https://api.openai.com/v1", "k")
     assert plain.replaced("http://localhost:8000/v1", None).base_url == "http://localhost:8000/v1"
+
+
+# Anthropic's structured outputs: its subset of JSON Schema ------------------------------
+
+#: What Anthropic's structured outputs reject ("JSON Schema limitations").
+REJECTED = {
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+}
+FORMATS = {
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "uri",
+    "ipv4",
+    "ipv6",
+    "uuid",
+}
+
+
+class Address(msgspec.Struct):
+    street: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    # A property whose name is a keyword is a property, not a keyword.
+    minimum: int = 0
+
+
+class Order(msgspec.Struct):
+    id: uuid.UUID
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many.")]
+    price: Annotated[float, msgspec.Meta(gt=0, multiple_of=0.01)]
+    tags: Annotated[list[str], msgspec.Meta(min_length=2, max_length=5)]
+    notes: Annotated[list[str], msgspec.Meta(min_length=1)]
+    codes: set[int]
+    total: decimal.Decimal
+    wait: datetime.timedelta
+    address: Address
+    backup: Address | None = None
+
+
+def schema_nodes(node: Any) -> list[dict[str, Any]]:
+    """Every schema in ``node`` (not the names of ``properties``, not enum data)."""
+    if isinstance(node, list):
+        return [n for item in node for n in schema_nodes(item)]
+    if not isinstance(node, dict):
+        return []
+    out = [node]
+    for key, value in node.items():
+        if key in ("properties", "$defs", "definitions", "patternProperties"):
+            out += [n for sub in value.values() for n in schema_nodes(sub)]
+        elif key in ("items", "additionalProperties", "not", "anyOf", "allOf", "oneOf"):
+            out += schema_nodes(value)
+    return out
+
+
+def sent_to_anthropic(schema: Any, **params: Any) -> dict[str, Any]:
+    return body_of("anthropic", model="claude-sonnet-4-5", schema=OutputSchema.of(schema), **params)
+
+
+def test_anthropic_gets_its_subset_of_json_schema() -> None:
+    body = sent_to_anthropic(Order)
+    sent = body["output_config"]["format"]["schema"]
+    nodes = schema_nodes(sent)
+    assert len(nodes) > 10
+    for node in nodes:
+        assert not REJECTED & set(node), node
+        assert node.get("minItems", 0) in (0, 1), node
+        assert node.get("format", "uuid") in FORMATS, node
+        if node.get("type") == "object":
+            assert node["additionalProperties"] is False, node
+    properties = sent["properties"]
+    # The exact 400 of the report: "For 'integer' type, property 'minimum' is not supported".
+    assert properties["quantity"]["type"] == "integer"
+    assert "minimum" not in properties["quantity"]
+    # What is left out is named in the description, for the model to follow.
+    assert properties["quantity"]["description"] == "How many. (minimum: 1; maximum: 100)"
+    assert properties["tags"]["description"] == "(maxItems: 5; minItems: 2)"
+    assert properties["notes"]["minItems"] == 1
+    assert properties["id"]["format"] == "uuid" and properties["wait"]["format"] == "duration"
+    assert "format" not in properties["total"]  # "decimal" is not a format Anthropic takes
+    address = sent["$defs"]["Address"]
+    assert address["properties"]["minimum"] == {"type": "integer", "default": 0}
+    assert address["additionalProperties"] is False
+    # The schema itself is untouched: OpenAI and Ollama are still sent every bound.
+    assert OutputSchema.of(Order).json_schema["properties"]["quantity"]["minimum"] == 1
+
+
+def test_anthropic_schema_for_a_json_schema_dict() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"oneOf": [{"const": "a"}, {"type": "integer", "minimum": 0}]},
+            "meta": {
+                "type": "object",
+                "properties": {"x": {"type": "string", "maxLength": 3}},
+                "default": {"type": "object", "minimum": 1},
+            },
+        },
+    }
+    sent = sent_to_anthropic(schema)["output_config"]["format"]["schema"]
+    assert sent == {
+        "type": "object",
+        "properties": {
+            "kind": {"anyOf": [{"const": "a"}, {"type": "integer", "description": "(minimum: 0)"}]},
+            "meta": {
+                "type": "object",
+                "properties": {"x": {"type": "string", "description": "(maxLength: 3)"}},
+                # Data is data: a default is sent as it is.
+                "default": {"type": "object", "minimum": 1},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    }
+
+
+class Node(msgspec.Struct):
+    name: str
+    children: list[Node] = []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        dict[str, int],
+        {"type": "object", "properties": {"m": {"type": "object"}}},
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": True},
+        {"type": "object", "patternProperties": {"^x": {"type": "integer"}}},
+        Node,
+        {"type": "object", "properties": {"e": {"enum": [{"a": 1}]}}},
+        {"type": "object", "properties": {"r": {"$ref": "https://example.com/s.json"}}},
+        {
+            "type": "object",
+            "properties": {"a": {"allOf": [{"$ref": "#/$defs/A"}]}},
+            "$defs": {"A": {"type": "string"}},
+        },
+    ],
+)
+def test_a_schema_without_an_anthropic_form_goes_through_the_forced_tool(schema: Any) -> None:
+    output = OutputSchema.of(schema)
+    assert output.anthropic_schema is None
+    body = sent_to_anthropic(schema)
+    assert "output_config" not in body
+    (tool,) = body["tools"]
+    # A tool without strict takes any JSON schema: it is sent whole.
+    assert tool["name"] == output.name and tool["input_schema"] == output.json_schema
+    assert body["tool_choice"] == {"type": "tool", "name": output.name}
+    protocol = get_protocol("anthropic")
+    params = GenerateParams(model="claude-sonnet-4-5", prompt="Hi", schema=output)
+    for stream in (True, False):
+        assert protocol.decoder_for(params, stream).answer_tool == output.name  # type: ignore[attr-defined]
+    with pytest.raises(mal.ConfigError, match="no form in Anthropic's structured outputs"):
+        sent_to_anthropic(
+            schema, extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}}
+        )
+
+
+def test_the_forced_tool_sends_the_whole_schema() -> None:
+    # anthropic_schema="tool": a tool without strict takes every keyword, bounds included.
+    output = OutputSchema.of(Order)
+    body = sent_to_anthropic(Order, schema_tool=True)
+    assert body["tools"][0]["input_schema"] == output.json_schema
+    assert body["tools"][0]["input_schema"]["properties"]["quantity"]["minimum"] == 1
+
+
+def test_tools_are_sent_as_given() -> None:
+    # Only strict tools share the limitations, and mal sends no strict tool to Anthropic.
+    tool = mal.Tool(
+        name="pick",
+        description="Pick.",
+        parameters=obj(n={"type": "integer", "minimum": 1}),
+    )
+    body = body_of("anthropic", model="claude-sonnet-4-5", tools=[tool])
+    assert body["tools"] == [
+        {"name": "pick", "description": "Pick.", "input_schema": tool.parameters}
+    ]
+
+
+def obj(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
