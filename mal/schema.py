@@ -387,7 +387,11 @@ def _anthropic_node(node: Any) -> Any:
         else:
             out[key] = copy.deepcopy(value)  # data: enum, const, default, examples...
     kind = node.get("type")
-    if kind == "object" or "properties" in node or (isinstance(kind, list) and "object" in kind):
+    if (
+        kind == "object"
+        or (isinstance(kind, list) and "object" in kind)
+        or not {"properties", "additionalProperties", "patternProperties"}.isdisjoint(node)
+    ):
         if (
             node.get("additionalProperties") not in (None, False)
             or "patternProperties" in node

@@ -285,6 +285,7 @@ class Node(msgspec.Struct):
         {"type": "object", "properties": {"m": {"type": "object"}}},
         {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": True},
         {"type": "object", "patternProperties": {"^x": {"type": "integer"}}},
+        {"type": "object", "properties": {"m": {"additionalProperties": {"type": "integer"}}}},
         Node,
         {"type": "object", "properties": {"e": {"enum": [{"a": 1}]}}},
         {"type": "object", "properties": {"r": {"$ref": "https://example.com/s.json"}}},
