@@ -381,14 +381,7 @@ def prepare_call(
         schema_tool=schema is not None and _schema_tool(provider, name, config),
         **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
     )
-    endpoint = endpoints[provider]
-    base_url = options.get("base_url")
-    api_key = options.get("api_key")
-    if base_url is not None or api_key is not None:
-        endpoint = Endpoint(
-            base_url if base_url is not None else endpoint.base_url,
-            api_key if api_key is not None else endpoint.api_key,
-        )
+    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
     check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
@@ -443,12 +436,9 @@ def prepare_embed_calls(
     timeout = options.get("timeout")
     check_seconds("timeout", timeout, allow_none=True)
     max_retries = checked_retries(options, config)
-    endpoint = endpoints[provider]
-    if options.get("base_url") is not None or options.get("api_key") is not None:
-        endpoint = Endpoint(
-            options.get("base_url") or endpoint.base_url,
-            options.get("api_key") or endpoint.api_key,
-        )
+    endpoint = endpoints[provider].replaced(
+        options.get("base_url") or None, options.get("api_key") or None
+    )
     base = get_protocol(provider)
     check_base_url(provider, base, endpoint)
     calls = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
 
@@ -16,7 +17,7 @@ from .protocols import PROTOCOLS, Protocol, split_model
 from .protocols.ollama import normalize_host
 from .protocols.openai import AZURE_API_VERSION
 
-__all__ = ["MALConfig", "Endpoint", "resolve_endpoint"]
+__all__ = ["MALConfig", "Endpoint", "resolve_endpoint", "with_api_version"]
 
 _TIMEOUTS = ("connect_timeout", "read_timeout", "write_timeout", "pool_timeout", "timeout")
 _CLOCKS = ("first_token_timeout", "idle_timeout", "total_timeout")
@@ -148,9 +149,37 @@ class Endpoint(msgspec.Struct, frozen=True):
 
     base_url: str
     api_key: str | None
+    #: Azure OpenAI's api-version (the config's, the environment's or the
+    #: default), which every base URL of the provider carries in its query;
+    #: None for the other providers.
+    api_version: str | None = None
+
+    def replaced(self, base_url: str | None, api_key: str | None) -> Endpoint:
+        """This endpoint with a call's own ``base_url`` and ``api_key`` (None
+        keeps this one's). A base URL without an api-version gets this
+        endpoint's, as the configured one did: Azure answers a deployment URL
+        without one with 404."""
+        if base_url is None and api_key is None:
+            return self
+        return Endpoint(
+            self.base_url if base_url is None else with_api_version(base_url, self.api_version),
+            self.api_key if api_key is None else api_key,
+            self.api_version,
+        )
 
     def __repr__(self) -> str:
         return f"Endpoint({self.base_url!r}, api_key={'***' if self.api_key else None})"
+
+
+def with_api_version(base_url: str, version: str | None) -> str:
+    """``base_url`` with ``api-version=version`` in its query, unless it
+    already names one (or there is no version, or no URL)."""
+    if not version or not base_url:
+        return base_url
+    query = urlsplit(base_url).query
+    if any(name == "api-version" for name, _ in parse_qsl(query, keep_blank_values=True)):
+        return base_url
+    return f"{base_url}{'&' if query else '?'}api-version={quote(version, safe='')}"
 
 
 def resolve_endpoint(
@@ -173,8 +202,10 @@ def resolve_endpoint(
     if api_key is None and protocol.api_key_env:
         api_key = environ.get(protocol.api_key_env) or None
     base_url = base_url or protocol.default_base_url
-    if name == "azure" and base_url and "api-version=" not in base_url:
-        # The API version rides in the endpoint's query, as Azure wants it in every URL.
-        version = config.azure_api_version or environ.get("OPENAI_API_VERSION") or None
-        base_url = f"{base_url}?api-version={version or AZURE_API_VERSION}"
-    return Endpoint(base_url, api_key)
+    if name != "azure":
+        return Endpoint(base_url, api_key)
+    # The API version rides in the endpoint's query, as Azure wants it in every
+    # URL of a deployment ("api-version: required, in: query" on each path of
+    # the Azure OpenAI inference spec, stable/2024-10-21/inference.yaml).
+    version = config.azure_api_version or environ.get("OPENAI_API_VERSION") or AZURE_API_VERSION
+    return Endpoint(with_api_version(base_url, version), api_key, version)

@@ -12,7 +12,14 @@ is sent and a reused decoder for what comes back. This module does no I/O.
   optional properties nullable), or None when it cannot be strict: a mapping
   with free keys (``dict[str, X]``, ``additionalProperties`` or
   ``patternProperties``) has no strict form, so it is sent non-strict;
+* ``anthropic_schema``: the schema in the subset Anthropic's structured
+  outputs take (:func:`anthropic_form`), or None when it has no form there
+  (it is then asked through a forced tool, which takes any schema);
 * a ``msgspec.json.Decoder`` of the type, reused for every output.
+
+What a provider is not sent still holds: an output is always checked against
+the whole schema, by msgspec from the type, or (a JSON schema dict) by
+:mod:`mal._jsonschema`.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgspec
 
+from ._jsonschema import first_error
 from .errors import ConfigError, OutputValidationError
 
-__all__ = ["OutputSchema", "partial_json", "strict_form"]
+__all__ = ["OutputSchema", "anthropic_form", "partial_json", "strict_form"]
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(.*)\n```\Z", re.S)
@@ -37,7 +45,16 @@ _ITEMS = "items"
 class OutputSchema:
     """The output schema of a structured call; see the module docstring."""
 
-    __slots__ = ("_decoder", "_wrapped", "json_schema", "name", "strict", "strict_schema", "type")
+    __slots__ = (
+        "_decoder",
+        "_wrapped",
+        "anthropic_schema",
+        "json_schema",
+        "name",
+        "strict",
+        "strict_schema",
+        "type",
+    )
 
     _cache: ClassVar[dict[Any, OutputSchema]] = {}
 
@@ -80,6 +97,7 @@ class OutputSchema:
         self.name: str = (_NAME_CHARS.sub("_", name) or "output")[:64]
         self.strict_schema: dict[str, Any] | None = strict_form(raw)
         self.strict: bool = self.strict_schema is not None
+        self.anthropic_schema: dict[str, Any] | None = anthropic_form(raw)
         self._decoder = decoder
 
     @classmethod
@@ -106,6 +124,8 @@ class OutputSchema:
             body = fenced.group(1).strip()
         if not body:
             raise OutputValidationError("the output is empty, not JSON", raw_text=text)
+        if self.type is None:
+            return self._decode_checked(body, text)
         if not self._wrapped:
             try:
                 return self._decoder.decode(body)
@@ -126,10 +146,30 @@ class OutputSchema:
                 f"the output must be an object with an {_ITEMS!r} key", raw_text=text
             )
         try:
-            return msgspec.convert(outer[_ITEMS], self.type) if self.type else outer[_ITEMS]
+            return msgspec.convert(outer[_ITEMS], self.type)
         except msgspec.ValidationError as exc:
             message = _message(exc).replace("`$", f"`$.{_ITEMS}")
             raise OutputValidationError(message, raw_text=text) from None
+
+    def _decode_checked(self, body: str, text: str) -> Any:
+        """The output of a JSON schema dict, checked against the whole schema
+        (what no type checks: the providers may have been sent less of it)."""
+        try:
+            value = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise OutputValidationError(_message(exc), raw_text=text) from None
+        if self._wrapped and (not isinstance(value, dict) or _ITEMS not in value):
+            raise OutputValidationError(
+                f"the output must be an object with an {_ITEMS!r} key", raw_text=text
+            )
+        error = first_error(self.json_schema, value)
+        if error is not None:
+            # A nullable optional field (strict mode) may come back null.
+            without = _drop_nulls(value)
+            if first_error(self.json_schema, without) is not None:
+                raise OutputValidationError(_message(error), raw_text=text)
+            value = without
+        return value[_ITEMS] if self._wrapped else value
 
     def _without_nulls(self, body: str) -> Any:
         if self.type is None:
@@ -233,5 +273,182 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _message(exc: Exception) -> str:
+def _message(exc: Exception | str) -> str:
     return f"the output does not match the schema: {exc}"
+
+
+# Anthropic's subset ----------------------------------------------------------------------
+#
+# platform.claude.com/docs/en/build-with-claude/structured-outputs, "JSON Schema
+# limitations" (shared by JSON outputs and strict tool use). Supported: the basic types;
+# enum of strings, numbers, bools or nulls; const; anyOf and allOf (not allOf with $ref);
+# local $ref, $defs, definitions; default; required; additionalProperties, which must be
+# false for objects; the string formats listed below; array minItems of 0 or 1; simple
+# regex patterns. Not supported, each a 400: recursive schemas, complex types within
+# enums, external $ref, numerical constraints ("minimum, maximum, multipleOf, etc."),
+# string constraints (minLength, maxLength), array constraints beyond minItems of 0 or 1,
+# additionalProperties other than false.
+
+#: The keywords left out of the schema sent (they stay enforced when the output is
+#: decoded). minProperties/maxProperties are not among the supported features either,
+#: and anthropics/anthropic-sdk-python's transform_schema (src/anthropic/lib/_parse/
+#: _transform.py) keeps neither.
+ANTHROPIC_DROPPED = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "maxItems",
+        "uniqueItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "minProperties",
+        "maxProperties",
+    }
+)
+#: The string formats Anthropic takes; another ``format`` is left out.
+ANTHROPIC_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+)
+
+#: Keywords whose value is a schema, a list of schemas, a map of names to schemas.
+_SUBSCHEMA = frozenset(
+    {
+        "items",
+        "additionalProperties",
+        "not",
+        "contains",
+        "if",
+        "then",
+        "else",
+        "propertyNames",
+        "additionalItems",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    }
+)
+_SUBSCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems", "items"})
+_SUBSCHEMA_MAPS = frozenset(
+    {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"}
+)
+
+
+class _NoForm(Exception):
+    pass
+
+
+def anthropic_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The schema in the subset Anthropic's structured outputs take:
+    ``additionalProperties: false`` on every object, ``oneOf`` as ``anyOf``
+    (as Anthropic's SDK sends it), and the keywords it does not take
+    (:data:`ANTHROPIC_DROPPED`, ``minItems`` above 1, another ``format``) left
+    out, named in the ``description`` instead so that the model still sees
+    them. None when the schema has no form there: free keys (a mapping, an
+    object without properties), recursion, ``allOf`` with ``$ref``, an enum of
+    objects or arrays, an external ``$ref``."""
+    try:
+        out = _anthropic_node(dict(schema))
+    except _NoForm:
+        return None
+    if _recursive(out):
+        return None
+    return cast(dict[str, Any], out)
+
+
+def _anthropic_node(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_anthropic_node(item) for item in node]
+    if not isinstance(node, dict):
+        return node  # true/false schemas
+    out: dict[str, Any] = {}
+    dropped: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ANTHROPIC_DROPPED or (
+            (key == "minItems" and value not in (0, 1))
+            or (key == "format" and value not in ANTHROPIC_FORMATS)
+        ):
+            dropped[key] = value
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _anthropic_node(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            if key == "allOf" and any(isinstance(s, dict) and "$ref" in s for s in value):
+                raise _NoForm
+            name = "anyOf" if key == "oneOf" and "anyOf" not in node else key
+            out[name] = [_anthropic_node(sub) for sub in value]
+        elif key in _SUBSCHEMA:
+            out[key] = _anthropic_node(value)
+        elif _unsupported(key, value):
+            raise _NoForm
+        else:
+            out[key] = copy.deepcopy(value)  # data: enum, const, default, examples...
+    kind = node.get("type")
+    if (
+        kind == "object"
+        or (isinstance(kind, list) and "object" in kind)
+        or not {"properties", "additionalProperties", "patternProperties"}.isdisjoint(node)
+    ):
+        if (
+            node.get("additionalProperties") not in (None, False)
+            or "patternProperties" in node
+            or ("properties" not in node and node.get("additionalProperties") is not False)
+        ):
+            raise _NoForm  # free keys
+        out["additionalProperties"] = False
+    if dropped:
+        note = "; ".join(f"{key}: {msgspec.json.encode(v).decode()}" for key, v in dropped.items())
+        description = out.get("description")
+        out["description"] = f"{description} ({note})" if description else f"({note})"
+    return out
+
+
+def _unsupported(key: str, value: Any) -> bool:
+    """An enum of objects or arrays ("complex types within enums"), an
+    external ``$ref``: what Anthropic's structured outputs reject."""
+    if key == "enum" and isinstance(value, list):
+        return any(isinstance(item, (dict, list)) for item in value)
+    return key == "$ref" and not (isinstance(value, str) and value.startswith("#"))
+
+
+def _recursive(schema: dict[str, Any]) -> bool:
+    """Whether a schema refers to itself (a ``$ref`` cycle through its definitions)."""
+    defs: dict[str, Any] = {}
+    for section in ("$defs", "definitions"):
+        found = schema.get(section)
+        if isinstance(found, dict):
+            defs.update({f"#/{section}/{name}": node for name, node in found.items()})
+    top = {key: value for key, value in schema.items() if key not in ("$defs", "definitions")}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(ref: str, node: Any) -> bool:
+        if state.get(ref) == 1:
+            return True
+        if state.get(ref) == 2:
+            return False
+        state[ref] = 1
+        for target in _refs(node):
+            if target == "#" or (target in defs and visit(target, defs[target])):
+                return True
+        state[ref] = 2
+        return False
+
+    return visit("#", top)
+
+
+def _refs(node: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            out.append(ref)
+        for key, value in node.items():
+            if key not in ("enum", "const", "default", "examples"):
+                out.extend(_refs(value))
+    elif isinstance(node, list):
+        for value in node:
+            out.extend(_refs(value))
+    return out

@@ -641,6 +641,13 @@ def _schema_as_tool(params: GenerateParams, body: dict[str, Any]) -> None:
     schema = params.schema
     assert schema is not None
     if _thinking_on(params):
+        if schema.anthropic_schema is None:
+            raise ConfigError(
+                f"schema {schema.name!r} has no form in Anthropic's structured outputs (free "
+                "keys such as dict[str, X], or recursion), so it is asked through a forced "
+                "tool, which Anthropic rejects while thinking; turn thinking off or change "
+                "the schema"
+            )
         raise ConfigError(
             "schema= through a forced tool (anthropic_schema='tool', or a Claude 3 model) "
             "cannot be used with thinking on: Anthropic rejects a forced tool while thinking; "
@@ -670,6 +677,17 @@ def _schema_as_tool(params: GenerateParams, body: dict[str, Any]) -> None:
     if params.parallel_tool_calls is False:
         choice["disable_parallel_tool_use"] = True
     body["tool_choice"] = choice
+
+
+def _through_tool(params: GenerateParams) -> bool:
+    """Whether ``params.schema`` is asked through the forced answer tool: so
+    asked (``schema_tool``), or a schema with no form in Anthropic's structured
+    outputs (see :func:`mal.schema.anthropic_form`). A tool without ``strict``
+    takes any JSON schema: the limitations are those of "JSON outputs and
+    strict tool use" (platform.claude.com/docs/en/build-with-claude/
+    structured-outputs, "JSON Schema limitations")."""
+    schema = params.schema
+    return schema is not None and (params.schema_tool or schema.anthropic_schema is None)
 
 
 def _thinking_on(params: GenerateParams) -> bool:
@@ -733,12 +751,15 @@ class AnthropicProtocol(Protocol):
             choice = _tool_choice(params)
             if choice is not None:
                 body["tool_choice"] = choice
-        if params.schema is not None and params.schema_tool:
+        if _through_tool(params):
             _schema_as_tool(params, body)
         elif params.schema is not None:
-            # Anthropic's structured outputs (generally available: no beta header).
+            # Anthropic's structured outputs (generally available: no beta header), in
+            # the subset of JSON Schema they take: every object closed, the bounds they
+            # reject left out (mal.schema.anthropic_form); the output is still checked
+            # against the whole schema when it is decoded.
             body["output_config"] = {
-                "format": {"type": "json_schema", "schema": params.schema.json_schema}
+                "format": {"type": "json_schema", "schema": params.schema.anthropic_schema}
             }
         headers = {
             "content-type": "application/json",
@@ -757,7 +778,7 @@ class AnthropicProtocol(Protocol):
         self, params: GenerateParams, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE
     ) -> ResponseDecoder:
         decoder = self.decoder(stream, max_size=max_size)
-        if params.schema is not None and params.schema_tool:
+        if params.schema is not None and _through_tool(params):
             cast(
                 AnthropicStreamDecoder | AnthropicBodyDecoder, decoder
             ).answer_tool = params.schema.name

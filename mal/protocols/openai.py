@@ -8,8 +8,9 @@ This module contains no networking code at all.
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
 
@@ -371,6 +372,34 @@ def _openai_message(message: Message | dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The host of OpenAI's own API.
+OPENAI_HOST = "api.openai.com"
+
+#: OpenAI's reasoning models, by the start of their name: ``o`` and a number
+#: (o1, o1-2024-12-17, o3-mini, o4-mini) or ``gpt-5`` (gpt-5, gpt-5-nano,
+#: gpt-5.1), then the end of the name or a separator: the "gpt-5 and o-series
+#: models" of openai/openai-openapi (component ``Reasoning``; model ids as in
+#: ``AssistantSupportedModels``). A name given with an organisation
+#: (``openai/o3-mini``, as OpenRouter names them) is matched on its last part;
+#: a name that says nothing of the model (an Azure deployment's, a fine-tune's
+#: ``ft:...``) is not recognised.
+_REASONING = re.compile(r"(?:o[0-9]+|gpt-5)(?:[-.:]|\Z)")
+
+
+def reasoning_model(model: str) -> bool:
+    """Whether ``model`` is the name of one of OpenAI's reasoning models
+    (``o1``, ``o3-mini``, ``openai/o4-mini``, ``gpt-5-nano``...), which take
+    ``max_completion_tokens``, never ``max_tokens``."""
+    return _REASONING.match(model.rsplit("/", 1)[-1].lower()) is not None
+
+
+def _names_token_limit(extra_body: dict[str, Any] | None) -> bool:
+    # An explicit extra_body wins: the caller chose the field, mal adds none.
+    return extra_body is not None and (
+        "max_tokens" in extra_body or "max_completion_tokens" in extra_body
+    )
+
+
 def schema_spec(schema: OutputSchema) -> dict[str, Any]:
     """An output schema as OpenAI takes it: strict when it has a strict form,
     sent as it is otherwise."""
@@ -418,10 +447,12 @@ class OpenAIProtocol(Protocol):
         if params.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
+        for key in ("temperature", "top_p", "stop", "seed"):
             value = getattr(params, key)
             if value is not None:
                 body[key] = value
+        if params.max_tokens is not None and not _names_token_limit(params.extra_body):
+            body[self._max_tokens_field(base_url, params.model)] = params.max_tokens
         if params.tools:
             body["tools"] = [tool.to_openai() for tool in params.tools]
             choice = params.tool_choice
@@ -444,6 +475,22 @@ class OpenAIProtocol(Protocol):
 
     def _headers(self, stream: bool, api_key: str | None) -> dict[str, str]:
         return bearer_headers(stream, api_key)
+
+    def _max_tokens_field(self, base_url: str | None, model: str) -> str:
+        """The field of ``max_tokens=``: ``max_completion_tokens`` for OpenAI's
+        own API and for its reasoning models wherever they are served, else
+        ``max_tokens``, which every OpenAI-compatible server knows.
+
+        openai/openai-openapi, ``CreateChatCompletionRequest.max_tokens``:
+        "deprecated in favor of `max_completion_tokens`, and is not compatible
+        with o-series models"; the reasoning models answer it with 400
+        "Unsupported parameter: 'max_tokens' is not supported with this model.
+        Use 'max_completion_tokens' instead." Other servers (vLLM, llama.cpp,
+        LM Studio, Ollama's OpenAI API...) may not know the newer field."""
+        host = urlsplit(base_url or self.default_base_url).hostname
+        if host == OPENAI_HOST or reasoning_model(model):
+            return "max_completion_tokens"
+        return "max_tokens"
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
         return OpenAIStreamDecoder(max_size) if stream else OpenAIBodyDecoder(max_size)
@@ -474,11 +521,41 @@ class AzureOpenAIProtocol(OpenAIProtocol):
     def _url(self, base_url: str | None, model: str) -> str:
         return azure_url(base_url or "", model, "/chat/completions")
 
+    def _max_tokens_field(self, base_url: str | None, model: str) -> str:
+        """``max_completion_tokens``, which every api-version since
+        2024-09-01-preview takes (and the v1 API, which has none); ``max_tokens``
+        for the versions before it, which do not know the newer field.
+
+        The model name is a deployment's, which says nothing of the model.
+        Sources: learn.microsoft.com/azure/ai-services/openai/api-version-deprecation,
+        "Changes between 2024-09-01-preview and 2024-08-01-preview:
+        max_completion_tokens added to support o1-preview and o1-mini models.
+        max_tokens does not work with the o1 series models."; Azure/azure-rest-api-specs,
+        AzureOpenAI/inference/stable/2024-10-21/inference.yaml
+        ``chatCompletionsRequestCommon`` has both (``max_tokens`` "deprecated in
+        favor of `max_completion_tokens`"), stable/2024-06-01 has only ``max_tokens``."""
+        version = azure_api_version(base_url or "")
+        if version is not None and version[:10] < AZURE_MAX_COMPLETION_TOKENS_SINCE:
+            return "max_tokens"
+        return "max_completion_tokens"
+
     def _headers(self, stream: bool, api_key: str | None) -> dict[str, str]:
         headers = bearer_headers(stream, None)
         if api_key:
             headers["api-key"] = api_key
         return headers
+
+
+#: The first Azure OpenAI api-version that takes ``max_completion_tokens``.
+AZURE_MAX_COMPLETION_TOKENS_SINCE = "2024-09-01"
+
+
+def azure_api_version(base_url: str) -> str | None:
+    """The api-version in the query of an Azure base URL, or None."""
+    for name, value in parse_qsl(urlsplit(base_url).query):
+        if name == "api-version":
+            return value
+    return None
 
 
 def azure_url(base_url: str, deployment: str, path: str) -> str:

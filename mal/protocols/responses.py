@@ -369,6 +369,9 @@ class ResponsesProtocol(Protocol):
         if params.stream:
             body["stream"] = True
         if params.max_tokens is not None:
+            # openai/openai-openapi, CreateResponse.max_output_tokens: "An upper bound
+            # for the number of tokens that can be generated for a response, including
+            # visible output tokens and reasoning tokens" (integer, minimum 16).
             body["max_output_tokens"] = params.max_tokens
         for key in ("temperature", "top_p"):
             value = getattr(params, key)

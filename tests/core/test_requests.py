@@ -270,9 +270,10 @@ def test_openai_body() -> None:
         "stream_options": {"include_usage": True},
         "temperature": 0.3,
         "top_p": 0.8,
-        "max_tokens": 64,
         "stop": ["END"],
         "seed": 7,
+        # OpenAI's own API: max_tokens is deprecated there (CreateChatCompletionRequest).
+        "max_completion_tokens": 64,
     }
 
 

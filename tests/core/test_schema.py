@@ -126,7 +126,10 @@ def test_a_dict_schema_decodes_plain_json() -> None:
     raw = {"title": "Answer", "type": "object", "properties": {"n": {"type": "integer"}}}
     schema = OutputSchema.of(raw)
     assert schema.name == "Answer"
-    assert schema.decode('{"n": "not checked"}') == {"n": "not checked"}
+    assert schema.decode('{"n": 1}') == {"n": 1}
+    # Checked against the schema, as a type's output is (see test_fidelity_schema.py).
+    with pytest.raises(mal.OutputValidationError, match=r"\$\.n"):
+        schema.decode('{"n": "a string"}')
     assert schema.strict_schema is not None
     assert raw == {"title": "Answer", "type": "object", "properties": {"n": {"type": "integer"}}}
 

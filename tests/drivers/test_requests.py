@@ -281,7 +281,8 @@ async def test_openai_request(api: Api, mock: HTTPXMock) -> None:
     assert body["stream_options"] == {"include_usage": True, "include_obfuscation": False}
     assert body["temperature"] == 0.5
     assert body["top_p"] == 0.5  # extra_body comes after the common options
-    assert body["max_tokens"] == 100
+    # OpenAI's own API: max_tokens is deprecated there (CreateChatCompletionRequest).
+    assert body["max_completion_tokens"] == 100 and "max_tokens" not in body
     assert body["stop"] == ["END"]
     assert body["seed"] == 42
     assert body["user"] == "u-1"
