@@ -23,13 +23,19 @@ MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 #: The largest image each provider documents, in bytes. OpenAI: 20 MB per
 #: image (its vision guide); Anthropic: 5 MB per image through the API (its
-#: vision guide, "Image size limits"). Ollama documents none.
+#: vision guide, "Image size limits"), measured on the base64 text as sent, not
+#: on the decoded image (its error reads "image exceeds 5 MB maximum: 8259148
+#: bytes > 5242880 bytes" for a base64 source; see `BASE64_LIMITS`). Ollama
+#: documents none.
 MAX_IMAGE_BYTES = {
     "openai": 20 * 1024 * 1024,
     "openai-responses": 20 * 1024 * 1024,
     "azure": 20 * 1024 * 1024,
     "anthropic": 5 * 1024 * 1024,
 }
+
+#: The providers whose limit holds for the base64 text rather than the bytes.
+BASE64_LIMITS = frozenset({"anthropic"})
 
 Detail = Literal["auto", "low", "high"]
 
@@ -146,7 +152,16 @@ class Image:
                 )
             return
         limit = MAX_IMAGE_BYTES.get(provider)
-        if limit is not None and len(self.data) > limit:
+        if limit is None:
+            return
+        if provider in BASE64_LIMITS:
+            size = 4 * -(-len(self.data) // 3)  # the length of the base64 text, padding included
+            if size > limit:
+                raise ConfigError(
+                    f"the image is {len(self.data)} bytes, {size} as base64; {provider} takes "
+                    f"images of at most {limit} bytes of base64"
+                )
+        elif len(self.data) > limit:
             raise ConfigError(
                 f"the image is {len(self.data)} bytes; {provider} takes images of at most "
                 f"{limit} bytes"

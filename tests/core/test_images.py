@@ -121,6 +121,18 @@ def test_an_image_over_the_limit_is_refused(provider: str) -> None:
         parts(provider, ["Hi", big])
 
 
+def test_anthropic_measures_its_limit_on_the_base64_text() -> None:
+    # Anthropic's 5 MB holds for the base64 text as sent: 3 bytes become 4 characters,
+    # so the largest image it takes is 3/4 of the limit.
+    limit = MAX_IMAGE_BYTES["anthropic"]
+    largest = limit // 4 * 3
+    parts("anthropic", ["Hi", mal.Image.from_bytes(PNG + b"\x00" * (largest - len(PNG)))])
+    over = mal.Image.from_bytes(PNG + b"\x00" * (largest - len(PNG) + 1))
+    with pytest.raises(mal.ConfigError, match="as base64; anthropic takes images of at most"):
+        parts("anthropic", ["Hi", over])
+    parts("openai", ["Hi", over])  # OpenAI's limit is on the image itself
+
+
 def test_bytes_never_show() -> None:
     secret = PNG + b"SECRETBYTES"
     image = mal.Image.from_bytes(secret)

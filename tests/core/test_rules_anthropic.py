@@ -1141,11 +1141,6 @@ def test_mal_structured_output_drops_unsupported_keywords() -> None:
     assert run_built(schema=OutputSchema(closed)) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mal bug: Image.check('anthropic') measures the decoded image against 5 MiB, but "
-    "the API measures the base64 text: an image of 3.75-5 MiB passes mal and is rejected",
-)
 def test_mal_checks_the_image_limit_as_the_api_measures_it() -> None:
     image = mal.Image.from_bytes(PNG + b"\0" * (4 * 1024 * 1024))
     try:
