@@ -49,6 +49,7 @@ class _Anthropic(_Wire):
     def __init__(self, job: _Job) -> None:
         super().__init__(job)
         self.id = "msg_01" + _rand(22)
+        self.request_id = "req_011C" + _rand(20)
         self.has_thinking = bool(job.thinking_tokens)
         # A text block comes unless the reply is only tool calls.
         self.has_text = bool(job.text_tokens or job.refusal_tokens or not job.calls)
@@ -65,7 +66,7 @@ class _Anthropic(_Wire):
         return "refusal" if self.job.refused else "end_turn"
 
     def headers(self) -> dict[str, str]:
-        return {"request-id": "req_011C" + _rand(20)}
+        return {"request-id": self.request_id}
 
     @staticmethod
     def _event(name: str, obj: dict[str, Any]) -> bytes:
@@ -204,5 +205,7 @@ class _Anthropic(_Wire):
         if default is None:
             default = "api_error" if status >= 500 else "invalid_request_error"
         obj = self._error(etype or default, message)
-        obj["request_id"] = "req_011C" + _rand(20)
+        # anthropic-sdk-python types/shared/error_response.py: the body repeats the
+        # request's id beside the error.
+        obj["request_id"] = self.request_id
         return _enc(obj)

@@ -13,17 +13,20 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 
+from mal.testing import _rules
 from mal.testing._embeddings import _embedding_inputs, _embeddings_body
 from mal.testing._ollama import _Ollama
 from mal.testing._openai import _OpenAI
 from mal.testing._routes import (
     _AZURE_DEPLOYMENT,
+    _CHECKED,
     _ROUTES,
     _WIRES,
     _azure_route,
     _guess_provider,
     _Route,
 )
+from mal.testing._rules import Violation
 from mal.testing._script import DEFAULT_MODEL, RecordedRequest, Reply
 from mal.testing._wire import _enc, _Job, _now_iso, _Wire
 
@@ -154,22 +157,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     data = msgspec.json.decode(body)
             route = _ROUTES.get(path) or _azure_route(path)
             provider = route.provider if route else _guess_provider(path, headers)
+            unversioned = bool(
+                route is not None
+                and route.kind in _WIRES
+                and _AZURE_DEPLOYMENT.match(path)
+                and "api-version=" not in query
+            )
+            violation = None
+            if (
+                srv.mock.strict
+                and route is not None
+                and route.method == self.command
+                and route.kind in _CHECKED
+                and isinstance(data, dict)
+                and not unversioned
+            ):
+                azure = path.startswith("/openai/")
+                request = _rules.Request(route.kind, path, query, headers, data, azure)
+                violation = _rules.check(request)
             srv.mock._record(
-                RecordedRequest(self.command, path, headers, body, data, provider, query)
+                RecordedRequest(self.command, path, headers, body, data, provider, query, violation)
             )
             if route is None:
                 self._not_found(provider, path)
             elif route.method != self.command:
                 msg = f"method {self.command} not allowed on {path}"
                 self._send_full(405, "application/json", _enc({"error": msg}))
-            elif (
-                route.kind in _WIRES
-                and _AZURE_DEPLOYMENT.match(path)
-                and "api-version=" not in query
-            ):
+            elif unversioned:
                 # Azure answers a deployment URL without its api-version so.
                 body = _enc({"error": {"code": "404", "message": "Resource not found"}})
                 self._send_full(404, "application/json", body)
+            elif violation is not None:
+                self._reject(route, data, violation, t0)
             elif route.kind in _WIRES:
                 self._generate(route, data, t0)
             elif route.kind in ("embeddings", "embed"):
@@ -198,6 +217,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             body = _enc({"error": "404 page not found"})
         self._send_full(404, "application/json", body)
+
+    def _reject(self, route: _Route, data: dict[str, Any], violation: Violation, t0: float) -> None:
+        """Answer a request the provider's rules reject as that provider does: its
+        error body at `violation.status`, with the wire's usual headers.  No
+        `Reply` is taken: the queue stays as it was for the next request."""
+        model = data.get("model")
+        model = model if isinstance(model, str) and model else DEFAULT_MODEL
+        wire = _CHECKED[route.kind](_Job(model, data, Reply(), t0, [], []))
+        body = wire.rejection(violation)
+        self._send_full(violation.status, wire.json_type, body, wire.headers())
 
     def _info(self, route: _Route, headers: dict[str, str]) -> None:
         models = self._srv.mock.models

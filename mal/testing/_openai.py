@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+from mal.testing._rules import Violation
 from mal.testing._wire import _enc, _Job, _rand, _Wire
 
 _FINGERPRINT: Final = "fp_" + _rand(10, "0123456789abcdef")
@@ -168,5 +169,16 @@ class _OpenAI(_Wire):
             "type": etype or default_type,
             "param": None,
             "code": code,
+        }
+        return _enc({"error": error})
+
+    def rejection(self, violation: Violation) -> bytes:
+        # openai-python types/shared/error_object.py ErrorObject: message, type,
+        # param (the offending field or null) and code (a string or null).
+        error = {
+            "message": violation.message,
+            "type": violation.error_type,
+            "param": violation.param,
+            "code": violation.code,
         }
         return _enc({"error": error})

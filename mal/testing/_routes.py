@@ -60,6 +60,14 @@ _WIRES: Final[dict[str, Callable[[_Job], _Wire]]] = {
     "responses": _Responses,
 }
 
+#: Every endpoint whose requests the strict server checks against the provider's
+#: rules, with the wire format that answers a rejected one.
+_CHECKED: Final[dict[str, Callable[[_Job], _Wire]]] = {
+    **_WIRES,
+    "embeddings": _OpenAI,
+    "embed": lambda job: _Ollama(job, chat=False),
+}
+
 
 def _guess_provider(path: str, headers: dict[str, str]) -> str:
     if path.startswith("/api/"):

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import msgspec
 
+from mal.testing._rules import Violation
+
 DEFAULT_TEXT: Final = (
     "Hello! I'm a mock model running on your own machine. How can I help you today?"
 )
@@ -229,3 +231,7 @@ class RecordedRequest:
     provider: str
     """"ollama", "openai", "anthropic", or "" for an unknown path."""
     query: str = ""
+    violation: Violation | None = None
+    """The provider's rule the request broke, which the strict server answered
+    with the provider's error instead of a `Reply`; None when it was accepted
+    (and always with ``strict=False``)."""

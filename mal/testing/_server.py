@@ -10,6 +10,8 @@ Each request takes the next queued `Reply`, which decides the text, reasoning,
 tool calls, JSON output or refusal, the timing and any misbehaviour: status
 errors, in-band errors, a connection dropped after N body bytes, a stall,
 keep-alive pings, garbage bodies or a stream that ends without its end marker.
+Strict by default, it first answers a request the real API would reject with
+that provider's own error (the rules are in `mal.testing._rules`).
 
 It only uses the standard library and `msgspec`, so it can run anywhere the
 package runs: the library's own tests, ``python -m mal demo`` and users' tests.
@@ -33,6 +35,12 @@ class MockServer:
     Use it as a context manager, or call `start` and `stop`.  Replies queued
     with `add` are used first-in first-out, one per generation or embedding
     request; when the queue is empty `default` answers.
+
+    With `strict` (the default) each generation and embedding request is first
+    checked against the provider's published rules: one the real API would
+    reject gets that provider's own error body and status instead, takes no
+    reply, and is recorded with its `RecordedRequest.violation`.
+    ``strict=False`` accepts any request.
     """
 
     def __init__(
@@ -42,8 +50,10 @@ class MockServer:
         port: int = 0,
         default: Reply | None = None,
         models: list[str] | None = None,
+        strict: bool = True,
     ) -> None:
         self.default: Reply = default if default is not None else Reply()
+        self.strict: bool = strict
         self.models: list[str] = list(models) if models is not None else [DEFAULT_MODEL]
         self._host = host
         self._port = port

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
+from mal.testing._rules import Violation
 from mal.testing._script import Reply, ScriptedToolCall
 
 
@@ -190,3 +191,7 @@ class _Wire:
 
     def error_body(self, status: int, etype: str | None, message: str) -> bytes:
         raise NotImplementedError
+
+    def rejection(self, violation: Violation) -> bytes:
+        """The provider's error body for a request its rules reject."""
+        return self.error_body(violation.status, violation.error_type, violation.message)
