@@ -73,10 +73,15 @@ class _Anthropic(_Wire):
         return b"event: " + name.encode() + b"\ndata: " + _enc(obj) + b"\n\n"
 
     def _usage(self, output_tokens: int) -> dict[str, Any]:
+        # Anthropic counts cached input apart: input_tokens is only the part neither
+        # read from nor written to the cache, and the three add up to the whole
+        # input (https://platform.claude.com/docs/en/build-with-claude/prompt-caching,
+        # "Tracking cache performance"; anthropic-sdk-python types/usage.py Usage).
+        reply = self.job.reply
         return {
-            "input_tokens": self.job.reply.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "input_tokens": reply.input_tokens - reply.cache_read_tokens - reply.cache_write_tokens,
+            "cache_creation_input_tokens": reply.cache_write_tokens,
+            "cache_read_input_tokens": reply.cache_read_tokens,
             "output_tokens": output_tokens,
         }
 
@@ -165,10 +170,15 @@ class _Anthropic(_Wire):
     def finale(self) -> list[bytes]:
         frames = self._ensure("text") if self.has_text and not self.text_opened else []
         frames += self._close()
+        # The usage of message_delta is cumulative and carries the input and cache
+        # counts again beside the output tokens (anthropic-sdk-python
+        # types/message_delta_usage.py MessageDeltaUsage; its fixture
+        # tests/lib/streaming/fixtures/message_delta_fields_response.txt; and
+        # lib/streaming/_messages.py accumulate_event, which takes each one given).
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self.finish, "stop_sequence": None},
-            "usage": {"output_tokens": self.job.output_tokens},
+            "usage": self._usage(self.job.output_tokens),
         }
         frames.append(self._event("message_delta", delta))
         return frames

@@ -44,9 +44,13 @@ class _Responses(_OpenAI):
             "usage": None,
         }
         if status in ("completed", "incomplete"):
+            # openai-python types/responses/response_usage.py ResponseUsage:
+            # input_tokens counts every input token, input_tokens_details.cached_tokens
+            # those "retrieved from the cache"; output_tokens includes the
+            # output_tokens_details.reasoning_tokens.
             obj["usage"] = {
                 "input_tokens": self.job.reply.input_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": self.job.reply.cache_read_tokens},
                 "output_tokens": self.job.output_tokens,
                 "output_tokens_details": {"reasoning_tokens": len(self.job.thinking_tokens)},
                 "total_tokens": self.job.reply.input_tokens + self.job.output_tokens,

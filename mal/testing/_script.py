@@ -87,6 +87,14 @@ class Reply:
     finish_reason: str | None = None
     """Provider-native stop reason (default: "stop", "stop", "end_turn")."""
     input_tokens: int = 11
+    """Reported input tokens: all of them, cached ones included (each wire
+    reports them in its own fields)."""
+    cache_read_tokens: int = 0
+    """How many of the `input_tokens` were read from the prompt cache (OpenAI
+    ``cached_tokens``, Anthropic ``cache_read_input_tokens``)."""
+    cache_write_tokens: int = 0
+    """How many of the `input_tokens` were written to the prompt cache
+    (Anthropic ``cache_creation_input_tokens``; OpenAI does not report them)."""
     output_tokens: int | None = None
     """Reported output tokens (default: the number of token events)."""
     status: int = 200
@@ -165,10 +173,22 @@ class Reply:
         for name in ("chunk_delay", "first_delay", "headers_delay", "stall"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Reply.{name} must be >= 0")
-        for name in ("error_after", "drop_after", "stall_after", "output_tokens"):
+        for name in (
+            "error_after",
+            "drop_after",
+            "stall_after",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"Reply.{name} must be >= 0")
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError(
+                "Reply.cache_read_tokens + cache_write_tokens cannot exceed input_tokens,"
+                " which counts every input token"
+            )
         if self.ping_interval is not None and self.ping_interval <= 0:
             raise ValueError("Reply.ping_interval must be > 0")
         if not 200 <= self.status <= 999:
