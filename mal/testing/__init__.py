@@ -13,14 +13,14 @@ Tool loops are scripted with ``Reply(tool_calls=[{"name": ..., "arguments": {...
 followed by the final ``Reply(text=...)``.
 """
 
-from mal.testing._server import (
+from mal.testing._script import (
     DEFAULT_TEXT,
-    MockServer,
     RecordedRequest,
     Reply,
     ScriptedToolCall,
     split_tokens,
 )
+from mal.testing._server import MockServer
 
 __all__ = [
     "DEFAULT_TEXT",

@@ -1,0 +1,95 @@
+"""The embedding endpoints' bodies: OpenAI's ``/v1/embeddings`` and Ollama's
+``/api/embed``, with deterministic vectors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import struct
+import time
+from typing import Any
+
+from mal.testing._script import split_tokens
+from mal.testing._wire import _enc
+
+
+def _embedding(text: str, dim: int) -> list[float]:
+    """A deterministic unit vector for `text`, in float32 as the providers compute them.
+
+    The same text always gives the same vector, different texts (nearly always)
+    different ones, so tests can check that the right input got the right vector.
+    """
+    rng = random.Random(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    values = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    packed = struct.pack(f"<{dim}f", *(v / norm for v in values))
+    return list(struct.unpack(f"<{dim}f", packed))
+
+
+def _embedding_inputs(value: Any) -> list[str] | None:
+    """The texts of an ``input`` field: a string or a list of strings.
+
+    OpenAI also takes token arrays (a list of ints, or of lists of ints); each
+    array stands for one input, embedded from its JSON text.  None when the
+    field has none of these shapes.
+    """
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [_enc(value).decode()]
+    out: list[str] = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(item)
+        elif (
+            isinstance(item, list)
+            and item
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+        ):
+            out.append(_enc(item).decode())
+        else:
+            return None
+    return out
+
+
+def _embeddings_body(
+    kind: str, request: dict[str, Any], model: str, texts: list[str], dim: int, t0: float
+) -> bytes:
+    """The body of an embedding response: OpenAI's list of ``embedding``
+    objects (`kind` "embeddings") or Ollama's ``embeddings`` array ("embed"),
+    one `dim`-long vector per text; `t0` is when the request arrived."""
+    vectors = [_embedding(text, dim) for text in texts]
+    tokens = sum(max(len(split_tokens(text)), 1) for text in texts)
+    obj: dict[str, Any]
+    if kind == "embeddings":
+        # openai-python asks for "base64" by default: little-endian float32.
+        b64 = request.get("encoding_format") == "base64"
+        data_items = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": (
+                    base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode() if b64 else vector
+                ),
+            }
+            for i, vector in enumerate(vectors)
+        ]
+        obj = {
+            "object": "list",
+            "data": data_items,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    else:
+        total = max(int((time.monotonic() - t0) * 1e9), 1)
+        obj = {
+            "model": model,
+            "embeddings": vectors,
+            "total_duration": total,
+            "load_duration": min(total // 10, 1_234_567),
+            "prompt_eval_count": tokens,
+        }
+    return _enc(obj)
