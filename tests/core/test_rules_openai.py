@@ -327,6 +327,12 @@ def test_stream_options_need_stream() -> None:
     refused(run("openai", chat(stream_options=options)), message, "stream_options")
     refused(run("openai", chat(stream=False, stream_options=options)), message, "stream_options")
     assert run("openai", chat(stream=True, stream_options=options)) is None
+    refused(
+        run("openai", chat(stream=True, stream_options={"include_usage": True, "bogus": 1})),
+        "Unknown parameter: 'stream_options.bogus'.",
+        "stream_options.bogus",
+        "unknown_parameter",
+    )
 
 
 def test_top_logprobs_need_logprobs() -> None:
@@ -466,6 +472,12 @@ def test_a_type_fault_later_is_reported_before_a_missing_content_earlier() -> No
             "matches the pattern '^[a-zA-Z0-9_-]+$'.",
             "messages[0].name",
             "invalid_value",
+        ),
+        (
+            {"role": "function", "content": "18 C"},
+            "Missing required parameter: 'messages[0].name'.",
+            "messages[0].name",
+            "missing_required_parameter",
         ),
         (
             {"role": "tool", "content": "18 C"},
@@ -1083,6 +1095,13 @@ def test_responses_unknown_fields() -> None:
             "Invalid type for 'max_output_tokens': expected an integer, but got a string instead.",
             "max_output_tokens",
             "invalid_type",
+        ),
+        (
+            {"max_tool_calls": 0},
+            "Invalid 'max_tool_calls': integer below minimum value. Expected a value >= 1, but got "
+            "0 instead.",
+            "max_tool_calls",
+            "integer_below_min_value",
         ),
         (
             {"temperature": 3},

@@ -49,6 +49,9 @@ FIELDS: dict[str, Check] = {
     "functions": of_type("an array of function definitions", list),
     "tools": of_type("an array of objects", list),
     "parallel_tool_calls": boolean(),  # openapi ParallelToolCalls
+    # No floor in the openapi file; the live API's is 1 ("Invalid
+    # 'max_completion_tokens': integer below minimum value. Expected a value >= 1,
+    # but got 0 instead.", recorded in a third-party conformance suite).
     "max_completion_tokens": integer(lo=1),
     "max_tokens": integer(),
     "n": integer(lo=1, hi=128),  # openapi: minimum 1, maximum 128
@@ -232,6 +235,9 @@ def _message(i: int, message: Any) -> Violation | None:
             # answer quoted in client code); nested fields are checked on every model.
             return unknown_parameter(f"{at}.{key}")
     name = message.get("name")
+    if role == "function" and name is None:
+        # ChatCompletionRequestFunctionMessage.required: role, content, name
+        return missing(f"{at}.name")
     if name is not None:
         found = string()(f"{at}.name", name)
         if found is None and not NAME_RE.match(name):

@@ -63,7 +63,7 @@ FIELDS: dict[str, Check] = {
     # integer below minimum value. Expected a value >= 16, but got 10 instead."
     # code integer_below_min_value (vectorize-io/hindsight#58)
     "max_output_tokens": integer(lo=16),
-    "max_tool_calls": integer(lo=1),
+    "max_tool_calls": integer(lo=1),  # the live API's floor (a third-party recording)
     "reasoning": of_type("an object", dict),  # Reasoning
     "user": string(),
     "safety_identifier": string(max_length=64),
