@@ -837,6 +837,27 @@ def nested(**inner: Any) -> dict[str, Any]:
             {
                 **STRICT,
                 "properties": {
+                    "city": {"type": "string"},
+                    "n": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+                },
+            },
+            "In context=('properties', 'n'), 'uniqueItems' is not permitted.",
+        ),
+        (
+            # A tuple, as msgspec describes one.
+            {
+                **STRICT,
+                "properties": {
+                    "city": {"type": "string"},
+                    "n": {"type": "array", "prefixItems": [{"type": "integer"}], "items": False},
+                },
+            },
+            "In context=('properties', 'n'), 'prefixItems' is not permitted.",
+        ),
+        (
+            {
+                **STRICT,
+                "properties": {
                     "city": {"$ref": "#/$defs/C", "description": "the city"},
                     "n": {"type": "integer"},
                 },
