@@ -409,8 +409,8 @@ def _content_present(messages: list[Any]) -> Violation | None:
             continue  # ChatCompletionRequestAssistantMessage: content optional with calls
         # "Invalid value for 'content': expected a string, got null." param
         # 'messages.[2].content', code null: the answer to a null or absent content
-        # (the capture quoted from microsoft/semantic-kernel#4556; refusal or audio
-        # do not stand in for it).
+        # (a capture in a workaround note pointing at microsoft/semantic-kernel#4556,
+        # and gpt-5.6-luna evaluation logs; a refusal or audio does not stand in for it).
         return Violation(
             "Invalid value for 'content': expected a string, got null.", f"messages.[{i}].content"
         )

@@ -127,8 +127,8 @@ def enum_value(param: str, value: Any, allowed: Iterable[str]) -> Violation:
 
 
 # "Invalid 'temperature': decimal above maximum value. Expected a value <= 2,
-# but got 200 instead." code decimal_above_max_value (seen in many captures, e.g.
-# the one quoted in BerriAI/litellm's exception mapping); "Invalid
+# but got 200 instead." code decimal_above_max_value (a captured body quoted in
+# several clients' error parsing); "Invalid
 # 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got
 # 10 instead." code integer_below_min_value (vectorize-io/hindsight#58).
 def out_of_range(
@@ -157,7 +157,7 @@ def empty_array(param: str) -> Violation:
 
 
 # "Invalid 'tools': array too long. Expected an array with maximum length 128, but
-# got an array with length 132 instead." (quoted in coder/coder's AI bridge docs);
+# got an array with length 132 instead." (quoted in an AI gateway's troubleshooting docs);
 # code array_above_max_length.
 def array_too_long(param: str, limit: int, length: int) -> Violation:
     return Violation(
