@@ -505,7 +505,7 @@ def image(url: str, **extra: Any) -> dict[str, Any]:
     ("url", "ending"),
     [
         ("iVBORw0KGgo=", "a value without the 'data:' prefix"),
-        ("file:///tmp/cat.png", "a value without the 'data:' prefix"),
+        ("file:///home/ada/cat.png", "a value without the 'data:' prefix"),
         ("data:image/png,iVBORw0KGgo=", "a value without the ';base64' separator"),
         ("data:text/plain;base64,aGk=", "unsupported MIME type 'text/plain'"),
         ("data:image/png;base64,", "empty base64-encoded bytes"),
