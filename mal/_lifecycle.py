@@ -732,15 +732,17 @@ def _attempt(
             # had closed (llama.cpp's server closes it after every stream while
             # advertising keep-alive; any server may at the end of its idle
             # timeout): no byte of a response came, and the close means the
-            # server did not take the request. So it is sent again at once on
-            # another connection (the pool dropped this one), once, whatever
-            # max_retries says: not a retry, no back-off, and to the hooks
-            # and stats the same request. Browsers do the same, for any
-            # method: Chromium's net/http/http_network_transaction.cc,
-            # ShouldResendRequest (a reused connection reset, closed or
-            # empty before any response header).
+            # server did not take the request. So it is sent again at once,
+            # once, whatever max_retries says: not a retry, no back-off, and to
+            # the hooks and stats the same request. The pool has dropped the
+            # closed connection (and drops idle ones it sees closed), so the
+            # request goes on a new one. Browsers do the same, for any method:
+            # Chromium's net/http/http_network_transaction.cc,
+            # ShouldResendRequest (a reused connection reset, closed or empty
+            # before any response header).
             logger.info(
-                "sending the request to %s/%s again on a new connection: %s",
+                "sending the request to %s/%s again at once: the server had closed "
+                "the kept-alive connection it went out on (%s)",
                 call.provider,
                 call.model,
                 exc,

@@ -13,6 +13,7 @@ counts the connections it accepts and the requests it sees.
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -260,15 +261,21 @@ async def test_every_call_on_a_server_that_closes_after_each_answer(
 
 
 async def test_the_resend_is_the_same_request_not_a_retry(
-    api: Api, slow_backoff: list[int]
+    api: Api, slow_backoff: list[int], caplog: pytest.LogCaptureFixture
 ) -> None:
     with ClosingServer(close_on="request") as server:
         client, recorder = make_client(api, server, slow_backoff, max_retries=2)
         async with client:
             await run(client, MODEL)
             recorder.clear()
-            outcome = await run(client, MODEL)
+            with caplog.at_level(logging.INFO, logger="mal"):
+                outcome = await run(client, MODEL)
             assert outcome.error is None, outcome.error
+            # Said once, at INFO, and not as a retry.
+            (line,) = [r.getMessage() for r in caplog.records if "again" in r.getMessage()]
+            assert line.startswith("sending the request to ollama/mock-model again at once")
+            assert "Server disconnected without sending a response" in line
+            assert not [r for r in caplog.records if "retrying" in r.getMessage()]
             # Two requests on the wire, one to the hooks and the counters: the
             # same request, sent again; one call, complete once, with no retry.
             assert server.requests == 3
