@@ -39,11 +39,13 @@ from ._lifecycle import (
 from ._transport import (
     TRANSPORT_ERRORS,
     USER_AGENT,
+    ConnectionTrace,
     async_body,
     make_limits,
     make_timeout,
     map_error,
     shutdown,
+    unanswered,
 )
 from .config import MALConfig
 from .embeddings import Embeddings, _EmbedDecoder, join_embeddings
@@ -150,17 +152,19 @@ class AsyncStream(StreamBase, AsyncClosing):
                 elif type(op) is Send:
                     url = op.request.url
                     clock = op.clock
+                    trace = ConnectionTrace()
                     try:
                         if clock is None:
-                            value, body = await self._send(op)
+                            value, body = await self._send(op, trace)
                         else:
                             with anyio.fail_after(clock.timeout):
-                                value, body = await self._send(op)
+                                value, body = await self._send(op, trace)
                     except TimeoutError:
                         assert clock is not None
                         error = clock.expired()
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
+                        op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
                     await anyio.sleep(op.seconds)
                 else:  # READ_ERROR_BODY
@@ -171,7 +175,9 @@ class AsyncStream(StreamBase, AsyncClosing):
         finally:
             await self.aclose()
 
-    async def _send(self, op: Send) -> tuple[ResponseHead, AsyncIterator[bytes]]:
+    async def _send(
+        self, op: Send, trace: ConnectionTrace
+    ) -> tuple[ResponseHead, AsyncIterator[bytes]]:
         await self._release()
         request = op.request
         response = await self._http.send(
@@ -181,6 +187,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                 headers=request.headers,
                 content=request.body,
                 timeout=make_timeout(op.timeouts),
+                extensions={"trace": trace.atrace},
             ),
             stream=True,
             # Never follow: a redirect to another host would carry the API key.

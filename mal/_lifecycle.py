@@ -7,7 +7,9 @@ generator that yields what it needs done and the chunks for the caller
 * ``Send(request, timeouts, clock)``: send the request; the driver sends back
   the response's :class:`ResponseHead` (status and headers), its body still
   unread. ``clock``, when set, is a :class:`Receive`: the head must have come
-  within ``clock.timeout`` seconds, else the send fails with ``clock.expired()``;
+  within ``clock.timeout`` seconds, else the send fails with ``clock.expired()``.
+  When the send fails, the driver also sets ``reused`` and ``unanswered`` on
+  the op before it throws the error (see :class:`Send`);
 * ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
 * ``Receive(timeout, phase)``: the same, but a read that has not returned after
   ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``: this is
@@ -175,6 +177,12 @@ class Send(msgspec.Struct):
     timeouts: tuple[float | None, ...]
     #: The first-token or total clock, if one runs while the head is awaited.
     clock: Receive | None = None
+    #: Set by the driver when the send fails: whether the request went out on
+    #: a kept-alive connection reused from the pool (False when unknown)...
+    reused: bool = False
+    #: ...and whether the server closed or reset the connection before any
+    #: byte of a response came (not a timeout). Both: see :func:`_attempt`.
+    unanswered: bool = False
 
     def head_timeouts(self) -> tuple[float | None, ...]:
         """The timeouts shortened to what the clock leaves, for a driver that
@@ -642,6 +650,19 @@ def _retry_delay(error: MALError, attempt: int, max_retries: int, runtime: Runti
     return runtime.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
 
 
+def _head_clock(first_at: float | None, total_at: float | None, now: float) -> Receive | None:
+    """The clock that runs while a response head is awaited from ``now``: the
+    first-token clock, or the total one if it runs out sooner."""
+    head_clock = None
+    if first_at is not None and (total_at is None or first_at < total_at):
+        head_clock = Receive(first_at - now, "first_token")
+    elif total_at is not None:
+        head_clock = Receive(total_at - now, "total")
+    if head_clock is not None and head_clock.timeout <= 0:
+        raise head_clock.expired()
+    return head_clock
+
+
 def _attempt(
     call: Call,
     state: CallState,
@@ -691,14 +712,34 @@ def _attempt(
     head_at: float | None = None
     outcome: BaseException | None = None
     try:
-        head_clock = None
-        if first_at is not None and (total_at is None or first_at < total_at):
-            head_clock = Receive(first_at - sent_at, "first_token")
-        elif total_at is not None:
-            head_clock = Receive(total_at - sent_at, "total")
-            if head_clock.timeout <= 0:
-                raise head_clock.expired()
-        head: ResponseHead = yield Send(request, call.timeouts, head_clock)
+        send = Send(request, call.timeouts, _head_clock(first_at, total_at, sent_at))
+        try:
+            head: ResponseHead | None = yield send
+        except MALError as exc:
+            if not (send.reused and send.unanswered):
+                raise
+            # The request went out on a kept-alive connection that the server
+            # had closed (llama.cpp's server closes it after every stream while
+            # advertising keep-alive; any server may at the end of its idle
+            # timeout): no byte of a response came, and the close means the
+            # server did not take the request. So it is sent again at once,
+            # once, whatever max_retries says: not a retry, no back-off, and to
+            # the hooks and stats the same request. The pool has dropped the
+            # closed connection (and drops idle ones it sees closed), so the
+            # request goes on a new one. Browsers do the same, for any method:
+            # Chromium's net/http/http_network_transaction.cc,
+            # ShouldResendRequest (a reused connection reset, closed or empty
+            # before any response header).
+            logger.info(
+                "sending the request to %s/%s again at once: the server had closed "
+                "the kept-alive connection it went out on (%s)",
+                call.provider,
+                call.model,
+                exc,
+            )
+            head = None
+        if head is None:
+            head = yield Send(request, call.timeouts, _head_clock(first_at, total_at, clock()))
         status, head_at = head.status, clock()
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY

@@ -38,6 +38,7 @@ from ._lifecycle import (
 from ._transport import (
     TRANSPORT_ERRORS,
     USER_AGENT,
+    ConnectionTrace,
     clock_ran_out,
     make_limits,
     make_sync_transport,
@@ -47,6 +48,7 @@ from ._transport import (
     shutdown,
     sync_body,
     take_written_socket,
+    unanswered,
 )
 from .config import MALConfig
 from .embeddings import Embeddings, _EmbedDecoder, join_embeddings
@@ -170,10 +172,12 @@ class Stream(StreamBase, Closing):
                         error = op.expired()
                 elif type(op) is Send:
                     url = op.request.url
+                    trace = ConnectionTrace()
                     try:
-                        value, body = self._send(op)
+                        value, body = self._send(op, trace)
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
+                        op.reused, op.unanswered = trace.reused, unanswered(exc)
                         if op.clock is not None and clock_ran_out(
                             exc, op.timeouts, op.clock.timeout
                         ):
@@ -193,7 +197,7 @@ class Stream(StreamBase, Closing):
             self._reader = None
             self.close()
 
-    def _send(self, op: Send) -> tuple[ResponseHead, Iterator[bytes]]:
+    def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Iterator[bytes]]:
         self._release()
         request = op.request
         try:
@@ -204,6 +208,7 @@ class Stream(StreamBase, Closing):
                     headers=request.headers,
                     content=request.body,
                     timeout=make_timeout(op.head_timeouts()),
+                    extensions={"trace": trace.trace},
                 ),
                 stream=True,
                 # Never follow: a redirect to another host would carry the API key.

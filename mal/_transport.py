@@ -29,6 +29,7 @@ from .errors import (
 __all__ = [
     "TRANSPORT_ERRORS",
     "USER_AGENT",
+    "ConnectionTrace",
     "as_httpx_error",
     "async_body",
     "make_limits",
@@ -40,6 +41,7 @@ __all__ = [
     "shutdown",
     "sync_body",
     "take_written_socket",
+    "unanswered",
 ]
 
 from . import __version__
@@ -74,6 +76,11 @@ def make_limits() -> httpx.Limits:
     return httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
+#: httpcore's message when a connection ends before the status line
+#: (``HTTP11Connection._receive_event``), which :func:`_h11_body` raises too.
+_DISCONNECTED = "Server disconnected without sending a response."
+
+
 def map_error(exc: Exception, url: str, *, in_body: bool) -> MALError:
     """The mal error for an httpx exception, with the exception as ``__cause__``.
 
@@ -101,6 +108,50 @@ def map_error(exc: Exception, url: str, *, in_body: bool) -> MALError:
         error = APIConnectionError(f"the request to {url} failed: {exc or type(exc).__name__}")
     error.__cause__ = exc
     return error
+
+
+class ConnectionTrace:
+    """Whether a request went out on a connection reused from the pool.
+
+    It is httpcore's ``trace`` request extension (documented by httpx and
+    httpcore alike, on their "Extensions" pages), whose callback hears each
+    step of a request: on a new connection the connect comes first
+    (``connection.connect_tcp.started``, ``connection.connect_unix_socket...``,
+    ``socks.connect_tcp...`` through a SOCKS proxy); a reused one starts with
+    sending the request. A transport that does not trace (another one than
+    httpx's own) calls nothing, and ``reused`` stays False: unknown.
+    Pass ``trace`` to a sync client, ``atrace`` to an async one.
+    """
+
+    __slots__ = ("connected", "traced")
+
+    def __init__(self) -> None:
+        self.traced = False
+        self.connected = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        self.traced = True
+        if ".connect_" in event:
+            self.connected = True
+
+    async def atrace(self, event: str, info: dict[str, Any]) -> None:
+        self.trace(event, info)
+
+    @property
+    def reused(self) -> bool:
+        return self.traced and not self.connected
+
+
+def unanswered(exc: Exception) -> bool:
+    """Whether a send failed because the server closed or reset the connection
+    before any byte of a response came: httpcore's "Server disconnected without
+    sending a response." (the stream ended while h11 still waited for the
+    status line), or a read or write error (a reset) before the head. Not a
+    timeout: a server that is slow to answer may be at work on the request."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        # Any other protocol error is about bytes that did come.
+        return str(exc) == _DISCONNECTED
+    return isinstance(exc, (httpx.ReadError, httpx.WriteError))
 
 
 def as_httpx_error(exc: Exception) -> httpx.HTTPError:
@@ -299,9 +350,6 @@ def _h11_reader(stream: Any, classes: tuple[type, ...]) -> Any:
 def _read_timeout(request: Any) -> float | None:
     timeouts = request.extensions.get("timeout", {})
     return timeouts.get("read") if isinstance(timeouts, dict) else None
-
-
-_DISCONNECTED = "Server disconnected without sending a response."
 
 
 def _h11_body(connection: Any, request: Any) -> Iterator[bytes]:

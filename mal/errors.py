@@ -99,6 +99,15 @@ class APITimeoutError(APIConnectionError):
         self.phase = phase
 
 
+#: Statuses below 500 worth sending the same request again for: 408 Request
+#: Timeout, 409 Conflict, 429 Too Many Requests. Of 5xx, all but 501 Not
+#: Implemented: "the server does not support the functionality required to
+#: fulfill the request" (RFC 9110, section 15.6.2), which no retry changes
+#: (llama.cpp's server answers so, as ``not_supported_error``, for what it was
+#: not started with: its tools/server sources, ``format_error_response``).
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
 class APIStatusError(MALError):
     """The server answered with an error status (4xx or 5xx)."""
 
@@ -114,7 +123,9 @@ class APIStatusError(MALError):
         retryable: bool | None = None,
     ) -> None:
         if retryable is None:
-            retryable = status_code in (408, 409, 429) or status_code >= 500
+            retryable = status_code in _RETRYABLE_STATUS or (
+                status_code >= 500 and status_code != 501
+            )
         super().__init__(message, partial_text=partial_text, retryable=retryable)
         #: Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``).
         self.retry_after: float | None = None

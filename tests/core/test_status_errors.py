@@ -237,6 +237,14 @@ def test_other_4xx_and_5xx() -> None:
     err = protocol.status_error(504, {}, b"")
     assert type(err) is mal.InternalServerError
     assert err.retryable is True
+    # 501 Not Implemented: the server lacks the endpoint; sending it again
+    # cannot help (llama.cpp's not_supported_error).
+    body = b'{"error":{"code":501,"message":"not supported","type":"not_supported_error"}}'
+    err = protocol.status_error(501, {}, body)
+    assert type(err) is mal.InternalServerError
+    assert err.retryable is False
+    assert mal.InternalServerError("x", status_code=501).retryable is False
+    assert mal.InternalServerError("x", status_code=599).retryable is True
 
 
 # Retry-After ------------------------------------------------------------------------

@@ -118,6 +118,26 @@ async def test_client_errors_are_not_retried(api: Api, server: MockServer) -> No
     assert set(recorder.attempts) == {0}
 
 
+async def test_501_is_not_retried(api: Api, server: MockServer) -> None:
+    # 501 Not Implemented (llama.cpp's not_supported_error): the server lacks
+    # the endpoint, which no retry changes.
+    recorder = Recorder()
+    config = make_config(server, max_retries=2)
+    async with api.client(config, hooks=recorder.hooks()) as client:
+        for provider in PROVIDERS:
+            server.reset()
+            server.add(Reply(status=501, error_type="not_supported_error"), Reply(tokens=TOKENS))
+            outcome = await run(client, MODELS[provider])
+            error = outcome.error
+            assert type(error) is mal.InternalServerError, f"{provider}: {error!r}"
+            assert error.status_code == 501, provider
+            assert not error.retryable, provider
+            assert len(server.requests) == 1, f"{provider}: 501 was retried"
+            assert outcome.stream.stats.retries == 0, provider
+        assert client.metrics.retries == 0
+    assert recorder.retries == []
+
+
 INBAND = [("anthropic", "overloaded_error"), ("openai", "server_error")]
 
 
