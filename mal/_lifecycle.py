@@ -982,6 +982,9 @@ def _finish_stats(state: CallState, duration: float) -> None:
     if usage is not None:
         stats.input_tokens = usage.input_tokens
         stats.output_tokens = usage.output_tokens
+        stats.cache_read_tokens = usage.cache_read_tokens
+        stats.cache_write_tokens = usage.cache_write_tokens
+        stats.reasoning_tokens = usage.reasoning_tokens
         ttft = stats.time_to_first_token
         if usage.output_tokens and ttft is not None and duration > ttft:
             stats.tokens_per_second = usage.output_tokens / (duration - ttft)

@@ -46,8 +46,15 @@ class CallStats(msgspec.Struct):
     chunks: int = 0
     #: Body bytes received over every attempt (counted at the end of each).
     bytes: int = 0
+    #: The call's ``usage`` (see :class:`mal.Usage`): every input token,
+    #: cached ones included, and every output token, reasoning included.
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: The parts of ``input_tokens`` read from and written to the prompt cache,
+    #: and the part of ``output_tokens`` spent on reasoning.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
     #: Output tokens per second of generation (after the first token).
     tokens_per_second: float | None = None
     retries: int = 0

@@ -98,6 +98,18 @@ def otel_hooks(
                 span.set_attribute("gen_ai.usage.input_tokens", stats.input_tokens)
             if stats.output_tokens is not None:
                 span.set_attribute("gen_ai.usage.output_tokens", stats.output_tokens)
+            # Parts of the two above ("SHOULD be included in" them): the GenAI
+            # registry's gen_ai.usage.cache_read.input_tokens,
+            # gen_ai.usage.cache_creation.input_tokens (open-telemetry/semantic-conventions
+            # #3163) and gen_ai.usage.reasoning.output_tokens (#3383). Not on the
+            # token histogram: its gen_ai.token.type has only "input" and "output".
+            for name, value in (
+                ("gen_ai.usage.cache_read.input_tokens", stats.cache_read_tokens),
+                ("gen_ai.usage.cache_creation.input_tokens", stats.cache_write_tokens),
+                ("gen_ai.usage.reasoning.output_tokens", stats.reasoning_tokens),
+            ):
+                if value is not None:
+                    span.set_attribute(name, value)
             if stats.time_to_first_token is not None:
                 span.set_attribute("mal.time_to_first_token", stats.time_to_first_token)
             span.set_attribute("mal.retries", stats.retries)

@@ -24,10 +24,22 @@ __all__ = [
 
 
 class Usage(msgspec.Struct, gc=False, omit_defaults=True):
-    """Token counts as the provider reports them (None where it reports none)."""
+    """Token counts of one response, None where the provider reports none.
+
+    ``input_tokens`` counts every input token, those read from or written to
+    a prompt cache included, on every provider (Anthropic reports its cached
+    tokens apart: mal adds them up), so that one number means the same
+    everywhere; ``cache_read_tokens`` and ``cache_write_tokens`` are the parts
+    of it read from and written to the provider's prompt cache.
+    ``output_tokens`` counts every output token, reasoning included;
+    ``reasoning_tokens`` is the part of it spent on reasoning.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class ToolCallDelta(msgspec.Struct, gc=False, omit_defaults=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,6 +16,8 @@ from opentelemetry.trace import StatusCode
 import mal
 from mal.otel import otel_hooks
 from mal.testing import MockServer, Reply
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -88,3 +91,41 @@ def test_a_failed_call_has_an_error_status(server: MockServer) -> None:
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
     assert dict(span.attributes or {})["error.type"] == "NotFoundError"
+
+
+def test_cache_and_reasoning_tokens_are_span_attributes(server: MockServer) -> None:
+    exporter, reader, tracer_provider, meter_provider = telemetry()
+    hooks = otel_hooks(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    body = (DATA / "anthropic" / "stream_cache_write_thinking.sse").read_bytes()
+    server.add(Reply(raw=body, content_type="text/event-stream"))
+    config = mal.MALConfig(base_urls={"anthropic": server.url("anthropic")})
+    with mal.Client(config, hooks=hooks) as client:
+        assert client.generate("Hi", model="anthropic/claude-test", stream=True)
+
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    # The whole input, cached tokens included, and its parts.
+    assert attributes["gen_ai.usage.input_tokens"] == 1842
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 0
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 1830
+    assert attributes["gen_ai.usage.output_tokens"] == 96
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == 71
+    token_types = {
+        dict(point.attributes)["gen_ai.token.type"]: point.sum  # type: ignore[attr-defined]
+        for point in metric_points(reader)["gen_ai.client.token.usage"]
+    }
+    assert token_types == {"input": 1842, "output": 96}
+
+
+def test_counts_not_reported_are_not_span_attributes(server: MockServer) -> None:
+    exporter, _, tracer_provider, meter_provider = telemetry()
+    hooks = otel_hooks(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    body = (DATA / "openai" / "nonstream_null_details.json").read_bytes()
+    server.add(Reply(raw=body, content_type="application/json"))
+    config = mal.MALConfig(base_urls={"openai": server.url("openai")})
+    with mal.Client(config, hooks=hooks) as client:
+        assert client.generate("Hi", model="openai/qwen", stream=False)
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.usage.input_tokens"] == 30
+    assert not {name for name in attributes if "cache" in name or "reasoning" in name}

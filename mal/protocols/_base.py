@@ -257,17 +257,33 @@ class ResponseDecoder:
         self.finish_reason = reason
         return reason
 
-    def _report_usage(self, input_tokens: int | None, output_tokens: int | None) -> Usage:
-        usage = Usage(input_tokens, output_tokens)
+    def _report_usage(
+        self,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> Usage:
+        """The usage of one report (in mal's meaning of each field), which
+        goes on its chunk; ``self.usage`` keeps the latest value reported for
+        each field, so a report that leaves a field out keeps the earlier one.
+        Usage comes once or twice a response: this is off the hot path."""
+        usage = Usage(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+        )
         old = self.usage
-        if old is not None:
-            if input_tokens is None:
-                input_tokens = old.input_tokens
-            if output_tokens is None:
-                output_tokens = old.output_tokens
-            self.usage = Usage(input_tokens, output_tokens)
-        else:
+        if old is None:
             self.usage = usage
+        else:
+            self.usage = Usage(
+                *(
+                    new if new is not None else before
+                    for new, before in zip(
+                        msgspec.structs.astuple(usage), msgspec.structs.astuple(old), strict=True
+                    )
+                )
+            )
         return usage
 
     def _decode_error(self, exc: Exception, payload: bytes) -> DecodeError | IncompleteStreamError:

@@ -19,7 +19,7 @@ import msgspec
 from ..errors import ConfigError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
-from ..types import Chunk, Message, ToolCall, ToolCallDelta
+from ..types import Chunk, Message, ToolCall, ToolCallDelta, Usage
 from ._base import (
     BodyDecoder,
     GenerateParams,
@@ -58,9 +58,64 @@ RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error"})
 # The events, as a union tagged on "type"; only the fields mal reads.
 
 
+class _OutputDetails(msgspec.Struct, gc=False):
+    thinking_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct, gc=False):
+    """``usage`` of a message (``message_start``, a whole body) and of a
+    ``message_delta``: anthropic-sdk-python ``types/usage.py`` (``Usage``) and
+    ``types/message_delta_usage.py`` (``MessageDeltaUsage``, every field
+    cumulative, all but ``output_tokens`` optional)."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    output_tokens_details: _OutputDetails | None = None
+
+
+def _anthropic_usage(decoder: ResponseDecoder, reported: _Usage, latest: _Usage) -> Usage:
+    """mal's usage of one report; ``latest`` keeps the latest value reported
+    for each of Anthropic's fields, and is updated.
+
+    Anthropic counts the input read from and written to the prompt cache
+    apart from ``input_tokens``: the prompt's whole input is
+    ``cache_read_input_tokens + cache_creation_input_tokens + input_tokens``
+    (https://docs.claude.com/en/docs/build-with-claude/prompt-caching, "Tracking
+    cache performance"), which is mal's ``input_tokens``. A ``message_delta``
+    repeats the cumulative counts it has or leaves them out (null), and a
+    value left out keeps the latest one, as the SDK's stream accumulator does
+    (anthropic-sdk-python ``lib/streaming/_messages.py``, ``accumulate_event``).
+    ``output_tokens`` includes the thinking tokens, which
+    ``output_tokens_details.thinking_tokens`` counts (``types/output_tokens_details.py``).
+    """
+    fresh = reported.input_tokens
+    read = reported.cache_read_input_tokens
+    written = reported.cache_creation_input_tokens
+    if fresh is not None:
+        latest.input_tokens = fresh
+    if read is not None:
+        latest.cache_read_input_tokens = read
+    if written is not None:
+        latest.cache_creation_input_tokens = written
+    total = None
+    if (fresh is not None or read is not None or written is not None) and (
+        latest.input_tokens is not None
+    ):
+        total = (
+            latest.input_tokens
+            + (latest.cache_read_input_tokens or 0)
+            + (latest.cache_creation_input_tokens or 0)
+        )
+    details = reported.output_tokens_details
+    return decoder._report_usage(
+        total,
+        reported.output_tokens,
+        read,
+        written,
+        details.thinking_tokens if details is not None else None,
+    )
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -183,6 +238,8 @@ class AnthropicStreamDecoder(ResponseDecoder):
         self._replay = _Replay()
         self.answer_tool: str | None = None
         self._answer_index: int | None = None
+        #: The latest value of each of Anthropic's usage fields.
+        self._usage_seen = _Usage()
 
     def feed(self, data: bytes) -> list[Chunk]:
         payload = self._whole_event(data, _DELTA_HEAD)
@@ -294,7 +351,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
         if cls is MessageStart:
             usage = event.message.usage
             if usage is not None:
-                return Chunk(usage=self._report_usage(usage.input_tokens, usage.output_tokens))
+                return Chunk(usage=_anthropic_usage(self, usage, self._usage_seen))
             return None
         if cls is MessageDelta:
             finish = None
@@ -302,7 +359,7 @@ class AnthropicStreamDecoder(ResponseDecoder):
                 finish = self._finish(event.delta.stop_reason, FINISH_REASONS)
             usage = None
             if event.usage is not None:
-                usage = self._report_usage(event.usage.input_tokens, event.usage.output_tokens)
+                usage = _anthropic_usage(self, event.usage, self._usage_seen)
             if finish == "tool_calls" and self._answer_index is not None and not self._tools:
                 finish = self.finish_reason = "stop"  # the answer came, through its tool
             if finish is None and usage is None:
@@ -543,7 +600,7 @@ class AnthropicBodyDecoder(BodyDecoder):
             finish = self.finish_reason = "stop"  # the answer came, through its tool
         usage = None
         if message.usage is not None:
-            usage = self._report_usage(message.usage.input_tokens, message.usage.output_tokens)
+            usage = _anthropic_usage(self, message.usage, _Usage())
         return Chunk("".join(texts), reasoning, finish, usage, tuple(calls))
 
     def message(self) -> Message:

@@ -74,6 +74,11 @@ class _Line(msgspec.Struct, gc=False):
     done_reason: str | None = None
     prompt_eval_count: int | None = None
     eval_count: int | None = None
+    # The prompt tokens read from the KV cache: newer servers, and only when
+    # the runner reports it (ollama api/types.go, Metrics,
+    # ``prompt_eval_cached_count``, a pointer with omitempty; ollama/ollama#17943).
+    # prompt_eval_count counts them too: it stays the whole prompt's count.
+    prompt_eval_cached_count: int | None = None
     error: str | None = None
 
 
@@ -156,7 +161,9 @@ class OllamaDecoder(ResponseDecoder):
                 finish = self._finish(obj.done_reason, FINISH_REASONS)
                 usage = None
                 if obj.prompt_eval_count is not None or obj.eval_count is not None:
-                    usage = self._report_usage(obj.prompt_eval_count, obj.eval_count)
+                    usage = self._report_usage(
+                        obj.prompt_eval_count, obj.eval_count, obj.prompt_eval_cached_count
+                    )
                 if text:
                     parts.append(text)
                 chunks.append(Chunk(text, reasoning, finish, usage, calls))

@@ -18,7 +18,7 @@ from ..errors import ConfigError, MALError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
 from ..schema import OutputSchema
-from ..types import Chunk, Message, ToolCall, ToolCallDelta
+from ..types import Chunk, Message, ToolCall, ToolCallDelta, Usage
 from ._base import (
     BodyDecoder,
     GenerateParams,
@@ -75,9 +75,54 @@ class _Choice(msgspec.Struct, gc=False):
     finish_reason: str | None = None
 
 
+class _PromptDetails(msgspec.Struct, gc=False):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct, gc=False):
+    """``usage``: the OpenAPI ``CompletionUsage`` (openai/openai-openapi). The
+    details are optional, and compatible servers send them as null (vLLM's
+    ``UsageInfo``, vllm/entrypoints/openai/engine/protocol.py) or leave them
+    out."""
+
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+    # DeepSeek's own count of the prompt tokens read from its context cache
+    # (https://api-docs.deepseek.com/api/create-chat-completion, usage;
+    # https://api-docs.deepseek.com/guides/kv_cache): part of prompt_tokens.
+    prompt_cache_hit_tokens: int | None = None
+
+
+def _report_usage(decoder: ResponseDecoder, usage: _Usage) -> Usage:
+    """mal's usage of a ``CompletionUsage``. ``prompt_tokens`` counts the
+    cached tokens too (``prompt_tokens_details``: "Breakdown of tokens used in
+    the prompt"), and ``completion_tokens`` the reasoning tokens
+    (``completion_tokens_details``, "like reasoning tokens, these tokens are
+    still counted in the total completion tokens"): both are mal's as they
+    are. The cache read is DeepSeek's ``prompt_cache_hit_tokens`` where a
+    server sends it (the field DeepSeek documents; its newer responses carry
+    ``prompt_tokens_details.cached_tokens`` beside it, with the same count),
+    else ``prompt_tokens_details.cached_tokens``; the cache write is
+    ``prompt_tokens_details.cache_write_tokens``."""
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    cached = usage.prompt_cache_hit_tokens
+    if cached is None and prompt is not None:
+        cached = prompt.cached_tokens
+    return decoder._report_usage(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        cached,
+        prompt.cache_write_tokens if prompt is not None else None,
+        completion.reasoning_tokens if completion is not None else None,
+    )
 
 
 class _Error(msgspec.Struct, gc=False):
@@ -204,7 +249,7 @@ class OpenAIStreamDecoder(ResponseDecoder):
             if choice.finish_reason is not None:
                 finish = self._finish(choice.finish_reason, FINISH_REASONS)
         if body.usage is not None:
-            usage = self._report_usage(body.usage.prompt_tokens, body.usage.completion_tokens)
+            usage = _report_usage(self, body.usage)
         if text:
             self._parts.append(text)
         elif not (reasoning or finish or usage or refusal or calls):
@@ -244,9 +289,7 @@ class OpenAIBodyDecoder(BodyDecoder):
         elif completion.choices is None:
             raise self._decode_error(ValueError("no 'choices'"), body)
         if completion.usage is not None:
-            usage = self._report_usage(
-                completion.usage.prompt_tokens, completion.usage.completion_tokens
-            )
+            usage = _report_usage(self, completion.usage)
         return Chunk(text, reasoning, finish, usage, calls, refusal)
 
 

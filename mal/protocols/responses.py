@@ -48,9 +48,27 @@ RETRYABLE_ERRORS = frozenset({"server_error", "rate_limit_exceeded", "server_is_
 INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
+class _InputDetails(msgspec.Struct, gc=False):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class _OutputDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct, gc=False):
+    """``usage``: the OpenAPI ``ResponseUsage`` (openai/openai-openapi).
+    ``input_tokens_details`` is "a detailed breakdown of the input tokens"
+    (the cached ones are counted in ``input_tokens``), and
+    ``output_tokens_details`` of the output tokens (the reasoning ones are
+    counted in ``output_tokens``): mal's fields, as they are. The spec
+    requires the details; compatible servers leave them out."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
+    input_tokens_details: _InputDetails | None = None
+    output_tokens_details: _OutputDetails | None = None
 
 
 class _ErrorBody(msgspec.Struct, gc=False):
@@ -111,8 +129,17 @@ def _ended(decoder: ResponseDecoder, response: _Response) -> Chunk:
         raw, table = reason or "incomplete", INCOMPLETE_REASONS
     finish = decoder._finish(raw, table)
     usage = None
-    if response.usage is not None:
-        usage = decoder._report_usage(response.usage.input_tokens, response.usage.output_tokens)
+    reported = response.usage
+    if reported is not None:
+        read = written = reasoning = None
+        if reported.input_tokens_details is not None:
+            read = reported.input_tokens_details.cached_tokens
+            written = reported.input_tokens_details.cache_write_tokens
+        if reported.output_tokens_details is not None:
+            reasoning = reported.output_tokens_details.reasoning_tokens
+        usage = decoder._report_usage(
+            reported.input_tokens, reported.output_tokens, read, written, reasoning
+        )
     decoder.done = True
     return Chunk("", "", finish, usage)
 

@@ -346,7 +346,7 @@ def test_bytewise_gives_expected_result(name: str) -> None:
     merged: dict[str, int] = {}
     for chunk in got.chunks:
         if chunk.usage is not None:
-            for field in ("input_tokens", "output_tokens"):
+            for field in mal.Usage.__struct_fields__:
                 value = getattr(chunk.usage, field)
                 if value is not None:
                     merged[field] = value

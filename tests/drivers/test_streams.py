@@ -108,7 +108,8 @@ async def test_state_before_during_and_after(api: Api, server: MockServer, provi
                 seen += chunk.text
                 assert stream.text == seen  # text so far, at every step
         assert stream.finish_reason == "stop"
-        assert stream.usage == mal.Usage(input_tokens=4, output_tokens=6)
+        assert stream.usage is not None
+        assert (stream.usage.input_tokens, stream.usage.output_tokens) == (4, 6)
         assert stream.text == "Alpha beta gamma delta"
 
 
