@@ -28,7 +28,9 @@ def server() -> Iterator[MockServer]:
 
 def post(client: httpx.Client, server: MockServer) -> httpx.Response:
     request = client.build_request(
-        "POST", server.url("openai") + "/chat/completions", json={"model": "m", "stream": True}
+        "POST",
+        server.url("openai") + "/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True},
     )
     return client.send(request, stream=True)
 
@@ -56,7 +58,11 @@ def test_async_reads_the_innermost_generator(server: MockServer) -> None:
             request = client.build_request(
                 "POST",
                 server.url("openai") + "/chat/completions",
-                json={"model": "m", "stream": True},
+                json={
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "Hi"}],
+                    "stream": True,
+                },
             )
             response = await client.send(request, stream=True)
             body = async_body(response)
