@@ -241,12 +241,26 @@ def test_requests_the_rules_do_not_see(server: MockServer, stub: Rules) -> None:
     assert get(server, "/v1/models").status == 200
     assert call(server, "/v1/nowhere", CHAT).status == 404
     assert get(server, "/v1/chat/completions").status == 405
-    # Azure answers a deployment URL without its api-version before it reads the body.
-    raw = call(server, "/openai/deployments/d/chat/completions", CHAT)
-    assert raw.status == 404
-    assert json.loads(raw.body) == {"error": {"code": "404", "message": "Resource not found"}}
     assert stub.seen == []
     assert all(r.violation is None for r in server.requests)
+
+
+@pytest.mark.parametrize("path", ["chat/completions", "embeddings"])
+def test_azure_answers_a_deployment_url_without_its_api_version_404(path: str) -> None:
+    body = CHAT if path == "chat/completions" else {"model": "m", "input": "Hi"}
+    with MockServer() as server:
+        raw = call(server, f"/openai/deployments/d/{path}", body)
+        assert raw.status == 404
+        gateway = {"error": {"code": "404", "message": "Resource not found"}}
+        assert json.loads(raw.body) == gateway
+        violation = server.requests[-1].violation
+        assert violation is not None and violation.status == 404
+        assert (
+            call(server, f"/openai/deployments/d/{path}?api-version=2024-10-21", body).status == 200
+        )
+        assert call(server, f"/openai/v1/{path}", body).status == 200
+    with MockServer(strict=False) as server:  # accepts any request, this one too
+        assert call(server, f"/openai/deployments/d/{path}", body).status == 200
 
 
 def test_the_rules_as_shipped_accept_an_ordinary_request(server: MockServer) -> None:

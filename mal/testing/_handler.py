@@ -18,7 +18,6 @@ from mal.testing._embeddings import _embedding_inputs, _embeddings_body
 from mal.testing._ollama import _Ollama
 from mal.testing._openai import _OpenAI
 from mal.testing._routes import (
-    _AZURE_DEPLOYMENT,
     _CHECKED,
     _ROUTES,
     _WIRES,
@@ -157,12 +156,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     data = msgspec.json.decode(body)
             route = _ROUTES.get(path) or _azure_route(path)
             provider = route.provider if route else _guess_provider(path, headers)
-            unversioned = bool(
-                route is not None
-                and route.kind in _WIRES
-                and _AZURE_DEPLOYMENT.match(path)
-                and "api-version=" not in query
-            )
             violation = None
             if (
                 srv.mock.strict
@@ -170,7 +163,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 and route.method == self.command
                 and route.kind in _CHECKED
                 and isinstance(data, dict)
-                and not unversioned
             ):
                 azure = path.startswith("/openai/")
                 request = _rules.Request(route.kind, path, query, headers, data, azure)
@@ -183,10 +175,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif route.method != self.command:
                 msg = f"method {self.command} not allowed on {path}"
                 self._send_full(405, "application/json", _enc({"error": msg}))
-            elif unversioned:
-                # Azure answers a deployment URL without its api-version so.
-                body = _enc({"error": {"code": "404", "message": "Resource not found"}})
-                self._send_full(404, "application/json", body)
             elif violation is not None:
                 self._reject(route, data, violation, t0)
             elif route.kind in _WIRES:
@@ -225,7 +213,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         model = data.get("model")
         model = model if isinstance(model, str) and model else DEFAULT_MODEL
         wire = _CHECKED[route.kind](_Job(model, data, Reply(), t0, [], []))
-        body = wire.rejection(violation)
+        body = _enc(violation.body) if violation.body is not None else wire.rejection(violation)
         self._send_full(violation.status, wire.json_type, body, wire.headers())
 
     def _info(self, route: _Route, headers: dict[str, str]) -> None:

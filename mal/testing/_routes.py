@@ -22,8 +22,8 @@ class _Route:
     kind: str
 
 
-#: Azure OpenAI's URLs: a deployment's (with ``?api-version=``) and the v1 API's.
-_AZURE_DEPLOYMENT: Final = re.compile(r"\A/openai/deployments/[^/]+/")
+#: Azure OpenAI's URLs: a deployment's (with ``?api-version=``, which the strict
+#: rules require) and the v1 API's.
 _AZURE: Final = re.compile(r"\A/openai/(?:deployments/[^/]+|v1)/(chat/completions|embeddings)\Z")
 
 

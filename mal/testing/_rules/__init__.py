@@ -1,6 +1,6 @@
 """The providers' published request rules, as the strict built-in server checks them.
 
-Each provider module exposes ``check(kind, request) -> Violation | None``: the
+Each provider module exposes ``check(request) -> Violation | None``: the
 first rule the request breaks, or None.  A rule is a plain function over the
 decoded JSON body (and the URL and headers where the rule is about them); the
 comment beside it names the source it was taken from.  Nothing here does I/O;
@@ -44,6 +44,10 @@ class Violation:
     status: int = 400
     error_type: str = "invalid_request_error"
     code: str | None = None
+    body: Any = None
+    """The whole error body, for an answer in a shape of its own (Azure's
+    gateway answers a deployment URL without ``api-version`` before the
+    OpenAI service sees it); None: the provider's usual error body."""
 
 
 def check(request: Request) -> Violation | None:

@@ -40,4 +40,5 @@ def _azure_version(request: Request) -> Violation | None:
         return None
     if "api-version" in parse_qs(request.query, keep_blank_values=True):
         return None
-    return Violation("Resource not found", status=404, code="404")
+    gateway = {"error": {"code": "404", "message": "Resource not found"}}
+    return Violation("Resource not found", status=404, code="404", body=gateway)
