@@ -9,10 +9,16 @@
         server.add(Reply(text="Hello there", chunk_delay=0.01))
         base_url = server.url("openai")
 
+The server is strict by default: a request the real API would reject is
+answered with that provider's own error, and `RecordedRequest.violation` (a
+`Violation`) says which rule it broke. ``MockServer(strict=False)`` accepts
+any request.
+
 Tool loops are scripted with ``Reply(tool_calls=[{"name": ..., "arguments": {...}}])``
 followed by the final ``Reply(text=...)``.
 """
 
+from mal.testing._rules import Violation
 from mal.testing._script import (
     DEFAULT_TEXT,
     RecordedRequest,
@@ -28,5 +34,6 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "ScriptedToolCall",
+    "Violation",
     "split_tokens",
 ]
