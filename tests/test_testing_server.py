@@ -16,6 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mal.testing import DEFAULT_TEXT, MockServer, Reply, split_tokens
+from tests.support.requests import (
+    ANTHROPIC_HEADERS,
+    anthropic_messages,
+    ollama_chat,
+    ollama_generate,
+    openai_chat,
+)
 
 
 @pytest.fixture
@@ -55,6 +62,9 @@ class Conn:
     def send(self, path: str, body: Any, method: str = "POST", **headers: str) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(data)}"]
+        named = {name.lower().replace("_", "-") for name in headers}
+        if not isinstance(body, bytes) and "content-type" not in named:
+            lines.append("Content-Type: application/json")  # as every JSON client sends it
         lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
 
@@ -129,6 +139,17 @@ def call(server: MockServer, path: str, body: Any, **headers: str) -> Raw:
         conn.close()
 
 
+def call_chat(server: MockServer, **fields: Any) -> Raw:
+    """Send a valid Chat Completions request with `fields` (see `openai_chat`)."""
+    return call(server, "/v1/chat/completions", openai_chat(**fields))
+
+
+def call_messages(server: MockServer, **fields: Any) -> Raw:
+    """Send a valid Messages API request with `fields` (see `anthropic_messages`),
+    with the version header the API requires."""
+    return call(server, "/v1/messages", anthropic_messages(**fields), **ANTHROPIC_HEADERS)
+
+
 def sse(chunk: bytes) -> tuple[str | None, Any]:
     """Parse one SSE event: (event name, parsed data or the raw data string)."""
     text = chunk.decode()
@@ -186,7 +207,7 @@ def test_reply_validation() -> None:
 
 def test_ollama_chat_stream(server: MockServer) -> None:
     server.add(Reply(text="Hi there", reasoning="Think", input_tokens=5))
-    r = call(server, "/api/chat", {"model": "llama3.2", "messages": []})
+    r = call(server, "/api/chat", ollama_chat(model="llama3.2"))
     assert r.status == 200 and r.complete
     assert r.headers["content-type"] == "application/x-ndjson"
     assert r.headers["transfer-encoding"] == "chunked"
@@ -207,7 +228,7 @@ def test_ollama_chat_stream(server: MockServer) -> None:
 
 def test_ollama_generate_streams_by_default(server: MockServer) -> None:
     server.add(Reply(tokens=["A", "B"], finish_reason="length"))
-    r = call(server, "/api/generate", {"model": "m", "prompt": "x"})
+    r = call(server, "/api/generate", ollama_generate(prompt="x"))
     lines = [json.loads(c) for c in r.chunks]
     assert [x["response"] for x in lines] == ["A", "B", ""]
     assert lines[-1]["done_reason"] == "length"
@@ -216,7 +237,7 @@ def test_ollama_generate_streams_by_default(server: MockServer) -> None:
 
 def test_ollama_non_stream(server: MockServer) -> None:
     server.add(Reply(text="Fine.", reasoning="ok"))
-    r = call(server, "/api/generate", {"model": "m", "prompt": "x", "stream": False})
+    r = call(server, "/api/generate", ollama_generate(prompt="x", stream=False))
     assert "content-length" in r.headers and r.headers["content-type"].startswith(
         "application/json"
     )
@@ -224,7 +245,7 @@ def test_ollama_non_stream(server: MockServer) -> None:
     assert obj["response"] == "Fine." and obj["thinking"] == "ok" and obj["done"] is True
     assert obj["done_reason"] == "stop" and obj["model"] == "m" and "context" in obj
     server.add(Reply(text="Chat."))
-    obj = json.loads(call(server, "/api/chat", {"model": "m", "stream": False}).body)
+    obj = json.loads(call(server, "/api/chat", ollama_chat(stream=False)).body)
     assert obj["message"] == {"role": "assistant", "content": "Chat."} and obj["done"] is True
 
 
@@ -233,8 +254,7 @@ def test_ollama_non_stream(server: MockServer) -> None:
 
 def test_openai_stream_with_usage(server: MockServer) -> None:
     server.add(Reply(tokens=["Hel", "lo"], reasoning_tokens=["hm"], input_tokens=7))
-    body = {"model": "gpt-x", "stream": True, "stream_options": {"include_usage": True}}
-    r = call(server, "/v1/chat/completions", body)
+    r = call_chat(server, model="gpt-x", stream=True, stream_options={"include_usage": True})
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [sse(c)[1] for c in r.chunks]
     assert events[-1] == "[DONE]"
@@ -257,7 +277,7 @@ def test_openai_stream_with_usage(server: MockServer) -> None:
 
 def test_openai_stream_without_usage(server: MockServer) -> None:
     server.add(Reply(tokens=["x"]))
-    r = call(server, "/chat/completions", {"model": "m", "stream": True})
+    r = call(server, "/chat/completions", openai_chat(stream=True))
     events = [sse(c)[1] for c in r.chunks]
     assert events[-1] == "[DONE]" and len(events) == 4
     assert all("usage" not in e for e in events[:-1])
@@ -265,7 +285,7 @@ def test_openai_stream_without_usage(server: MockServer) -> None:
 
 def test_openai_non_stream(server: MockServer) -> None:
     server.add(Reply(text="Yes.", reasoning="why not", finish_reason="length"))
-    r = call(server, "/v1/chat/completions", {"model": "gpt-x"})
+    r = call_chat(server, model="gpt-x")
     obj = json.loads(r.body)
     assert obj["object"] == "chat.completion" and obj["model"] == "gpt-x"
     choice = obj["choices"][0]
@@ -280,7 +300,7 @@ def test_openai_non_stream(server: MockServer) -> None:
 
 def test_anthropic_stream(server: MockServer) -> None:
     server.add(Reply(tokens=["Hi", "!"], reasoning_tokens=["a", "b"], input_tokens=9))
-    r = call(server, "/v1/messages", {"model": "claude-x", "stream": True})
+    r = call_messages(server, model="claude-x", stream=True)
     events = [sse(c) for c in r.chunks]
     names = [name for name, _ in events]
     assert names == [
@@ -311,7 +331,7 @@ def test_anthropic_stream(server: MockServer) -> None:
 
 def test_anthropic_stream_without_thinking(server: MockServer) -> None:
     server.add(Reply(tokens=["x"]))
-    r = call(server, "/v1/messages", {"model": "c", "stream": True})
+    r = call_messages(server, model="c", stream=True)
     events = [sse(c)[1] for c in r.chunks]
     assert events[1]["content_block"] == {"type": "text", "text": ""}
     assert events[3]["index"] == 0 and events[3]["delta"] == {"type": "text_delta", "text": "x"}
@@ -319,7 +339,7 @@ def test_anthropic_stream_without_thinking(server: MockServer) -> None:
 
 def test_anthropic_non_stream(server: MockServer) -> None:
     server.add(Reply(text="Sure.", reasoning="hm", finish_reason="max_tokens"))
-    obj = json.loads(call(server, "/v1/messages", {"model": "claude-x"}).body)
+    obj = json.loads(call_messages(server, model="claude-x").body)
     assert obj["type"] == "message" and obj["role"] == "assistant" and obj["model"] == "claude-x"
     assert [b["type"] for b in obj["content"]] == ["thinking", "text"]
     assert obj["content"][1]["text"] == "Sure." and obj["content"][0]["thinking"] == "hm"
@@ -332,7 +352,7 @@ def test_anthropic_non_stream(server: MockServer) -> None:
 
 def test_non_ascii_is_utf8(server: MockServer) -> None:
     server.add(Reply(text="héllo 世界 🎉"))
-    r = call(server, "/v1/chat/completions", {"model": "m"})
+    r = call_chat(server)
     assert "héllo 世界 🎉".encode() in r.body and b"\\u" not in r.body
 
 
@@ -341,7 +361,8 @@ def test_keep_alive_one_connection(server: MockServer) -> None:
     for i in range(10):
         server.add(Reply(text=f"reply {i}"))
         stream = i % 2 == 0
-        conn.request("POST", "/v1/chat/completions", json.dumps({"model": "m", "stream": stream}))
+        body = json.dumps(openai_chat(stream=stream))
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
         response = conn.getresponse()
         body = response.read()
         assert response.status == 200 and f"reply {i}".split()[1].encode() in body
@@ -356,7 +377,7 @@ def test_queue_order_then_default(server: MockServer) -> None:
     assert server.pending == 2
     texts = []
     for _ in range(3):
-        obj = json.loads(call(server, "/v1/messages", {"model": "m"}).body)
+        obj = json.loads(call_messages(server).body)
         texts.append(obj["content"][0]["text"])
     assert texts == ["first", "second", "fallback"]
     assert server.pending == 0
@@ -364,18 +385,21 @@ def test_queue_order_then_default(server: MockServer) -> None:
 
 def test_builtin_default() -> None:
     with MockServer() as server:
-        obj = json.loads(call(server, "/api/chat", {"model": "m", "stream": False}).body)
+        obj = json.loads(call(server, "/api/chat", ollama_chat(stream=False)).body)
         assert obj["message"]["content"] == DEFAULT_TEXT
 
 
 def test_requests_are_recorded(server: MockServer) -> None:
-    call(server, "/v1/messages?beta=true", {"model": "m"}, X_Api_Key="k", Anthropic_Version="1")
-    call(server, "/api/generate", {"model": "m", "stream": False})
+    body = anthropic_messages()
+    version = "2023-06-01"
+    call(server, "/v1/messages?beta=true", body, X_Api_Key="k", Anthropic_Version=version)
+    call(server, "/api/generate", ollama_generate(stream=False))
     first, second = server.requests
     assert first.method == "POST" and first.path == "/v1/messages" and first.query == "beta=true"
-    assert first.headers["x-api-key"] == "k" and first.headers["anthropic-version"] == "1"
-    assert first.json == {"model": "m"} and first.body == b'{"model": "m"}'
+    assert first.headers["x-api-key"] == "k" and first.headers["anthropic-version"] == version
+    assert first.json == body and first.body == json.dumps(body).encode()
     assert first.provider == "anthropic" and second.provider == "ollama"
+    assert first.violation is None and second.violation is None
     server.reset()
     assert server.requests == [] and server.connections == 0 and server.disconnects == 0
 
@@ -402,63 +426,63 @@ def test_info_endpoints(server: MockServer) -> None:
 
 def test_status_errors(server: MockServer) -> None:
     server.add(Reply(status=429, headers={"retry-after": "1"}))
-    r = call(server, "/v1/chat/completions", {"model": "m", "stream": True})
+    r = call_chat(server, stream=True)
     assert r.status == 429 and r.headers["retry-after"] == "1"
     error = json.loads(r.body)["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
 
     server.add(Reply(status=529))
-    obj = json.loads(call(server, "/v1/messages", {"model": "m", "stream": True}).body)
+    obj = json.loads(call_messages(server, stream=True).body)
     assert obj["type"] == "error" and obj["error"]["type"] == "overloaded_error"
 
     server.add(Reply(status=401))
-    obj = json.loads(call(server, "/v1/messages", {"model": "m"}).body)
+    obj = json.loads(call_messages(server).body)
     assert obj["error"]["type"] == "authentication_error"
 
     server.add(Reply(status=500, error_message="boom"))
-    r = call(server, "/api/chat", {"model": "m"})
+    r = call(server, "/api/chat", ollama_chat())
     assert r.status == 500 and json.loads(r.body) == {"error": "boom"}
 
     server.add(Reply(status=502, error_body=b"<html>bad gateway</html>", content_type="text/html"))
-    r = call(server, "/api/chat", {"model": "m"})
+    r = call(server, "/api/chat", ollama_chat())
     assert r.status == 502 and r.body == b"<html>bad gateway</html>"
     assert r.headers["content-type"] == "text/html"
 
 
 def test_inband_errors(server: MockServer) -> None:
     server.add(Reply(tokens=["a", "b", "c"], error_after=2, error_message="gpu on fire"))
-    r = call(server, "/api/chat", {"model": "m"})
+    r = call(server, "/api/chat", ollama_chat())
     lines = [json.loads(c) for c in r.chunks]
     assert r.complete and lines[-1] == {"error": "gpu on fire"} and len(lines) == 3
 
     server.add(Reply(tokens=["a", "b"], error_after=1))
-    r = call(server, "/v1/chat/completions", {"model": "m", "stream": True})
+    r = call_chat(server, stream=True)
     events = [sse(c)[1] for c in r.chunks]
     assert r.complete and "[DONE]" not in events
     assert set(events[-1]["error"]) >= {"message", "type", "code"}
 
     server.add(Reply(tokens=["a", "b"], error_after=1))
-    r = call(server, "/v1/messages", {"model": "m", "stream": True})
+    r = call_messages(server, stream=True)
     name, data = sse(r.chunks[-1])
     assert name == "error" and data["error"]["type"] == "overloaded_error"
 
     server.add(Reply(tokens=["a"], error_after=0, error_type="overloaded_error"))
-    assert call(server, "/v1/messages", {"model": "m"}).status == 529
+    assert call_messages(server).status == 529
 
 
 def test_omit_end(server: MockServer) -> None:
     server.add(Reply(tokens=["a"], omit_end=True))
-    r = call(server, "/api/generate", {"model": "m"})
+    r = call(server, "/api/generate", ollama_generate())
     assert r.complete and all(json.loads(c)["done"] is False for c in r.chunks)
 
     server.add(Reply(tokens=["a"], omit_end=True))
-    r = call(server, "/v1/chat/completions", {"model": "m", "stream": True})
+    r = call_chat(server, stream=True)
     events = [sse(c)[1] for c in r.chunks]
     assert r.complete and "[DONE]" not in events
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
     server.add(Reply(tokens=["a"], omit_end=True))
-    r = call(server, "/v1/messages", {"model": "m", "stream": True})
+    r = call_messages(server, stream=True)
     names = [sse(c)[0] for c in r.chunks]
     assert r.complete and names[-1] == "message_delta" and "message_stop" not in names
 
@@ -466,7 +490,7 @@ def test_omit_end(server: MockServer) -> None:
 def test_drop_after_streaming(server: MockServer) -> None:
     server.add(Reply(tokens=["aaaa", "bbbb"], drop_after=70))
     conn = Conn(server.port)
-    conn.send("/api/generate", {"model": "m"})
+    conn.send("/api/generate", ollama_generate())
     r = conn.response()
     conn.close()
     assert r.status == 200 and not r.complete and r.eof
@@ -477,14 +501,14 @@ def test_drop_after_streaming(server: MockServer) -> None:
 def test_drop_after_zero_and_content_length(server: MockServer) -> None:
     server.add(Reply(drop_after=0))
     conn = Conn(server.port)
-    conn.send("/v1/messages", {"model": "m", "stream": True})
+    conn.send("/v1/messages", anthropic_messages(stream=True), **ANTHROPIC_HEADERS)
     r = conn.response()
     assert r.status == 200 and r.chunks == [] and r.eof
     conn.close()
 
     server.add(Reply(drop_after=5))
     conn = Conn(server.port)
-    conn.send("/v1/messages", {"model": "m"})
+    conn.send("/v1/messages", anthropic_messages(), **ANTHROPIC_HEADERS)
     status, headers = conn.head()
     assert status == 200 and int(headers["content-length"]) > 5
     while conn._fill():
@@ -496,7 +520,7 @@ def test_drop_after_zero_and_content_length(server: MockServer) -> None:
 def test_stall_and_client_disconnect(server: MockServer) -> None:
     server.add(Reply(tokens=["a", "b"], stall_after=1))
     conn = Conn(server.port)
-    conn.send("/api/chat", {"model": "m"})
+    conn.send("/api/chat", ollama_chat())
     conn.head()
     first = conn.chunk()
     assert first is not None and json.loads(first)["message"]["content"] == "a"
@@ -510,7 +534,7 @@ def test_stall_and_client_disconnect(server: MockServer) -> None:
 def test_write_failure_counts_as_disconnect(server: MockServer) -> None:
     server.add(Reply(tokens=["x" * 1000] * 500, chunk_delay=0.001))
     conn = Conn(server.port)
-    conn.send("/v1/chat/completions", {"model": "m", "stream": True})
+    conn.send("/v1/chat/completions", openai_chat(stream=True))
     conn.head()
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
@@ -519,7 +543,7 @@ def test_write_failure_counts_as_disconnect(server: MockServer) -> None:
 
 def test_stall_resumes_with_pings(server: MockServer) -> None:
     server.add(Reply(tokens=["a", "b"], stall_after=1, stall=0.25, ping_interval=0.05))
-    r = call(server, "/v1/chat/completions", {"model": "m", "stream": True})
+    r = call_chat(server, stream=True)
     assert r.complete
     pings = [c for c in r.chunks if c == b": ping\n\n"]
     assert 2 <= len(pings) <= 6
@@ -527,7 +551,7 @@ def test_stall_resumes_with_pings(server: MockServer) -> None:
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in content) == "ab"
 
     server.add(Reply(tokens=["a"], first_delay=0.12, ping_interval=0.05))
-    r = call(server, "/v1/messages", {"model": "m", "stream": True})
+    r = call_messages(server, stream=True)
     names = [sse(c)[0] for c in r.chunks]
     assert names.count("ping") >= 2 and names[-1] == "message_stop"
 
@@ -536,7 +560,7 @@ def test_delays(server: MockServer) -> None:
     server.add(Reply(tokens=["a", "b", "c"], headers_delay=0.1, first_delay=0.05, chunk_delay=0.05))
     conn = Conn(server.port)
     start = time.monotonic()
-    conn.send("/api/chat", {"model": "m"})
+    conn.send("/api/chat", ollama_chat())
     conn.head()
     t_head = time.monotonic() - start
     assert conn.chunk() is not None
@@ -552,15 +576,15 @@ def test_delays(server: MockServer) -> None:
 
 def test_raw_bodies(server: MockServer) -> None:
     server.add(Reply(raw=b"\xff\xfe garbage", content_type="text/plain"))
-    r = call(server, "/v1/chat/completions", {"model": "m", "stream": True})
+    r = call_chat(server, stream=True)
     assert r.chunks == [b"\xff\xfe garbage"] and r.headers["content-type"] == "text/plain"
 
     server.add(Reply(raw_chunks=[b"data: {", b'"x": 1}\n\n']))
-    r = call(server, "/v1/chat/completions", {"model": "m"})
+    r = call_chat(server)
     assert r.chunks == [b"data: {", b'"x": 1}\n\n'] and r.complete
 
     server.add(Reply(raw=b"<html>hi</html>", content_type="text/html"))
-    r = call(server, "/v1/messages", {"model": "m"})
+    r = call_messages(server)
     assert "content-length" in r.headers and r.body == b"<html>hi</html>"
 
 
@@ -568,7 +592,7 @@ def test_stop_is_prompt_with_stalled_handler() -> None:
     server = MockServer().start()
     server.add(Reply(tokens=["a"], stall_after=0))
     conn = Conn(server.port)
-    conn.send("/api/chat", {"model": "m"})
+    conn.send("/api/chat", ollama_chat())
     conn.head()
     idle = Conn(server.port)  # an idle keep-alive connection too
     assert server.wait_for_requests(1)
@@ -592,7 +616,7 @@ def test_many_servers() -> None:
         for i, s in enumerate(servers):
             s.add(f"server {i}")
         for i, s in enumerate(servers):
-            obj = json.loads(call(s, "/v1/messages", {"model": "m"}).body)
+            obj = json.loads(call_messages(s).body)
             assert obj["content"][0]["text"] == f"server {i}"
     finally:
         for s in servers:

@@ -96,29 +96,71 @@ def test_ollama_embed_shape(server: MockServer) -> None:
     assert server.requests[0].provider == "ollama"
 
 
-@pytest.mark.parametrize(
-    ("path", "body"),
-    [
-        ("/v1/embeddings", {"model": "m"}),
-        ("/v1/embeddings", {"model": "m", "input": [{"text": "x"}]}),
-        ("/v1/embeddings", {"model": "m", "input": []}),
-        ("/api/embed", {"model": "m", "input": 3}),
-        ("/api/embed", b"not json"),
-    ],
-)
+#: Well-formed JSON bodies whose input neither API embeds: none, an object, an
+#: empty list (OpenAI requires one input at least), a number (Ollama).
+BAD_INPUTS = [
+    ("/v1/embeddings", {"model": "m"}),
+    ("/v1/embeddings", {"model": "m", "input": [{"text": "x"}]}),
+    ("/v1/embeddings", {"model": "m", "input": []}),
+    ("/api/embed", {"model": "m", "input": 3}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BAD_INPUTS)
 def test_bad_inputs_are_400s_with_the_providers_error_bodies(
     server: MockServer, path: str, body: Any
 ) -> None:
     server.add(Reply(embedding_dim=2))
     r = call(server, path, body)
     assert r.status == 400
+    # The provider's rules refuse the request, and its error body says why.
+    (recorded,) = server.requests
+    violation = recorded.violation
+    assert violation is not None
     error = json.loads(r.body)["error"]
     if path == "/v1/embeddings":
         assert error["type"] == "invalid_request_error" and "input" in error["message"]
+        assert error == {
+            "message": violation.message,
+            "type": violation.error_type,
+            "param": violation.param,
+            "code": violation.code,
+        }
     else:
-        assert isinstance(error, str) and error
-    # A well-formed request takes the queued reply; a body that is no JSON does not.
-    assert server.pending == (1 if body == b"not json" else 0)
+        assert isinstance(error, str) and "input" in error and error == violation.message
+    # A request the API refuses takes no reply: the queued one waits for the next.
+    assert server.pending == 1
+
+
+def test_a_body_that_is_no_json_is_a_400_and_takes_no_reply(server: MockServer) -> None:
+    server.add(Reply(embedding_dim=2))
+    r = call(server, "/api/embed", b"not json")
+    assert r.status == 400
+    error = json.loads(r.body)["error"]
+    assert isinstance(error, str) and error
+    assert server.pending == 1
+    assert server.requests[-1].violation is None  # no JSON object: the rules never see it
+
+
+@pytest.mark.parametrize(("path", "body"), BAD_INPUTS)
+def test_a_server_without_the_rules_still_refuses_what_it_cannot_embed(
+    path: str, body: Any
+) -> None:
+    # strict=False on purpose: this is about the server's own answer to an input it
+    # has no vector for, the answer it gives when the providers' rules are off (with
+    # them on, the rules answer first, as the test above shows).
+    with MockServer(strict=False) as server:
+        server.add(Reply(embedding_dim=2))
+        r = call(server, path, body)
+        assert r.status == 400
+        error = json.loads(r.body)["error"]
+        if path == "/v1/embeddings":
+            assert error["type"] == "invalid_request_error" and "input" in error["message"]
+        else:
+            assert isinstance(error, str) and error
+        # A well-formed request takes the queued reply.
+        assert server.pending == 0
+        assert server.requests[-1].violation is None
 
 
 def test_scripted_errors_and_keep_alive(server: MockServer) -> None:

@@ -17,6 +17,7 @@ import pytest
 import mal.testing._rules as rules
 from mal.testing import MockServer, Reply
 from mal.testing._rules import Request, Violation
+from tests.support.requests import ANTHROPIC_HEADERS
 from tests.test_testing_server import Conn, Raw, call
 
 
@@ -272,7 +273,7 @@ def test_the_rules_as_shipped_accept_an_ordinary_request(server: MockServer) -> 
 def test_anthropic_error_bodies_repeat_the_request_id(server: MockServer) -> None:
     # A scripted status error carries the same id in its header and its body.
     server.add(Reply(status=529))
-    raw = call(server, "/v1/messages", ANTHROPIC)
+    raw = call(server, "/v1/messages", ANTHROPIC, **ANTHROPIC_HEADERS)
     assert raw.status == 529
     answer = json.loads(raw.body)
     assert answer["error"]["type"] == "overloaded_error"

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from mal.testing import MockServer, Reply, ScriptedToolCall
-from tests.test_testing_server import Conn, Raw, call, sse
+from tests.support.requests import (
+    ANTHROPIC_HEADERS,
+    anthropic_messages,
+    ollama_chat,
+    ollama_generate,
+    openai_chat,
+    png,
+)
+from tests.test_testing_server import Conn, Raw, call, call_chat, call_messages, sse
 
 WEATHER = {"name": "get_weather", "arguments": {"city": "Paris"}}
 STOCK = {"name": "get_stock_price", "arguments": {"ticker": "AAPL", "exchange": "NASDAQ"}}
@@ -118,8 +126,9 @@ def test_replace_keeps_a_json_or_refusal_reply_valid() -> None:
 
 def test_openai_stream_two_calls(server: MockServer) -> None:
     server.add(Reply(tool_calls=[WEATHER, STOCK], input_tokens=44))
-    body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
-    events = openai_events(call(server, "/v1/chat/completions", body))
+    events = openai_events(
+        call_chat(server, model="gpt-4o", stream=True, stream_options={"include_usage": True})
+    )
     assert events[-1] == "[DONE]"
     usage_chunk, finish_chunk = events[-2], events[-3]
     chunks = events[:-3]
@@ -162,8 +171,7 @@ def test_openai_stream_two_calls(server: MockServer) -> None:
 
 def test_openai_stream_text_then_call_without_usage(server: MockServer) -> None:
     server.add(Reply(text="Let me check.", tool_calls=[WEATHER]))
-    body = {"model": "gpt-4o", "stream": True}
-    events = openai_events(call(server, "/v1/chat/completions", body))
+    events = openai_events(call_chat(server, model="gpt-4o", stream=True))
     assert events[-1] == "[DONE]"
     assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert all("usage" not in e for e in events[:-1])
@@ -184,7 +192,7 @@ def test_openai_stream_raw_arguments_id_and_finish_override(server: MockServer) 
             finish_reason="stop",
         )
     )
-    events = openai_events(call(server, "/v1/chat/completions", {"stream": True}))
+    events = openai_events(call_chat(server, stream=True))
     entries = [e["choices"][0]["delta"]["tool_calls"][0] for e in events[:-2]]
     assert entries[0]["id"] == "call_fixed"
     assert_pieces([x["function"]["arguments"] for x in entries[1:]], broken)
@@ -195,7 +203,7 @@ def test_openai_complete_tool_calls(server: MockServer) -> None:
     server.add(
         Reply(tool_calls=[WEATHER, STOCK]), Reply(text="Let me check.", tool_calls=[WEATHER])
     )
-    obj = one_body(call(server, "/v1/chat/completions", {"model": "gpt-4o"}))
+    obj = one_body(call_chat(server, model="gpt-4o"))
     (choice,) = obj["choices"]
     assert choice["finish_reason"] == "tool_calls"
     message = choice["message"]
@@ -206,7 +214,7 @@ def test_openai_complete_tool_calls(server: MockServer) -> None:
     assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
     assert json.loads(calls[1]["function"]["arguments"]) == STOCK["arguments"]
 
-    message = one_body(call(server, "/v1/chat/completions", {}))["choices"][0]["message"]
+    message = one_body(call_chat(server))["choices"][0]["message"]
     assert message["content"] == "Let me check."
     assert [c["function"]["name"] for c in message["tool_calls"]] == ["get_weather"]
 
@@ -214,14 +222,14 @@ def test_openai_complete_tool_calls(server: MockServer) -> None:
 def test_openai_refusal(server: MockServer) -> None:
     refusal = "I'm sorry, I can't help with that request."
     server.add(Reply(refusal=refusal), Reply(refusal=refusal))
-    events = openai_events(call(server, "/v1/chat/completions", {"stream": True}))
+    events = openai_events(call_chat(server, stream=True))
     deltas = [e["choices"][0]["delta"] for e in events[:-2]]
     assert deltas[0] == {"role": "assistant", "content": None, "refusal": ""}
     assert all(list(d) == ["refusal"] for d in deltas[1:]) and len(deltas) > 2
     assert "".join(d["refusal"] for d in deltas[1:]) == refusal
     assert events[-2]["choices"][0]["finish_reason"] == "stop"
 
-    obj = one_body(call(server, "/v1/chat/completions", {}))
+    obj = one_body(call_chat(server))
     message = obj["choices"][0]["message"]
     assert message["content"] is None and message["refusal"] == refusal
     assert obj["choices"][0]["finish_reason"] == "stop"
@@ -230,32 +238,32 @@ def test_openai_refusal(server: MockServer) -> None:
 def test_json_reply_streams_compact_json_as_text(server: MockServer) -> None:
     data = {"city": "San Francisco", "temperature": 61, "units": "f"}
     server.add(Reply(json=data), Reply(json=data), Reply(json=data))
-    events = openai_events(call(server, "/v1/chat/completions", {"stream": True}))
+    events = openai_events(call_chat(server, stream=True))
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1])
     assert text == compact(data)
-    anthropic = anthropic_events(call(server, "/v1/messages", {"stream": True}))
+    anthropic = anthropic_events(call_messages(server, stream=True))
     text = "".join(d["delta"].get("text", "") for _, d in anthropic if "delta" in d)
     assert json.loads(text) == data
-    lines = ollama_lines(call(server, "/api/chat", {"format": "json"}))
+    lines = ollama_lines(call(server, "/api/chat", ollama_chat(format="json")))
     assert json.loads("".join(x["message"]["content"] for x in lines)) == data
 
 
 def test_openai_complete_message_keys_in_the_api_order(server: MockServer) -> None:
     server.add(Reply(tool_calls=[WEATHER]), Reply(text="Hi"), Reply(refusal=""))
-    message = one_body(call(server, "/v1/chat/completions", {}))["choices"][0]["message"]
+    message = one_body(call_chat(server))["choices"][0]["message"]
     assert list(message) == ["role", "content", "tool_calls", "refusal"]
     assert message["refusal"] is None
-    message = one_body(call(server, "/v1/chat/completions", {}))["choices"][0]["message"]
+    message = one_body(call_chat(server))["choices"][0]["message"]
     assert message == {"role": "assistant", "content": "Hi", "refusal": None}
     # An empty refusal is still a refusal: content null, refusal "".
-    obj = one_body(call(server, "/v1/chat/completions", {}))
+    obj = one_body(call_chat(server))
     assert obj["choices"][0]["message"] == {"role": "assistant", "content": None, "refusal": ""}
 
 
 def test_openai_error_in_the_middle_of_the_arguments(server: MockServer) -> None:
     # Events: the call's opening delta, then its pieces; the error replaces the second piece.
     server.add(Reply(tool_calls=[WEATHER], error_after=2))
-    events = openai_events(call(server, "/v1/chat/completions", {"stream": True}))
+    events = openai_events(call_chat(server, stream=True))
     assert "tool_calls" in events[0]["choices"][0]["delta"]
     piece = events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
     assert '{"city":"Paris"}'.startswith(piece) and piece != '{"city":"Paris"}'
@@ -274,7 +282,7 @@ def test_anthropic_stream_thinking_text_and_calls(server: MockServer) -> None:
             tool_calls=[WEATHER, STOCK],
         )
     )
-    events = anthropic_events(call(server, "/v1/messages", {"model": "claude", "stream": True}))
+    events = anthropic_events(call_messages(server, model="claude", stream=True))
     assert all(name == data["type"] for name, data in events)
     kinds = [d["type"] for _, d in events]
     assert kinds[:3] == ["message_start", "content_block_start", "ping"]
@@ -319,7 +327,7 @@ def test_anthropic_stream_thinking_text_and_calls(server: MockServer) -> None:
 
 def test_anthropic_stream_only_a_call_starts_at_block_zero(server: MockServer) -> None:
     server.add(Reply(tool_calls=[{"name": "ping", "arguments": {}, "id": "toolu_given"}]))
-    events = anthropic_events(call(server, "/v1/messages", {"stream": True}))
+    events = anthropic_events(call_messages(server, stream=True))
     kinds = [d["type"] for _, d in events]
     assert kinds == [
         "message_start",
@@ -341,13 +349,13 @@ def test_anthropic_stream_only_a_call_starts_at_block_zero(server: MockServer) -
 
 def test_anthropic_default_signature_is_base64(server: MockServer) -> None:
     server.add(Reply(reasoning="Hmm.", text="Hi"), Reply(reasoning="Hmm.", text="Hi"))
-    events = anthropic_events(call(server, "/v1/messages", {"stream": True}))
+    events = anthropic_events(call_messages(server, stream=True))
     sig = [d["delta"] for _, d in events if d.get("delta", {}).get("type") == "signature_delta"]
     assert len(sig) == 1 and len(sig[0]["signature"]) > 100
     base64.b64decode(sig[0]["signature"], validate=True)
     stop_at = next(i for i, (_, d) in enumerate(events) if d["type"] == "content_block_stop")
     assert events[stop_at - 1][1]["delta"]["type"] == "signature_delta"
-    obj = one_body(call(server, "/v1/messages", {}))
+    obj = one_body(call_messages(server))
     assert obj["content"][0]["type"] == "thinking"
     base64.b64decode(obj["content"][0]["signature"], validate=True)
 
@@ -358,7 +366,7 @@ def test_anthropic_complete_tool_use_blocks(server: MockServer) -> None:
         Reply(tool_calls=[WEATHER, STOCK]),
         Reply(tool_calls=[{"name": "f", "arguments": '{"a": '}]),
     )
-    obj = one_body(call(server, "/v1/messages", {"model": "claude"}))
+    obj = one_body(call_messages(server, model="claude"))
     assert obj["stop_reason"] == "tool_use"
     thinking, text, tool = obj["content"]
     assert thinking == {"type": "thinking", "thinking": "Hmm.", "signature": "sig-1"}
@@ -367,22 +375,22 @@ def test_anthropic_complete_tool_use_blocks(server: MockServer) -> None:
     assert tool["type"] == "tool_use" and ANTHROPIC_ID.fullmatch(tool["id"])
     assert tool["name"] == "get_weather" and tool["input"] == {"city": "Paris"}
 
-    obj = one_body(call(server, "/v1/messages", {}))
+    obj = one_body(call_messages(server))
     assert [b["type"] for b in obj["content"]] == ["tool_use", "tool_use"]
     assert obj["content"][1]["input"] == STOCK["arguments"]
     # Arguments that are not JSON cannot be an object: they go as the string.
-    obj = one_body(call(server, "/v1/messages", {}))
+    obj = one_body(call_messages(server))
     assert obj["content"][0]["input"] == '{"a": '
 
 
 def test_anthropic_refusal(server: MockServer) -> None:
     refusal = "I can't help with that."
     server.add(Reply(refusal=refusal), Reply(refusal=refusal))
-    events = anthropic_events(call(server, "/v1/messages", {"stream": True}))
+    events = anthropic_events(call_messages(server, stream=True))
     text = "".join(d["delta"]["text"] for _, d in events if d["type"] == "content_block_delta")
     assert text == refusal
     assert events[-2][1]["delta"]["stop_reason"] == "refusal"
-    obj = one_body(call(server, "/v1/messages", {}))
+    obj = one_body(call_messages(server))
     assert obj["content"] == [{"type": "text", "text": refusal}]
     assert obj["stop_reason"] == "refusal"
 
@@ -392,7 +400,7 @@ def test_anthropic_refusal(server: MockServer) -> None:
 
 def test_ollama_stream_one_call_per_chunk(server: MockServer) -> None:
     server.add(Reply(text="Let me check.", tool_calls=[WEATHER, STOCK]))
-    lines = ollama_lines(call(server, "/api/chat", {"model": "llama3.2"}))
+    lines = ollama_lines(call(server, "/api/chat", ollama_chat(model="llama3.2")))
     final = lines[-1]
     assert final["done"] is True and final["done_reason"] == "stop"
     assert final["message"] == {"role": "assistant", "content": ""}
@@ -414,7 +422,7 @@ def test_ollama_stream_one_call_per_chunk(server: MockServer) -> None:
 def test_ollama_stream_calls_per_chunk(server: MockServer) -> None:
     calls = [WEATHER, STOCK, {"name": "get_weather", "arguments": {"city": "Paris"}}]
     server.add(Reply(tool_calls=calls, tool_calls_per_chunk=2))
-    lines = ollama_lines(call(server, "/api/chat", {"model": "llama3.2"}))
+    lines = ollama_lines(call(server, "/api/chat", ollama_chat(model="llama3.2")))
     assert [len(x["message"]["tool_calls"]) for x in lines[:-1]] == [2, 1]
     entries = [e for x in lines[:-1] for e in x["message"]["tool_calls"]]
     assert [e["function"]["index"] for e in entries] == [0, 1, 2]
@@ -430,7 +438,7 @@ def test_ollama_complete_and_generate(server: MockServer) -> None:
         Reply(tool_calls=[WEATHER]),
         Reply(refusal="No."),
     )
-    obj = one_body(call(server, "/api/chat", {"stream": False}))
+    obj = one_body(call(server, "/api/chat", ollama_chat(stream=False)))
     assert obj["done"] is True and obj["done_reason"] == "stop"
     message = obj["message"]
     assert message["content"] == "" and message["thinking"] == "Hmm."
@@ -438,21 +446,33 @@ def test_ollama_complete_and_generate(server: MockServer) -> None:
     assert OLLAMA_ID.fullmatch(entry["id"])
     assert entry["function"] == {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}
 
-    r = call(server, "/api/generate", {"model": "llama3.2", "prompt": "hi"})
+    r = call(server, "/api/generate", ollama_generate(model="llama3.2"))
     assert r.status == 400
     assert r.headers["content-type"].startswith("application/json")
     assert set(json.loads(r.body)) == {"error"}
 
-    lines = ollama_lines(call(server, "/api/generate", {"prompt": "hi"}))
+    lines = ollama_lines(call(server, "/api/generate", ollama_generate()))
     assert "".join(x["response"] for x in lines) == "No."
     assert lines[-1]["done_reason"] == "stop"
 
 
 # --------------------------------------------------------------------------- requests
 
+#: A strict JSON schema both providers' structured outputs take: every property
+#: required, no other allowed (OpenAI's structured-outputs guide, "Supported
+#: schemas"; Anthropic's structured-outputs page, "JSON Schema limitations").
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+
 
 def test_big_requests_are_recorded_intact(server: MockServer) -> None:
-    image = base64.b64encode(bytes(range(256)) * (19 * 4096 + 7)).decode()  # ~25 MB
+    picture = png(2500, 2550)
+    assert len(picture) < 20_000_000  # OpenAI's vision guide: up to 20 MB per image
+    image = base64.b64encode(picture).decode()
     assert len(image) > 25_000_000
     body = {
         "model": "gpt-4o",
@@ -480,16 +500,12 @@ def test_big_requests_are_recorded_intact(server: MockServer) -> None:
         "tools": [
             {
                 "type": "function",
-                "function": {
-                    "name": "get_weather",
-                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-                    "strict": True,
-                },
+                "function": {"name": "get_weather", "parameters": CITY, "strict": True},
             }
         ],
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "W", "schema": {"type": "object"}, "strict": True},
+            "json_schema": {"name": "W", "schema": CITY, "strict": True},
         },
     }
     server.add(Reply(text="A picture."))
@@ -501,11 +517,25 @@ def test_big_requests_are_recorded_intact(server: MockServer) -> None:
 
 
 def test_chunked_requests_with_images_and_formats_are_recorded(server: MockServer) -> None:
-    image = base64.b64encode(b"\x89PNG" * 1_000_000).decode()
+    image = base64.b64encode(png(1100, 1000)).decode()
+    # Anthropic's limit is 5 MB of base64 text; the body still goes in several 1 MiB pieces.
+    assert 2 << 20 < len(image) < 5 << 20
     anthropic = {
         "model": "claude",
         "max_tokens": 10,
         "messages": [
+            {"role": "user", "content": "What is the weather in Paris, and what is this?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "get_weather",
+                        "input": {"city": "Paris"},
+                    }
+                ],
+            },
             {
                 "role": "user",
                 "content": [
@@ -515,23 +545,26 @@ def test_chunked_requests_with_images_and_formats_are_recorded(server: MockServe
                         "source": {"type": "base64", "media_type": "image/png", "data": image},
                     },
                 ],
-            }
+            },
         ],
-        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
-        "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "tools": [{"name": "get_weather", "input_schema": CITY}],
+        "output_config": {"format": {"type": "json_schema", "schema": CITY}},
     }
     ollama = {
         "model": "llava",
         "messages": [{"role": "user", "content": "?", "images": [image]}],
-        "format": {"type": "object"},
+        "format": CITY,
         "stream": False,
     }
-    for path, body in (("/v1/messages", anthropic), ("/api/chat", ollama)):
+    for path, body, headers in (
+        ("/v1/messages", anthropic, ANTHROPIC_HEADERS),
+        ("/api/chat", ollama, {}),
+    ):
         data = json.dumps(body).encode()
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         try:
             pieces = (data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20))
-            conn.request("POST", path, pieces, {"Content-Type": "application/json"})
+            conn.request("POST", path, pieces, {"Content-Type": "application/json", **headers})
             response = conn.getresponse()
             assert response.status == 200
             response.read()
@@ -542,6 +575,52 @@ def test_chunked_requests_with_images_and_formats_are_recorded(server: MockServe
 
 
 # --------------------------------------------------------------------------- tool loops
+
+#: The loop's two calls, with the ids the history sends back.
+LOOP_CALLS = [{**WEATHER, "id": "call_weather"}, {**STOCK, "id": "call_stock"}]
+#: Each turn's text before its call, and the result of its call.
+LOOP_TURNS = [("", LOOP_CALLS[0], "22C"), ("Let me check.", LOOP_CALLS[1], "190.5")]
+LOOP_SCHEMAS = {
+    "get_weather": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "get_stock_price": {
+        "type": "object",
+        "properties": {"ticker": {"type": "string"}, "exchange": {"type": "string"}},
+    },
+}
+
+
+def tool_loop_body(path: str, turn: int, extra: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The body and headers of request `turn` of a tool loop on `path`: the
+    question, then each earlier turn's call and its result, in the provider's
+    own form, with the tools declared as a real loop sends them (a history of
+    tool use without tools was refused: anthropics/anthropic-sdk-python#494)."""
+    done = LOOP_TURNS[:turn]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather and AAPL, please."}]
+    if path == "/v1/messages":
+        for text, spec, result in done:
+            use = {"type": "tool_use", "id": spec["id"], "name": spec["name"]}
+            blocks = [{"type": "text", "text": text}] if text else []
+            blocks.append({**use, "input": spec["arguments"]})
+            messages.append({"role": "assistant", "content": blocks})
+            answer = {"type": "tool_result", "tool_use_id": spec["id"], "content": result}
+            messages.append({"role": "user", "content": [answer]})
+        tools = [{"name": n, "input_schema": s} for n, s in LOOP_SCHEMAS.items()]
+        body = anthropic_messages(messages=messages, tools=tools, **extra)
+        return body, ANTHROPIC_HEADERS
+    functions = [{"name": n, "parameters": s} for n, s in LOOP_SCHEMAS.items()]
+    tools = [{"type": "function", "function": f} for f in functions]
+    if path == "/v1/chat/completions":
+        for text, spec, result in done:
+            function = {"name": spec["name"], "arguments": compact(spec["arguments"])}
+            entry = {"id": spec["id"], "type": "function", "function": function}
+            messages.append({"role": "assistant", "content": text or None, "tool_calls": [entry]})
+            messages.append({"role": "tool", "tool_call_id": spec["id"], "content": result})
+        return openai_chat(messages=messages, tools=tools, **extra), {}
+    for text, spec, result in done:
+        entry = {"function": {"name": spec["name"], "arguments": spec["arguments"]}}
+        messages.append({"role": "assistant", "content": text, "tool_calls": [entry]})
+        messages.append({"role": "tool", "content": result, "tool_name": spec["name"]})
+    return ollama_chat(messages=messages, tools=tools, **extra), {}
 
 
 @pytest.mark.parametrize(
@@ -559,16 +638,16 @@ def test_tool_loop_over_one_keep_alive_connection(
     server: MockServer, path: str, extra: dict[str, Any]
 ) -> None:
     server.add(
-        Reply(tool_calls=[WEATHER]),
-        Reply(text="Let me check.", tool_calls=[STOCK]),
+        Reply(tool_calls=[LOOP_CALLS[0]]),
+        Reply(text="Let me check.", tool_calls=[LOOP_CALLS[1]]),
         Reply(text="done"),
     )
     conn = Conn(server.port)
     bodies: list[bytes] = []
     try:
         for turn in range(3):
-            messages = [{"role": "user", "content": "hi"}] * turn
-            conn.send(path, {"model": "m", "messages": messages, **extra})
+            body, headers = tool_loop_body(path, turn, extra)
+            conn.send(path, body, **headers)
             r = conn.response()
             assert r.status == 200 and r.complete and not r.eof
             assert r.headers.get("connection", "").lower() != "close"
@@ -576,6 +655,7 @@ def test_tool_loop_over_one_keep_alive_connection(
     finally:
         conn.close()
     assert server.connections == 1 and server.pending == 0
-    assert [len(q.json["messages"]) for q in server.requests] == [0, 1, 2]
+    # Each turn adds the assistant's call and its result to the history.
+    assert [len(q.json["messages"]) for q in server.requests] == [1, 3, 5]
     assert b"get_weather" in bodies[0] and b"get_stock_price" in bodies[1]
     assert b"done" in bodies[2] and b"get_" not in bodies[2]

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from mal.testing import MockServer, Reply
-from tests.test_testing_server import call, sse
+from tests.support.requests import openai_chat
+from tests.test_testing_server import call, call_messages, sse
 
 
 @pytest.fixture
@@ -39,8 +40,7 @@ def cached(**overrides: Any) -> Reply:
     return Reply(**{**fields, **overrides})
 
 
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-ANTHROPIC = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+CHAT = openai_chat()
 
 
 # --------------------------------------------------------------------------- Reply
@@ -164,14 +164,14 @@ def check_anthropic_usage(usage: dict[str, Any], output_tokens: int) -> None:
 
 def test_anthropic_reports_the_uncached_input_and_both_cache_counts(server: MockServer) -> None:
     server.add(cached())
-    raw = call(server, "/v1/messages", ANTHROPIC)
+    raw = call_messages(server)
     assert raw.status == 200
     check_anthropic_usage(json.loads(raw.body)["usage"], 5)
 
 
 def test_anthropic_stream_reports_them_at_start_and_in_message_delta(server: MockServer) -> None:
     server.add(cached())
-    raw = call(server, "/v1/messages", {**ANTHROPIC, "stream": True})
+    raw = call_messages(server, stream=True)
     events = dict(map(sse, raw.chunks))  # the last event of each name
     check_anthropic_usage(events["message_start"]["message"]["usage"], 1)
     check_anthropic_usage(events["message_delta"]["usage"], 5)
@@ -180,7 +180,7 @@ def test_anthropic_stream_reports_them_at_start_and_in_message_delta(server: Moc
 
 def test_anthropic_without_caching_reports_the_whole_input(server: MockServer) -> None:
     server.add(Reply(tokens=["x"], input_tokens=9))
-    raw = call(server, "/v1/messages", {**ANTHROPIC, "stream": True})
+    raw = call_messages(server, stream=True)
     events = dict(map(sse, raw.chunks))  # the last event of each name
     for usage in (events["message_start"]["message"]["usage"], events["message_delta"]["usage"]):
         assert usage["input_tokens"] == 9
