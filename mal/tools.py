@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from .errors import ConfigError
-from .schema import strict_form
+from .schema import NoSchemaForm, openai_strict_form
 
 __all__ = ["Tool", "as_tools", "format_result"]
 
@@ -142,12 +142,13 @@ class Tool:
         if self.description:
             function["description"] = self.description
         if self.strict:
-            strict = strict_form(self.parameters)
-            if strict is None:
+            try:
+                function["parameters"] = openai_strict_form(self.parameters)
+            except NoSchemaForm as exc:
                 raise ConfigError(
-                    f"tool {self.name!r} cannot be strict: its parameters have free keys"
-                )
-            function["parameters"] = strict
+                    f"tool {self.name!r} cannot be strict: its parameters have no strict form "
+                    f"({exc})"
+                ) from None
             function["strict"] = True
         else:
             function["parameters"] = self.parameters
