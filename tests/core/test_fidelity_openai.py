@@ -1,7 +1,8 @@
 """OpenAI's strict mode, for structured outputs and strict tools: the schema
 is sent in the subset strict mode takes (the keywords it refuses are left out
 and named in the description, and still hold when the output is decoded), or
-with ``strict: false`` when it has no strict form; each request is also run
+with ``strict: false`` when it has no strict form; a strict tool's optional
+parameter that comes back null takes its default. Each request is also run
 through the strict server's rules (``mal.testing._rules``)."""
 
 from __future__ import annotations
@@ -444,3 +445,20 @@ def test_a_strict_tool_without_a_strict_form_is_a_config_error(provider: str) ->
         built(provider, tools=[tool])
     # Not strict, it is sent whole and taken.
     taken(provider, tools=[mal.Tool.from_function(locate)])
+
+
+def get_weather(city: str, unit: Literal["c", "f"] = "c") -> str:
+    """Current weather in a city."""
+    return "18 C"
+
+
+def test_a_strict_tool_takes_a_null_optional_parameter_as_its_default() -> None:
+    # Strict mode makes an optional parameter nullable: the model sends null for it.
+    tool = mal.Tool.from_function(get_weather, strict=True)
+    assert tool.bind({"city": "Paris", "unit": None}) == ((), {"city": "Paris", "unit": "c"})
+    # A null where no default stands behind it is still wrong.
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.city"):
+        tool.bind({"city": None, "unit": "f"})
+    # A tool that is not strict was not told a null would do.
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.unit"):
+        mal.Tool.from_function(get_weather).bind({"city": "Paris", "unit": None})

@@ -2,12 +2,13 @@
 the drivers, against the strict built-in server (it answers 400 what OpenAI
 would): the schema sent is in strict mode's subset and is taken, a bound left
 out of it still holds (an answer that breaks it is re-asked), a tuple of mixed
-types goes non-strict, and a strict tool round is taken."""
+types goes non-strict, and a strict tool round is taken (a null optional
+argument gets its default)."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
@@ -96,17 +97,20 @@ def draw(
     title: Annotated[str, msgspec.Meta(min_length=1)],
     shape: Circle | Square,
     origin: Annotated[Point, msgspec.Meta(description="Where it starts.")],
+    unit: Literal["cm", "in"] = "cm",
 ) -> str:
     """Draw a shape."""
-    return f"drew {title}"
+    return f"drew {title} in {unit}"
 
 
 @pytest.mark.parametrize("provider", list(MODELS))
 async def test_a_strict_tool_round_is_taken(api: Api, server: MockServer, provider: str) -> None:
+    # A strict tool's optional parameter is nullable: null stands for its default.
     arguments = {
         "title": "Sun",
         "shape": {"type": "square", "side": 1.0},
         "origin": GOOD["origin"],
+        "unit": None,
     }
     server.add(Reply(tool_calls=[{"name": "draw", "arguments": arguments}]), Reply(text="Done."))
     tool = mal.Tool.from_function(draw, strict=True)
@@ -120,4 +124,4 @@ async def test_a_strict_tool_round_is_taken(api: Api, server: MockServer, provid
     function = declared.get("function", declared)  # Chat Completions nests it
     assert function["strict"] is True
     assert function["parameters"]["properties"]["origin"]["description"] == "Where it starts."
-    assert "drew Sun" in second.body.decode()
+    assert "drew Sun in cm" in second.body.decode()
