@@ -1,9 +1,13 @@
-"""OpenAI's strict mode, for structured outputs and strict tools: the schema
-is sent in the subset strict mode takes (the keywords it refuses are left out
-and named in the description, and still hold when the output is decoded), or
-with ``strict: false`` when it has no strict form; a strict tool's optional
-parameter that comes back null takes its default. Each request is also run
-through the strict server's rules (``mal.testing._rules``)."""
+"""OpenAI requests the hosted API would reject, built right, each one also run
+through the strict server's rules (``mal.testing._rules``):
+
+* strict schemas (structured outputs and strict tools) in the subset strict
+  mode takes: the keywords it refuses are left out and named in the
+  description, and still hold when the output is decoded; a shape with no
+  strict form is sent with ``strict: false``;
+* a strict tool's optional parameter that comes back null takes its default;
+* an assistant turn's text parts on the Responses API are ``output_text``.
+"""
 
 from __future__ import annotations
 
@@ -462,3 +466,41 @@ def test_a_strict_tool_takes_a_null_optional_parameter_as_its_default() -> None:
     # A tool that is not strict was not told a null would do.
     with pytest.raises(msgspec.ValidationError, match=r"\$\.unit"):
         mal.Tool.from_function(get_weather).bind({"city": "Paris", "unit": None})
+
+
+# The Responses API: an assistant turn's parts -----------------------------------------------
+
+
+def test_an_assistant_turn_with_list_content_is_output_text() -> None:
+    prompt = [
+        mal.Message(role="user", content=["Say", "two things."]),
+        mal.Message(role="assistant", content=["One.", "Two."]),
+        {"role": "assistant", "content": [{"type": "text", "text": "Three."}]},
+        mal.Message(role="user", content="Again?"),
+    ]
+    body = taken("openai-responses", prompt=prompt)
+    assert body["input"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Say"},
+                {"type": "input_text", "text": "two things."},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "output_text", "text": "One."},
+                {"type": "output_text", "text": "Two."},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Three."}]},
+        {"role": "user", "content": "Again?"},
+    ]
+
+
+def test_an_assistant_turn_cannot_carry_an_image_on_the_responses_api() -> None:
+    png = mal.Image.from_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)
+    prompt = [mal.Message(role="assistant", content=["Here:", png])]
+    with pytest.raises(mal.ConfigError, match="assistant"):
+        built("openai-responses", prompt=prompt)

@@ -2,8 +2,9 @@
 the drivers, against the strict built-in server (it answers 400 what OpenAI
 would): the schema sent is in strict mode's subset and is taken, a bound left
 out of it still holds (an answer that breaks it is re-asked), a tuple of mixed
-types goes non-strict, and a strict tool round is taken (a null optional
-argument gets its default)."""
+types goes non-strict, a strict tool round is taken (a null optional argument
+gets its default), and an assistant turn with list content is taken by the
+Responses API."""
 
 from __future__ import annotations
 
@@ -125,3 +126,26 @@ async def test_a_strict_tool_round_is_taken(api: Api, server: MockServer, provid
     assert function["strict"] is True
     assert function["parameters"]["properties"]["origin"]["description"] == "Where it starts."
     assert "drew Sun in cm" in second.body.decode()
+
+
+async def test_an_assistant_turn_with_list_content_goes_to_the_responses_api(
+    api: Api, server: MockServer
+) -> None:
+    server.add(Reply(text="Three."))
+    conversation = [
+        mal.Message("user", "Count."),
+        mal.Message("assistant", ["One.", "Two."]),
+        mal.Message("user", ["Go", "on."]),
+    ]
+    async with api.client_for(server) as client:
+        text = await client.generate(conversation, model=MODELS["openai-responses"])
+    assert text == "Three."
+    (request,) = server.requests
+    assert request.json["input"][1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "output_text", "text": "One."},
+            {"type": "output_text", "text": "Two."},
+        ],
+    }
+    assert request.json["input"][2]["content"][0] == {"type": "input_text", "text": "Go"}
