@@ -441,6 +441,16 @@ class ResponsesProtocol(Protocol):
 
 
 def _flat_tool(declaration: dict[str, Any]) -> dict[str, Any]:
-    """A chat-completions tool declaration in the Responses' flat form."""
+    """A chat-completions tool declaration in the Responses' flat form, with
+    ``strict`` always said. Unlike Chat Completions, the Responses API makes
+    a tool that leaves ``strict`` out strict when its schema can be made so
+    (every optional parameter then required): "If you omit strict, the default
+    depends on the API: Responses requests will attempt to normalize your
+    schema into strict mode when possible [...] To opt out of strict mode in
+    Responses [...] explicitly set strict: false." (developers.openai.com/api/
+    docs/guides/function-calling, "Strict mode"); the openapi's FunctionTool
+    lists ``strict`` among its required fields."""
     function = cast(dict[str, Any], declaration["function"])
-    return {"type": "function", **function}
+    tool = {"type": "function", **function}
+    tool.setdefault("strict", False)
+    return tool

@@ -6,7 +6,9 @@ through the strict server's rules (``mal.testing._rules``):
   description, and still hold when the output is decoded; a shape with no
   strict form is sent with ``strict: false``;
 * a strict tool's optional parameter that comes back null takes its default;
-* an assistant turn's text parts on the Responses API are ``output_text``.
+* an assistant turn's text parts on the Responses API are ``output_text``;
+* a function tool on the Responses API says ``strict: false`` when it is not
+  strict (there, a tool that leaves ``strict`` out is made strict).
 """
 
 from __future__ import annotations
@@ -468,7 +470,7 @@ def test_a_strict_tool_takes_a_null_optional_parameter_as_its_default() -> None:
         mal.Tool.from_function(get_weather).bind({"city": "Paris", "unit": None})
 
 
-# The Responses API: an assistant turn's parts -----------------------------------------------
+# The Responses API: an assistant turn's parts, a tool's strict ----------------------------------
 
 
 def test_an_assistant_turn_with_list_content_is_output_text() -> None:
@@ -504,3 +506,17 @@ def test_an_assistant_turn_cannot_carry_an_image_on_the_responses_api() -> None:
     prompt = [mal.Message(role="assistant", content=["Here:", png])]
     with pytest.raises(mal.ConfigError, match="assistant"):
         built("openai-responses", prompt=prompt)
+
+
+def test_a_responses_tool_that_is_not_strict_says_so() -> None:
+    body = taken("openai-responses", tools=[get_weather])
+    (tool,) = body["tools"]
+    assert tool["strict"] is False
+    # Its optional parameter stays optional.
+    assert tool["parameters"]["required"] == ["city"]
+    assert "anyOf" not in tool["parameters"]["properties"]["unit"]
+    strict = taken("openai-responses", tools=[mal.Tool.from_function(get_weather, strict=True)])
+    assert strict["tools"][0]["strict"] is True
+    # Chat Completions takes a tool without strict as not strict: nothing is added.
+    chat = taken("openai", tools=[get_weather])
+    assert "strict" not in chat["tools"][0]["function"]
