@@ -8,7 +8,8 @@ through the strict server's rules (``mal.testing._rules``):
 * a strict tool's optional parameter that comes back null takes its default;
 * an assistant turn's text parts on the Responses API are ``output_text``;
 * a function tool on the Responses API says ``strict: false`` when it is not
-  strict (there, a tool that leaves ``strict`` out is made strict).
+  strict (there, a tool that leaves ``strict`` out is made strict);
+* an empty text to embed is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mal
+from mal._lifecycle import prepare_embed_calls
+from mal.config import Endpoint
+from mal.embeddings import embed_request
 from mal.protocols import GenerateParams, get_protocol
 from mal.schema import OPENAI_FORMATS, OPENAI_STRICT_KEYWORDS, OutputSchema, strict_form
 from mal.testing._rules import Request, Violation, check, openai_common
@@ -520,3 +524,47 @@ def test_a_responses_tool_that_is_not_strict_says_so() -> None:
     # Chat Completions takes a tool without strict as not strict: nothing is added.
     chat = taken("openai", tools=[get_weather])
     assert "strict" not in chat["tools"][0]["function"]
+
+
+# Embeddings: no empty text ---------------------------------------------------------------------
+
+
+def embeddings_violation(provider: str, texts: list[str]) -> Violation | None:
+    base = (
+        "https://r.openai.azure.com?api-version=2024-10-21"
+        if provider == "azure"
+        else "https://api.openai.com/v1"
+    )
+    request = embed_request(provider, "text-embedding-3-small", texts, base_url=base, api_key="k")
+    url = urlsplit(request.url)
+    body = json.loads(request.body)
+    headers = {"content-type": "application/json"}
+    return check(Request("embeddings", url.path, url.query, headers, body, provider == "azure"))
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure"])
+def test_an_empty_text_is_refused_before_it_is_sent(provider: str) -> None:
+    with pytest.raises(mal.ConfigError, match=r"texts\[1\] is empty"):
+        embeddings_violation(provider, ["a", "", "c"])
+    # A text of spaces is not empty: it is sent, and taken.
+    assert embeddings_violation(provider, ["a", " ", "c"]) is None
+
+
+def test_the_empty_text_is_named_by_its_place_in_the_whole_call() -> None:
+    config = mal.MALConfig()
+    endpoints = {"openai": Endpoint("https://api.openai.com/v1", "k")}
+    texts = ["a", "b", "c", "", "e"]
+    with pytest.raises(mal.ConfigError, match=r"texts\[3\] is empty"):
+        prepare_embed_calls(config, endpoints, texts, "openai/m", {"batch_size": 2})
+
+
+def test_ollama_embeds_an_empty_text() -> None:
+    # Ollama's EmbedHandler (server/routes.go) embeds each string of a list as it
+    # is, "" among them; only a bare "" (not a list) is dropped.
+    request = embed_request(
+        "ollama", "all-minilm", ["a", ""], base_url="http://localhost:11434", api_key=None
+    )
+    body = json.loads(request.body)
+    assert body["input"] == ["a", ""]
+    headers = {"content-type": "application/json"}
+    assert check(Request("embed", "/api/embed", "", headers, body)) is None
