@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["first_error"]
+__all__ = ["first_error", "resolve_ref"]
 
 #: How deep ``$ref``s may lead before the check gives up on a branch (a
 #: schema that refers to itself without going down the value).
@@ -246,20 +246,7 @@ class _Checker:
         return None
 
     def _resolve(self, ref: str) -> Any:
-        """The target of a local reference (``#``, ``#/$defs/Name``, any JSON
-        pointer into the root schema); None for another document's."""
-        if not ref.startswith("#"):
-            return None
-        node = self._root
-        for part in ref[1:].split("/")[1:]:
-            key = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and key in node:
-                node = node[key]
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-                node = node[int(key)]
-            else:
-                return None
-        return node
+        return resolve_ref(self._root, ref)
 
     def _pattern(self, pattern: str) -> re.Pattern[str] | None:
         if pattern not in self._patterns:
@@ -268,6 +255,23 @@ class _Checker:
             except re.error:
                 self._patterns[pattern] = None
         return self._patterns[pattern]
+
+
+def resolve_ref(root: Any, ref: str) -> Any:
+    """The target of a local reference (``#``, ``#/$defs/Name``, any JSON
+    pointer into the root schema); None for another document's."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for part in ref[1:].split("/")[1:]:
+        key = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return None
+    return node
 
 
 def _anything(value: Any) -> bool:

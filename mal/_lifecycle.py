@@ -461,6 +461,7 @@ def prepare_embed_calls(
             api_key=endpoint.api_key,
             extra_body=options.get("extra_body"),
             extra_headers=options.get("extra_headers"),
+            first=start,
         )
         calls.append(
             Call(

@@ -85,11 +85,24 @@ def embed_request(
     api_key: str | None,
     extra_body: Mapping[str, Any] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    first: int = 0,
 ) -> HTTPRequest:
-    """The request that embeds ``texts`` (one batch)."""
+    """The request that embeds ``texts`` (one batch; ``first`` is the place of
+    its first text among all the call's, for the errors that name one)."""
     if provider not in _PATHS:
         raise ConfigError(
             f"{provider} has no embeddings API; use an OpenAI-compatible or Ollama model"
+        )
+    if provider != "ollama" and "" in texts:
+        # openai/openai-openapi CreateEmbeddingRequest.input: "The input [...] cannot be
+        # an empty string"; the API answers one anywhere in ``input`` 400, "'$.input' is
+        # invalid. Please check the API reference: https://platform.openai.com/docs/
+        # api-reference." (openai-php/client#171). Ollama's EmbedHandler (server/
+        # routes.go) embeds each string of a list as it is, an empty one too (only a bare
+        # "" that is no list is dropped, and mal always sends a list): left as it is.
+        raise ConfigError(
+            f"texts[{first + texts.index('')}] is empty: OpenAI's embeddings API refuses "
+            "an empty string"
         )
     if dimensions is not None and (
         isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1

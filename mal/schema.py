@@ -7,11 +7,13 @@ is sent and a reused decoder for what comes back. This module does no I/O.
   top (OpenAI and Anthropic require one): a type whose schema is not an object
   (``list[City]``) is wrapped as ``{"items": ...}``, and :meth:`decode`
   unwraps it;
-* ``strict_schema``: the same schema made fit for OpenAI's strict mode
-  (``additionalProperties: false`` on every object, every property required,
-  optional properties nullable), or None when it cannot be strict: a mapping
-  with free keys (``dict[str, X]``, ``additionalProperties`` or
-  ``patternProperties``) has no strict form, so it is sent non-strict;
+* ``strict_schema``: the same schema in the subset OpenAI's strict mode
+  takes (:func:`strict_form`: ``additionalProperties: false`` on every object,
+  every property required, optional properties nullable, the keywords it
+  refuses left out and named in the description), or None when it cannot be
+  strict: a mapping with free keys (``dict[str, X]``, ``additionalProperties``
+  or ``patternProperties``), a tuple of mixed types, ``allOf`` or ``not``
+  have no strict form, so such a schema is sent non-strict;
 * ``anthropic_schema``: the schema in the subset Anthropic's structured
   outputs take (:func:`anthropic_form`), or None when it has no form there
   (it is then asked through a forced tool, which takes any schema);
@@ -31,10 +33,17 @@ from typing import Any, ClassVar, cast
 
 import msgspec
 
-from ._jsonschema import first_error
+from ._jsonschema import first_error, resolve_ref
 from .errors import ConfigError, OutputValidationError
 
-__all__ = ["OutputSchema", "anthropic_form", "partial_json", "strict_form"]
+__all__ = [
+    "NoSchemaForm",
+    "OutputSchema",
+    "anthropic_form",
+    "openai_strict_form",
+    "partial_json",
+    "strict_form",
+]
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(.*)\n```\Z", re.S)
@@ -165,7 +174,7 @@ class OutputSchema:
         error = first_error(self.json_schema, value)
         if error is not None:
             # A nullable optional field (strict mode) may come back null.
-            without = _drop_nulls(value)
+            without = drop_nulls(value)
             if first_error(self.json_schema, without) is not None:
                 raise OutputValidationError(_message(error), raw_text=text)
             value = without
@@ -176,7 +185,7 @@ class OutputSchema:
             return None
         try:
             value = msgspec.json.decode(body)
-            return msgspec.convert(_drop_nulls(value), self.type)
+            return msgspec.convert(drop_nulls(value), self.type)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
 
@@ -227,49 +236,13 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def strict_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    """OpenAI's strict form of a schema (``additionalProperties: false`` on
-    every object, every property required, optional ones nullable), or None
-    when it has none (free keys)."""
-    out = copy.deepcopy(dict(schema))
-    return out if _make_strict(out) else None
-
-
-def _make_strict(node: Any) -> bool:
-    if isinstance(node, list):
-        return all(_make_strict(item) for item in node)
-    if not isinstance(node, dict):
-        return True
-    if "patternProperties" in node:
-        return False
-    if node.get("type") == "object" or "properties" in node:
-        extra = node.get("additionalProperties")
-        if extra not in (None, False):
-            return False  # free keys: no strict form
-        properties = node.get("properties", {})
-        required = set(node.get("required", ()))
-        node["additionalProperties"] = False
-        for key, value in list(properties.items()):
-            if key not in required:
-                value.pop("default", None)
-                if not _allows_null(value):
-                    properties[key] = {"anyOf": [value, {"type": "null"}]}
-        node["required"] = list(properties)
-    return all(_make_strict(value) for key, value in node.items() if key != "enum")
-
-
-def _allows_null(node: dict[str, Any]) -> bool:
-    kind = node.get("type")
-    if kind == "null" or (isinstance(kind, list) and "null" in kind):
-        return True
-    return any(isinstance(o, dict) and _allows_null(o) for o in node.get("anyOf", ()))
-
-
-def _drop_nulls(value: Any) -> Any:
+def drop_nulls(value: Any) -> Any:
+    """``value`` without the nulls of its objects, at every depth: what strict
+    mode sends for an optional field it made nullable."""
     if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
+        return [drop_nulls(v) for v in value]
     return value
 
 
@@ -277,7 +250,285 @@ def _message(exc: Exception | str) -> str:
     return f"the output does not match the schema: {exc}"
 
 
-# Anthropic's subset ----------------------------------------------------------------------
+# The providers' subsets of JSON Schema -----------------------------------------------------
+#
+# OpenAI's strict mode and Anthropic's structured outputs each take a subset of JSON Schema.
+# One walker (_fit) makes a schema fit either one: a keyword the subset refuses is left out
+# and named in the node's description instead (the model still reads it, and the output is
+# still checked against the whole schema when it is decoded), every object is closed, and a
+# shape the subset cannot say at all (free keys, a tuple of mixed types...) means the schema
+# has no form there. What differs is in a _Subset: which keywords it keeps, which it
+# leaves out, which it cannot say, and what more it asks of an object.
+
+
+class NoSchemaForm(Exception):
+    """A schema has no form in a provider's subset; the message says why."""
+
+
+#: Keywords whose value is a schema, a list of schemas, a map of names to schemas.
+_SUBSCHEMA = frozenset(
+    {
+        "items",
+        "additionalProperties",
+        "not",
+        "contains",
+        "if",
+        "then",
+        "else",
+        "propertyNames",
+        "additionalItems",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    }
+)
+_SUBSCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems", "items"})
+_SUBSCHEMA_MAPS = frozenset(
+    {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"}
+)
+
+#: What a subset does with a keyword: send it, leave it out and name it in the
+#: description, or leave it out unsaid.
+_KEEP, _DROP, _QUIET = "keep", "drop", "quiet"
+
+
+class _Subset:
+    """What one provider's subset of JSON Schema takes."""
+
+    #: Every property required, the optional ones nullable (OpenAI's strict mode).
+    all_required: ClassVar[bool] = False
+
+    def verdict(self, key: str, value: Any, node: dict[str, Any]) -> str:
+        """``_KEEP``, ``_DROP`` or ``_QUIET`` for a keyword of ``node``; raises
+        NoSchemaForm for one the subset cannot say."""
+        raise NotImplementedError
+
+    def prepare(
+        self, node: dict[str, Any], root: Mapping[str, Any], inlined: tuple[str, ...]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The node as the subset can take it, before its keywords are walked,
+        and the references inlined on the way to it."""
+        return node, inlined
+
+
+def _fit(node: Any, subset: _Subset, root: Mapping[str, Any], inlined: tuple[str, ...]) -> Any:
+    if isinstance(node, list):
+        return [_fit(item, subset, root, inlined) for item in node]
+    if not isinstance(node, dict):
+        return node  # true/false schemas
+    node, inlined = subset.prepare(node, root, inlined)
+    out: dict[str, Any] = {}
+    dropped: dict[str, Any] = {}
+    for key, value in node.items():
+        verdict = subset.verdict(key, value, node)
+        if verdict == _QUIET:
+            continue
+        if verdict == _DROP:
+            dropped[key] = value
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _fit(sub, subset, root, inlined) for name, sub in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            # oneOf is sent as anyOf, as both providers' SDKs send it: the same
+            # branches, and the output is still checked against oneOf on decode.
+            name = "anyOf" if key == "oneOf" and "anyOf" not in node else key
+            out[name] = [_fit(sub, subset, root, inlined) for sub in value]
+        elif key in _SUBSCHEMA:
+            out[key] = _fit(value, subset, root, inlined)
+        else:
+            out[key] = copy.deepcopy(value)  # data: enum, const, default, examples...
+    if _is_object(node):
+        _close(node, out, subset.all_required)
+    if dropped:
+        note = "; ".join(f"{key}: {msgspec.json.encode(v).decode()}" for key, v in dropped.items())
+        description = out.get("description")
+        out["description"] = f"{description} ({note})" if description else f"({note})"
+    return out
+
+
+def _is_object(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return (
+        kind == "object"
+        or (isinstance(kind, list) and "object" in kind)
+        or not {"properties", "additionalProperties", "patternProperties"}.isdisjoint(node)
+    )
+
+
+def _close(node: dict[str, Any], out: dict[str, Any], all_required: bool) -> None:
+    """``additionalProperties: false`` on an object (both subsets ask for it),
+    and with ``all_required`` every property required, the optional ones
+    nullable. An object with free keys has no form in either subset."""
+    if (
+        node.get("additionalProperties") not in (None, False)
+        or "patternProperties" in node
+        or ("properties" not in node and node.get("additionalProperties") is not False)
+    ):
+        raise NoSchemaForm(
+            "free keys (additionalProperties, patternProperties or an object without properties)"
+        )
+    out["additionalProperties"] = False
+    if all_required:
+        properties = out.get("properties")
+        if not isinstance(properties, dict):
+            properties = {}
+        listed = node.get("required")
+        required = {k for k in listed if isinstance(k, str)} if isinstance(listed, list) else ()
+        for key, value in list(properties.items()):
+            if key not in required and not _allows_null(value):
+                properties[key] = {"anyOf": [value, {"type": "null"}]}
+        out["required"] = list(properties)
+
+
+def _allows_null(node: Any) -> bool:
+    if not isinstance(node, dict):
+        return node is True
+    kind = node.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_allows_null(o) for o in node.get("anyOf", ()))
+
+
+# OpenAI's strict mode ------------------------------------------------------------------------
+#
+# platform.openai.com/docs/guides/structured-outputs#supported-schemas: strict mode takes
+# the structure (type, properties, required, additionalProperties, items, anyOf, enum,
+# const, $ref, $defs, definitions), the annotations (title, description) and the
+# constraints listed under "Supported properties": pattern and format for strings;
+# multipleOf, maximum, exclusiveMaximum, minimum, exclusiveMinimum for numbers; minItems
+# and maxItems for arrays. Another keyword is a 400 ("In context=('properties', 'city'),
+# 'minLength' is not permitted.": coder/mux#1220), and so is a string format not in the
+# guide's list ("In context=('properties', 'url'), 'uri' is not a valid format.":
+# cyanheads/git-mcp-server#47, RooCodeInc/Roo-Code#10198), a $ref with keywords beside it
+# ("$ref cannot have keywords {'description'}."), an object that is not closed or leaves a
+# property out of required, and a root that is not an object; "Recursive schemas are
+# supported" (the same guide), through $defs or "#". The strict server's rule (mal.testing.
+# _rules.openai_common.strict_schema_problem) holds the same lists from the same source, and
+# a test keeps the two in step: the rule stands for the API, not for this code.
+
+#: The keywords strict mode takes.
+OPENAI_STRICT_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "anyOf",
+        "enum",
+        "const",
+        "$ref",
+        "$defs",
+        "definitions",
+        "title",
+        "description",
+        "pattern",
+        "format",
+        "multipleOf",
+        "maximum",
+        "exclusiveMaximum",
+        "minimum",
+        "exclusiveMinimum",
+        "minItems",
+        "maxItems",
+    }
+)
+#: The string formats strict mode takes; another ``format`` is left out.
+OPENAI_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+#: Keywords left out unsaid: they tell the model nothing.
+_UNSAID = frozenset({"$schema", "$id", "$comment"})
+
+
+def _unsaid(key: str, value: Any) -> bool:
+    # A null default says nothing a nullable property does not (openai-python's
+    # to_strict_json_schema drops it too).
+    return key in _UNSAID or (key == "default" and value is None)
+
+
+class _OpenAIStrict(_Subset):
+    all_required = True
+
+    def verdict(self, key: str, value: Any, node: dict[str, Any]) -> str:
+        if key == "format":
+            return _KEEP if isinstance(value, str) and value in OPENAI_FORMATS else _DROP
+        if key in OPENAI_STRICT_KEYWORDS:
+            if key == "items" and isinstance(value, list):
+                raise NoSchemaForm("a tuple ('items' as a list)")
+            return _KEEP
+        if key == "oneOf" and "anyOf" not in node:
+            return _KEEP  # sent as anyOf
+        if key in _SUBSCHEMA or key in _SUBSCHEMA_LISTS or key in _SUBSCHEMA_MAPS:
+            # What shapes the value, not a bound on it: without it the schema
+            # would say something else.
+            raise NoSchemaForm(f"{key!r}, which strict mode does not take")
+        return _QUIET if _unsaid(key, value) else _DROP
+
+    def prepare(
+        self, node: dict[str, Any], root: Mapping[str, Any], inlined: tuple[str, ...]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        ref = node.get("$ref")
+        if ref is not None and any(not _unsaid(k, v) for k, v in node.items() if k != "$ref"):
+            # A $ref stands alone in strict mode: one with keywords beside it
+            # (a field's description) is replaced by what it refers to, those
+            # keywords winning, as openai-python's to_strict_json_schema does.
+            target = resolve_ref(root, ref) if isinstance(ref, str) else None
+            if not isinstance(target, dict) or ref in inlined:
+                raise NoSchemaForm(
+                    f"a $ref with keywords beside it that cannot be inlined ({ref!r})"
+                )
+            merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+            return self.prepare(merged, root, (*inlined, ref))
+        if "prefixItems" in node:
+            return _tuple_as_array(node), inlined
+        return node, inlined
+
+
+def _tuple_as_array(node: dict[str, Any]) -> dict[str, Any]:
+    """A tuple whose items are all of one type (``tuple[float, float]``) as an
+    array of that type of the same length, which strict mode can say; another
+    tuple has no strict form (``prefixItems`` is not in its subset)."""
+    prefix = node["prefixItems"]
+    rest = node.get("items", True)
+    if (
+        not isinstance(prefix, list)
+        or not prefix
+        or any(item != prefix[0] for item in prefix)
+        or not (rest is False or rest == prefix[0])
+    ):
+        raise NoSchemaForm("a tuple of mixed types (prefixItems)")
+    out = {key: value for key, value in node.items() if key != "prefixItems"}
+    out["items"] = prefix[0]
+    if rest is False:
+        longest = node.get("maxItems")
+        if isinstance(longest, int) and not isinstance(longest, bool):
+            out["maxItems"] = min(len(prefix), longest)
+        else:
+            out["maxItems"] = len(prefix)
+    return out
+
+
+_OPENAI_STRICT = _OpenAIStrict()
+
+
+def openai_strict_form(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's strict form of a schema: ``additionalProperties: false`` on
+    every object, every property required (the optional ones nullable), a
+    ``$ref`` with keywords beside it inlined, a tuple of one type as an array,
+    and the keywords strict mode does not take (another ``format`` among them)
+    left out, named in the ``description`` instead. NoSchemaForm when it has
+    none: free keys, ``allOf``, ``not``, ``if``, a tuple of mixed types..."""
+    return cast(dict[str, Any], _fit(dict(schema), _OPENAI_STRICT, schema, ()))
+
+
+def strict_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`openai_strict_form`, or None when the schema has no strict form."""
+    try:
+        return openai_strict_form(schema)
+    except NoSchemaForm:
+        return None
+
+
+# Anthropic's subset ------------------------------------------------------------------------
 #
 # platform.claude.com/docs/en/build-with-claude/structured-outputs, "JSON Schema
 # limitations" (shared by JSON outputs and strict tool use). Supported: the basic types;
@@ -316,30 +567,26 @@ ANTHROPIC_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
 )
 
-#: Keywords whose value is a schema, a list of schemas, a map of names to schemas.
-_SUBSCHEMA = frozenset(
-    {
-        "items",
-        "additionalProperties",
-        "not",
-        "contains",
-        "if",
-        "then",
-        "else",
-        "propertyNames",
-        "additionalItems",
-        "unevaluatedItems",
-        "unevaluatedProperties",
-    }
-)
-_SUBSCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems", "items"})
-_SUBSCHEMA_MAPS = frozenset(
-    {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"}
-)
+
+class _Anthropic(_Subset):
+    def verdict(self, key: str, value: Any, node: dict[str, Any]) -> str:
+        if key in ANTHROPIC_DROPPED or (
+            (key == "minItems" and value not in (0, 1))
+            or (key == "format" and not (isinstance(value, str) and value in ANTHROPIC_FORMATS))
+        ):
+            return _DROP
+        if key == "allOf" and isinstance(value, list):
+            if any(isinstance(s, dict) and "$ref" in s for s in value):
+                raise NoSchemaForm("allOf with $ref")
+        elif key == "enum" and isinstance(value, list):
+            if any(isinstance(item, (dict, list)) for item in value):
+                raise NoSchemaForm("complex types within an enum")
+        elif key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
+            raise NoSchemaForm("an external $ref")
+        return _KEEP
 
 
-class _NoForm(Exception):
-    pass
+_ANTHROPIC = _Anthropic()
 
 
 def anthropic_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -352,66 +599,12 @@ def anthropic_form(schema: Mapping[str, Any]) -> dict[str, Any] | None:
     object without properties), recursion, ``allOf`` with ``$ref``, an enum of
     objects or arrays, an external ``$ref``."""
     try:
-        out = _anthropic_node(dict(schema))
-    except _NoForm:
+        out = _fit(dict(schema), _ANTHROPIC, schema, ())
+    except NoSchemaForm:
         return None
     if _recursive(out):
         return None
     return cast(dict[str, Any], out)
-
-
-def _anthropic_node(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_anthropic_node(item) for item in node]
-    if not isinstance(node, dict):
-        return node  # true/false schemas
-    out: dict[str, Any] = {}
-    dropped: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ANTHROPIC_DROPPED or (
-            (key == "minItems" and value not in (0, 1))
-            or (key == "format" and value not in ANTHROPIC_FORMATS)
-        ):
-            dropped[key] = value
-        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: _anthropic_node(sub) for name, sub in value.items()}
-        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
-            if key == "allOf" and any(isinstance(s, dict) and "$ref" in s for s in value):
-                raise _NoForm
-            name = "anyOf" if key == "oneOf" and "anyOf" not in node else key
-            out[name] = [_anthropic_node(sub) for sub in value]
-        elif key in _SUBSCHEMA:
-            out[key] = _anthropic_node(value)
-        elif _unsupported(key, value):
-            raise _NoForm
-        else:
-            out[key] = copy.deepcopy(value)  # data: enum, const, default, examples...
-    kind = node.get("type")
-    if (
-        kind == "object"
-        or (isinstance(kind, list) and "object" in kind)
-        or not {"properties", "additionalProperties", "patternProperties"}.isdisjoint(node)
-    ):
-        if (
-            node.get("additionalProperties") not in (None, False)
-            or "patternProperties" in node
-            or ("properties" not in node and node.get("additionalProperties") is not False)
-        ):
-            raise _NoForm  # free keys
-        out["additionalProperties"] = False
-    if dropped:
-        note = "; ".join(f"{key}: {msgspec.json.encode(v).decode()}" for key, v in dropped.items())
-        description = out.get("description")
-        out["description"] = f"{description} ({note})" if description else f"({note})"
-    return out
-
-
-def _unsupported(key: str, value: Any) -> bool:
-    """An enum of objects or arrays ("complex types within enums"), an
-    external ``$ref``: what Anthropic's structured outputs reject."""
-    if key == "enum" and isinstance(value, list):
-        return any(isinstance(item, (dict, list)) for item in value)
-    return key == "$ref" and not (isinstance(value, str) and value.startswith("#"))
 
 
 def _recursive(schema: dict[str, Any]) -> bool:

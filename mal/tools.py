@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from .errors import ConfigError
-from .schema import strict_form
+from .schema import NoSchemaForm, drop_nulls, openai_strict_form
 
 __all__ = ["Tool", "as_tools", "format_result"]
 
@@ -128,13 +128,26 @@ class Tool:
         For a tool made from a function, the arguments are converted to the
         annotated types (a nested Struct or dataclass is built, a wrong type
         is an error): ``msgspec.ValidationError`` names the path. Otherwise
-        they are passed as they are."""
+        they are passed as they are. A strict tool's optional parameters are
+        nullable (see :func:`mal.schema.openai_strict_form`): a null one takes
+        its default."""
         if self._args_type is None:
             return (), dict(arguments)
-        value = msgspec.convert(dict(arguments), self._args_type)
+        try:
+            value: Any = msgspec.convert(dict(arguments), self._args_type)
+        except msgspec.ValidationError:
+            value = self._without_nulls(arguments) if self.strict else None
+            if value is None:
+                raise
         fields = {f: getattr(value, f) for f in self._args_type.__struct_fields__}
         args = tuple(fields.pop(f) for f in self._positional)
         return args, fields
+
+    def _without_nulls(self, arguments: Mapping[str, Any]) -> Any:
+        try:
+            return msgspec.convert(drop_nulls(dict(arguments)), self._args_type)
+        except msgspec.ValidationError:
+            return None
 
     def to_openai(self) -> dict[str, Any]:
         """The declaration in OpenAI's ``tools`` list (Ollama's is the same)."""
@@ -142,12 +155,13 @@ class Tool:
         if self.description:
             function["description"] = self.description
         if self.strict:
-            strict = strict_form(self.parameters)
-            if strict is None:
+            try:
+                function["parameters"] = openai_strict_form(self.parameters)
+            except NoSchemaForm as exc:
                 raise ConfigError(
-                    f"tool {self.name!r} cannot be strict: its parameters have free keys"
-                )
-            function["parameters"] = strict
+                    f"tool {self.name!r} cannot be strict: its parameters have no strict form "
+                    f"({exc})"
+                ) from None
             function["strict"] = True
         else:
             function["parameters"] = self.parameters

@@ -323,15 +323,28 @@ def _input_image(image: Image) -> dict[str, Any]:
     }
 
 
-def _parts(content: Any) -> Any:
-    """A message's content as Responses input parts (text parts are
-    ``input_text``)."""
+def _parts(content: Any, role: str) -> Any:
+    """A message's content as Responses parts. Text parts are ``input_text``,
+    but an assistant turn's are ``output_text``: the API takes only output
+    parts there ("Invalid value: 'input_text'. Supported values are:
+    'output_text' and 'refusal'.", param ``input[i].content[j]``; the
+    openapi's OutputMessage content is OutputMessageContent), so an image is
+    not one an assistant turn can carry."""
+    if role == "assistant":
+        if isinstance(content, (list, tuple)) and any(isinstance(p, Image) for p in content):
+            raise ConfigError(
+                "an assistant turn cannot carry an image on the OpenAI Responses API "
+                "(it takes text parts there)"
+            )
+        text = "output_text"
+    else:
+        text = "input_text"
     parts = content_parts(content, "openai-responses", _input_image)
     if not isinstance(parts, list):
         return parts
     for part in parts:
         if part.get("type") == "text":
-            part["type"] = "input_text"
+            part["type"] = text
     return parts
 
 
@@ -360,7 +373,7 @@ def _input_items(params: GenerateParams) -> list[dict[str, Any]]:
             continue
         calls = message_tool_calls(message)
         if content or not calls:
-            items.append({"role": role, "content": _parts(content)})
+            items.append({"role": role, "content": _parts(content, role)})
         for call in calls or ():
             items.append(
                 {
@@ -428,6 +441,16 @@ class ResponsesProtocol(Protocol):
 
 
 def _flat_tool(declaration: dict[str, Any]) -> dict[str, Any]:
-    """A chat-completions tool declaration in the Responses' flat form."""
+    """A chat-completions tool declaration in the Responses' flat form, with
+    ``strict`` always said. Unlike Chat Completions, the Responses API makes
+    a tool that leaves ``strict`` out strict when its schema can be made so
+    (every optional parameter then required): "If you omit strict, the default
+    depends on the API: Responses requests will attempt to normalize your
+    schema into strict mode when possible [...] To opt out of strict mode in
+    Responses [...] explicitly set strict: false." (developers.openai.com/api/
+    docs/guides/function-calling, "Strict mode"); the openapi's FunctionTool
+    lists ``strict`` among its required fields."""
     function = cast(dict[str, Any], declaration["function"])
-    return {"type": "function", **function}
+    tool = {"type": "function", **function}
+    tool.setdefault("strict", False)
+    return tool

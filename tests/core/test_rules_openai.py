@@ -866,6 +866,16 @@ def nested(**inner: Any) -> dict[str, Any]:
             "In context=('properties', 'city'), $ref cannot have keywords {'description'}.",
         ),
         (
+            {
+                **STRICT,
+                "properties": {
+                    "city": {"type": "string", "format": "uri"},
+                    "n": {"type": "integer"},
+                },
+            },
+            "In context=('properties', 'city'), 'uri' is not a valid format.",
+        ),
+        (
             {"type": "array", "items": {"type": "string"}},
             "schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'.",
         ),

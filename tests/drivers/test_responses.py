@@ -98,6 +98,7 @@ async def test_two_rounds_of_two_parallel_calls(api: Api, server: MockServer) ->
                 "properties": {"city": {"type": "string"}},
                 "required": ["city"],
             },
+            "strict": False,
         }
     ]
     assert second["input"] == [

@@ -364,6 +364,12 @@ STRICT_KEYWORDS = frozenset(
         "maxItems",
     }
 )
+#: The string formats strict mode takes, the guide's list (the same section); another
+#: is refused: "In context=('properties', 'url'), 'uri' is not a valid format."
+#: (cyanheads/git-mcp-server#47, RooCodeInc/Roo-Code#10198).
+STRICT_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
 
 
 def strict_schema_problem(schema: Any) -> str | None:
@@ -378,7 +384,8 @@ def strict_schema_problem(schema: Any) -> str | None:
     context=(), 'required' is required to be supplied and to be an array including
     every key in properties. Missing 'location'."); a ``$ref`` stands alone ("In
     context=('properties', 'events', 'items'), $ref cannot have keywords
-    {'description'}."); and only :data:`STRICT_KEYWORDS` appear. The context is the
+    {'description'}."); only :data:`STRICT_KEYWORDS` appear, and a ``format`` is one
+    of :data:`STRICT_FORMATS` ("'uri' is not a valid format."). The context is the
     path to the node as a Python tuple, as the server prints it (e.g.
     "In context=('properties', 'etymology'), ...": moeru-ai/xsai#202)."""
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
@@ -393,6 +400,9 @@ def _strict_node(node: Any, context: tuple[str, ...]) -> str | None:
     for key in node:
         if key not in STRICT_KEYWORDS:
             return f"In context={context!r}, '{key}' is not permitted."
+    form = node.get("format")
+    if form is not None and not (isinstance(form, str) and form in STRICT_FORMATS):
+        return f"In context={context!r}, '{form}' is not a valid format."
     if "$ref" in node and len(node) > 1:
         others = ", ".join(repr(k) for k in sorted(k for k in node if k != "$ref"))
         return f"In context={context!r}, $ref cannot have keywords {{{others}}}."
