@@ -159,7 +159,7 @@ class Capture(logging.Handler):
 RESULTS = Results()
 
 
-def run_check(name: str, check: Callable[[], None]) -> None:
+def run_check(name: str, check: Callable[[], None], api_key: str | None = None) -> None:
     capture = Capture()
     logger = logging.getLogger("mal")
     logger.addHandler(capture)
@@ -180,7 +180,7 @@ def run_check(name: str, check: Callable[[], None]) -> None:
         RESULTS.departures.append((name, why))
         say(f"DEPARTS {name}: {why}")
     except Exception as exc:
-        detail = failure_detail(exc, capture)
+        detail = failure_detail(exc, capture, api_key)
         RESULTS.failed.append((name, detail))
         say(f"FAIL    {name}: {type(exc).__name__}: {exc}")
         say(indent(detail))
@@ -197,7 +197,7 @@ def indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def failure_detail(exc: BaseException, capture: Capture) -> str:
+def failure_detail(exc: BaseException, capture: Capture, api_key: str | None) -> str:
     """The traceback, mal's log of the check, and the last request replayed raw."""
     out = io.StringIO()
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=out)
@@ -213,7 +213,7 @@ def failure_detail(exc: BaseException, capture: Capture) -> str:
             r = httpx.post(
                 url,
                 content=body.encode(),
-                headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
+                headers=wire_headers(api_key),
                 timeout=CALL_TIMEOUT,
             )
             out.write(f"-> {r.status_code} {r.headers.get('content-type')}\n{r.text[:4000]}\n")
@@ -508,6 +508,11 @@ def start_litellm() -> Server:
 PROMPT = "Why is the sky blue? Answer in one sentence."
 LONG_PROMPT = "Count from 1 to 300, one number per line."
 TOOL_PROMPT = "What is 12 times 34? Use the multiply tool."
+#: SmolLM2-135M makes a call only when told its text.
+REPEAT_TOOL_PROMPT = (
+    'Repeat after me: <tool_call>\n{"name": "multiply", "arguments": {"a": 12, "b": 34}}\n'
+    "</tool_call>"
+)
 SCHEMA_PROMPT = "Give the name and the population of the largest city in Japan as JSON."
 
 TOOL_RUNS: list[tuple[int, int]] = []
@@ -545,6 +550,7 @@ class Target:
     #: Checks this endpoint cannot run, with the reason.
     skip: dict[str, str] = field(default_factory=dict)
     tool_choice: str | None = None
+    tool_prompt: str = TOOL_PROMPT
     #: Options given to every generation.
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -581,15 +587,20 @@ def expect(condition: object, message: str) -> None:
 # The server's own word: raw requests that tell a departure from a bug of mal
 
 
+def wire_headers(api_key: str | None) -> dict[str, str]:
+    """The headers of a raw request, the key sent as OpenAI's and Anthropic's SDKs send it."""
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+        headers["x-api-key"] = api_key
+    return headers
+
+
 def raw_post(t: Target, path: str, body: dict[str, Any]) -> tuple[int, str, Any]:
     """POST ``body`` to the server as the official SDK would; the status, the
     content type, and the JSON body or the list of SSE ``data`` payloads."""
-    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
-    if t.api_key:
-        headers["authorization"] = f"Bearer {t.api_key}"
-        headers["x-api-key"] = t.api_key
     root = t.base_url.rstrip("/")
-    r = httpx.post(root + path, json=body, headers=headers, timeout=CALL_TIMEOUT)
+    r = httpx.post(root + path, json=body, headers=wire_headers(t.api_key), timeout=CALL_TIMEOUT)
     ctype = r.headers.get("content-type", "")
     if "text/event-stream" in ctype:
         events = []
@@ -685,6 +696,135 @@ def wire_end(t: Target, stream: bool, max_tokens: int) -> tuple[str, bool]:
     return f"done_reason {reasons} with {used} output tokens ({cut})", reasons == ["length"]
 
 
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 40}, "population": {"type": "integer"}},
+    "required": ["name", "population"],
+    "additionalProperties": False,
+}
+MULTIPLY_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+}
+
+
+def wire_text(t: Target, data: Any) -> str:
+    """The text of a whole (not streamed) answer of ``t``'s API."""
+    if not isinstance(data, dict):
+        return str(data)
+    if t.provider == "openai":
+        return "".join((c.get("message") or {}).get("content") or "" for c in data["choices"])
+    if t.provider == "openai-responses":
+        return "".join(
+            part.get("text", "")
+            for item in data.get("output") or []
+            for part in item.get("content") or []
+            if part.get("type") == "output_text"
+        )
+    if t.provider == "anthropic":
+        return "".join(b.get("text", "") for b in data.get("content") or [])
+    return str((data.get("message") or {}).get("content", ""))
+
+
+def schema_departure(t: Target) -> None:
+    """Raise Departure when the server ignores the API's own way of asking for
+    output that matches a JSON schema."""
+    if t.provider == "openai":
+        # https://platform.openai.com/docs/api-reference/chat/create, response_format.
+        field, value = (
+            "response_format",
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "City", "schema": CITY_SCHEMA, "strict": True},
+            },
+        )
+        fields: dict[str, Any] = {field: value, "max_tokens": 200}
+    elif t.provider == "openai-responses":
+        # https://platform.openai.com/docs/api-reference/responses/create, text.format.
+        field = "text.format"
+        value = {"type": "json_schema", "name": "City", "schema": CITY_SCHEMA, "strict": True}
+        fields = {"text": {"format": value}, "max_output_tokens": 200}
+    elif t.provider == "anthropic":
+        # https://docs.anthropic.com/en/docs/build-with-claude/structured-outputs,
+        # output_config.format.
+        field = "output_config.format"
+        fields = {
+            "output_config": {"format": {"type": "json_schema", "schema": CITY_SCHEMA}},
+            "max_tokens": 200,
+        }
+    else:
+        field = "format"
+        fields = {"format": CITY_SCHEMA, "options": {"num_predict": 200}}
+    path, body = wire_request(t, SCHEMA_PROMPT, False, **fields)
+    status, _, data = raw_post(t, path, body)
+    if status != 200:
+        raise Departure(f"rejects {field}: HTTP {status} {str(data)[:200]}")
+    text = wire_text(t, data)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not (isinstance(value, dict) and {"name", "population"} <= set(value)):
+        raise Departure(f"ignores {field}: answers {text[:80]!r}")
+
+
+def wire_forced_call(t: Target) -> tuple[str, bool]:
+    """What the server answers when the API's own forced tool choice is asked,
+    and whether it is a call (as the official API makes it)."""
+    if t.provider == "openai":
+        tools: Any = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "multiply",
+                    "description": "Multiply two integers.",
+                    "parameters": MULTIPLY_SCHEMA,
+                },
+            }
+        ]
+        # https://platform.openai.com/docs/api-reference/chat/create, tool_choice:
+        # "required" means the model must call one or more tools.
+        fields: dict[str, Any] = {"tools": tools, "tool_choice": "required", "max_tokens": 64}
+    elif t.provider == "openai-responses":
+        tools = [
+            {
+                "type": "function",
+                "name": "multiply",
+                "description": "Multiply two integers.",
+                "parameters": MULTIPLY_SCHEMA,
+            }
+        ]
+        fields = {"tools": tools, "tool_choice": "required", "max_output_tokens": 64}
+    else:
+        tools = [
+            {
+                "name": "multiply",
+                "description": "Multiply two integers.",
+                "input_schema": MULTIPLY_SCHEMA,
+            }
+        ]
+        # https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use,
+        # tool_choice {"type": "any"}: the model must use one of the tools.
+        fields = {"tools": tools, "tool_choice": {"type": "any"}, "max_tokens": 64}
+    path, body = wire_request(t, TOOL_PROMPT, False, **fields)
+    status, _, data = raw_post(t, path, body)
+    if status != 200 or not isinstance(data, dict):
+        return f"HTTP {status}: {str(data)[:200]}", False
+    if t.provider == "openai":
+        choice = data["choices"][0]
+        calls = (choice.get("message") or {}).get("tool_calls") or []
+        end = f"finish_reason {choice.get('finish_reason')!r}"
+    elif t.provider == "openai-responses":
+        calls = [i for i in data.get("output") or [] if i.get("type") == "function_call"]
+        end = f"status {data.get('status')!r}"
+    else:
+        calls = [b for b in data.get("content") or [] if b.get("type") == "tool_use"]
+        end = f"stop_reason {data.get('stop_reason')!r}"
+    said = f"{len(calls)} call(s), {end}, text {wire_text(t, data)[:60]!r}"
+    return said, bool(calls)
+
+
 def wire_streams(t: Target) -> str | None:
     """How the server departs from the official API's framing of a streamed
     answer, or None when it sends SSE."""
@@ -694,12 +834,12 @@ def wire_streams(t: Target) -> str | None:
         True,
         **({"max_output_tokens": 16} if t.provider == "openai-responses" else {"max_tokens": 16}),
     )
-    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
-    if t.api_key:
-        headers["authorization"] = f"Bearer {t.api_key}"
-        headers["x-api-key"] = t.api_key
     with httpx.stream(
-        "POST", t.base_url.rstrip("/") + path, json=body, headers=headers, timeout=CALL_TIMEOUT
+        "POST",
+        t.base_url.rstrip("/") + path,
+        json=body,
+        headers=wire_headers(t.api_key),
+        timeout=CALL_TIMEOUT,
     ) as r:
         r.read()
     ctype = r.headers.get("content-type", "")
@@ -904,7 +1044,7 @@ def check_tools(t: Target) -> None:
     if t.tool_choice:
         options["tool_choice"] = t.tool_choice
     with mal.Client(t.config()) as client:
-        r = client.complete(TOOL_PROMPT, model=t.model("tools"), tools=[multiply], **options)
+        r = client.complete(t.tool_prompt, model=t.model("tools"), tools=[multiply], **options)
     check_tool_response(t, r)
 
 
@@ -917,17 +1057,40 @@ def check_tools_async(t: Target) -> None:
     async def main() -> mal.Response:
         async with mal.AsyncClient(t.config()) as client:
             return await client.complete(
-                TOOL_PROMPT, model=t.model("tools"), tools=[multiply], **options
+                t.tool_prompt, model=t.model("tools"), tools=[multiply], **options
             )
 
     check_tool_response(t, anyio.run(main))
 
 
-def check_schema(t: Target) -> None:
+def check_forced_call(t: Target) -> None:
+    """``tool_choice="required"`` makes the model call a tool."""
     with mal.Client(t.config()) as client:
         r = client.complete(
-            SCHEMA_PROMPT, model=t.model("json"), schema=City, **t.opts(max_tokens=200)
+            TOOL_PROMPT,
+            model=t.model("tools"),
+            tools=[multiply],
+            tool_choice="required",
+            **t.opts(max_tokens=64),
         )
+    if not r.tool_calls:
+        said, official = wire_forced_call(t)
+        if not official:
+            raise Departure(f"a forced tool choice does not force a call: {said}")
+        raise AssertionError(f"mal found no call in {r.text!r}; the server sent {said}")
+    expect(r.tool_calls[0].name == "multiply", f"calls {r.tool_calls}")
+    expect(r.finish_reason == "tool_calls", f"finish_reason {r.finish_reason!r}")
+
+
+def check_schema(t: Target) -> None:
+    with mal.Client(t.config()) as client:
+        try:
+            r = client.complete(
+                SCHEMA_PROMPT, model=t.model("json"), schema=City, **t.opts(max_tokens=200)
+            )
+        except mal.OutputValidationError:
+            schema_departure(t)
+            raise
     expect(isinstance(r.parsed, City), f"parsed {r.parsed!r}")
     expect(r.parsed.name.strip(), f"parsed {r.parsed!r}")
 
@@ -944,7 +1107,11 @@ def check_schema_stream(t: Target) -> None:
                 pass
         expect(isinstance(s.parsed, City), f"parsed {s.parsed!r} from {s.text!r}")
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    except mal.OutputValidationError:
+        schema_departure(t)
+        raise
 
 
 CHECKS: list[tuple[str, Callable[[Target], None]]] = [
@@ -957,6 +1124,7 @@ CHECKS: list[tuple[str, Callable[[Target], None]]] = [
     ("AsyncClient.stream", check_async_client_stream),
     ("early break", check_break),
     ("early break, async", check_break_async),
+    ("tool_choice required", check_forced_call),
     ("tool loop", check_tools),
     ("tool loop, async", check_tools_async),
     ("schema", check_schema),
@@ -1039,7 +1207,7 @@ def run_target(t: Target) -> None:
         if name in t.skip:
             run_check(label, lambda reason=t.skip[name]: _skip(reason))
             continue
-        run_check(label, lambda check=check: check(t))
+        run_check(label, lambda check=check: check(t), t.api_key)
     if missing:
         say(f"SKIP    {t.server} {t.endpoint}: {missing} ({len(CHECKS)} checks)")
 
@@ -1055,7 +1223,7 @@ def run_embed_target(t: EmbedTarget, missing: str | None = None) -> None:
         if missing:
             run_check(label, lambda: _skip(missing))
         else:
-            run_check(label, lambda check=check: check(t))
+            run_check(label, lambda check=check: check(t), t.api_key)
 
 
 # --------------------------------------------------------------------------
@@ -1078,6 +1246,7 @@ def run_llama() -> None:
         common = {
             "models": {"text": "smollm2"},
             "tool_choice": "required",
+            "tool_prompt": REPEAT_TOOL_PROMPT,
             "options": {"temperature": 0.0},
         }
         for target in (
@@ -1103,10 +1272,11 @@ def run_litellm() -> None:
     server = start_litellm()
     try:
         root, key = server.root, server.key
-        no_tools = (
+        why = (
             "litellm's mock_tool_calls works on chat completions only (elsewhere the proxy "
             "would ask the real provider)"
         )
+        no_tools = dict.fromkeys(("tool_choice required", "tool loop", "tool loop, async"), why)
         for endpoint, provider, base, name, skip in (
             ("chat completions", "openai", root + "/v1", "mock-gpt", {}),
             (
@@ -1114,14 +1284,14 @@ def run_litellm() -> None:
                 "openai-responses",
                 root + "/v1",
                 "mock-gpt",
-                {"tool loop": no_tools, "tool loop, async": no_tools},
+                no_tools,
             ),
             (
                 "messages",
                 "anthropic",
                 root,
                 "mock-claude",
-                {"tool loop": no_tools, "tool loop, async": no_tools},
+                no_tools,
             ),
             ("ollama", "ollama", root, "mock-gpt", {}),
         ):
