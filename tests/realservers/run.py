@@ -635,6 +635,8 @@ def wire_request(t: Target, prompt: str, stream: bool, **fields: Any) -> tuple[s
     else:
         body = {"model": name, "messages": [{"role": "user", "content": prompt}]}
         path = "/api/chat"
+    if t.provider != "ollama":
+        body.update(t.options)  # the sampling options of mal's own requests
     body.update(stream=stream, **fields)
     return path, body
 
