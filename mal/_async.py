@@ -85,6 +85,9 @@ class AsyncStream(StreamBase, AsyncClosing):
         # A fresh generator that the stream does not keep: when an ``async for``
         # loop breaks, it is dropped, and the event loop's async-generator hooks
         # (asyncio's and trio's alike) run its ``finally``, closing the response.
+        # Once ``anext()`` has started the stream's own, a loop goes on with it.
+        if self._iterator is not None:
+            return self._iterator
         return self._iterate()
 
     async def __anext__(self) -> Chunk:

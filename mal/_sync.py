@@ -98,6 +98,9 @@ class Stream(StreamBase, Closing):
     def __iter__(self) -> Iterator[Chunk]:
         # A fresh generator that the stream does not keep: when a ``for`` loop
         # breaks, it is dropped at once and its ``finally`` closes the response.
+        # Once ``next()`` has started the stream's own, a loop goes on with it.
+        if self._iterator is not None:
+            return self._iterator
         return self._iterate()
 
     def __next__(self) -> Chunk:
