@@ -46,6 +46,7 @@ import msgspec
 
 from .config import Endpoint, MALConfig, check_seconds
 from .errors import (
+    APIConnectionError,
     APIStatusError,
     APITimeoutError,
     ConfigError,
@@ -62,6 +63,7 @@ from .protocols import (
     ResponseDecoder,
     get_protocol,
     split_model,
+    unknown_prefix_hint,
 )
 from .protocols._base import prompt_length
 from .schema import OutputSchema
@@ -258,6 +260,9 @@ class Call(msgspec.Struct, kw_only=True):
     #: ConfigError before anything is sent, and a retry sends the same bytes
     #: (images are encoded once per call, not per attempt).
     request: HTTPRequest | None = None
+    #: What a connection error of this call adds: that the model's prefix
+    #: was not a known provider (see :func:`mal.protocols.unknown_prefix_hint`).
+    unknown_prefix: str | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
@@ -367,6 +372,7 @@ def prepare_call(
         )
     provider, name = split_model(model, config.default_provider)
     protocol = get_protocol(provider)
+    hint = unknown_prefix_hint(model, name, provider)
     callback = options.get("progress_callback")
     if callback is not None and not callable(callback):
         raise ConfigError("progress_callback must be callable")
@@ -416,6 +422,7 @@ def prepare_call(
         max_retries=max_retries,
         fallbacks=list(fallbacks),
         options=options,
+        unknown_prefix=hint,
     )
 
 
@@ -438,6 +445,7 @@ def prepare_embed_calls(
     check_known(options, EMBED_OPTIONS, " of embed()")
     items = check_texts(texts)
     provider, name = split_model(model, config.default_provider)
+    hint = unknown_prefix_hint(model, name, provider)
     batch = options.get("batch_size", DEFAULT_BATCH_SIZE)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
@@ -475,6 +483,7 @@ def prepare_embed_calls(
                 max_event_size=config.max_event_size,
                 max_retries=max_retries,
                 options=options,
+                unknown_prefix=hint,
             )
         )
     if not items:  # nothing to send; still a bad provider is an error
@@ -586,6 +595,8 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                     return
                 except MALError as exc:
                     error = exc
+                    if current.unknown_prefix is not None and _cannot_connect(exc):
+                        _add_hint(exc, current.unknown_prefix)
                     if isinstance(exc, APITimeoutError):
                         metrics.timeouts[exc.phase] = metrics.timeouts.get(exc.phase, 0) + 1
                     if state.delivered:
@@ -637,6 +648,20 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
         _finish_stats(state, clock() - start)
         if hooks.on_complete is not None:
             hooks.on_complete(stats)
+
+
+def _cannot_connect(error: MALError) -> bool:
+    """Whether ``error`` says that the request did not reach a server: a
+    connection error, or the connect timeout (not a later timeout)."""
+    if isinstance(error, APITimeoutError):
+        return error.phase == "connect"
+    return isinstance(error, APIConnectionError)
+
+
+def _add_hint(error: MALError, hint: str) -> None:
+    """Add ``hint`` to the message of ``error``."""
+    error.message = f"{error.message} ({hint})"
+    error.args = (error.message, *error.args[1:])
 
 
 def _retry_delay(error: MALError, attempt: int, max_retries: int, runtime: Runtime) -> float | None:

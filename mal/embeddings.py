@@ -25,6 +25,7 @@ from .protocols._base import (
     join_url,
 )
 from .protocols.openai import azure_url
+from .protocols.services import service
 from .types import Chunk, Usage
 
 __all__ = [
@@ -89,7 +90,8 @@ def embed_request(
 ) -> HTTPRequest:
     """The request that embeds ``texts`` (one batch; ``first`` is the place of
     its first text among all the call's, for the errors that name one)."""
-    if provider not in _PATHS:
+    named = service(provider)
+    if (named is None and provider not in _PATHS) or (named and named.embed_dimensions is None):
         raise ConfigError(
             f"{provider} has no embeddings API; use an OpenAI-compatible or Ollama model"
         )
@@ -112,7 +114,10 @@ def embed_request(
     if provider in ("openai", "azure"):
         body["encoding_format"] = "float"
     if dimensions is not None:
-        body["dimensions"] = dimensions
+        # A service may name the field otherwise (Mistral: output_dimension).
+        body[named.embed_dimensions if named and named.embed_dimensions else "dimensions"] = (
+            dimensions
+        )
     if extra_body:
         body.update(extra_body)
     headers = {"content-type": "application/json", "accept": "application/json"}
@@ -129,7 +134,7 @@ def embed_request(
     if provider == "azure":
         url = azure_url(base_url, model, "/embeddings")
     else:
-        url = join_url(base_url, _PATHS[provider])
+        url = join_url(base_url, _PATHS.get(provider, "/embeddings"))
     return HTTPRequest("POST", url, headers, data, False)
 
 

@@ -21,6 +21,8 @@ This package contains no networking code at all, and imports neither
 
 from __future__ import annotations
 
+import difflib
+
 from ..errors import ConfigError
 from ._base import (
     GenerateParams,
@@ -37,6 +39,7 @@ from .anthropic import AnthropicProtocol
 from .ollama import OllamaProtocol
 from .openai import AzureOpenAIProtocol, OpenAIProtocol
 from .responses import ResponsesProtocol
+from .services import SERVICES, ServiceProtocol
 
 __all__ = [
     "GenerateParams",
@@ -46,6 +49,7 @@ __all__ = [
     "PROTOCOLS",
     "get_protocol",
     "split_model",
+    "unknown_prefix_hint",
     "deep_merge",
     "normalize_messages",
     "parse_retry_after",
@@ -61,6 +65,9 @@ PROTOCOLS: dict[str, Protocol] = {
     "azure": AzureOpenAIProtocol(),
     "openai-responses": ResponsesProtocol(),
 }
+
+# The OpenAI-compatible services, one per entry of their table (.services).
+PROTOCOLS.update({entry.name: ServiceProtocol(entry) for entry in SERVICES})
 
 
 def get_protocol(provider: str) -> Protocol:
@@ -86,3 +93,41 @@ def split_model(model: str, default_provider: str = "ollama") -> tuple[str, str]
             raise ConfigError(f"model {model!r} names the provider {provider!r} but no model")
         return provider, name
     return default_provider, model
+
+
+def unknown_prefix_hint(model: str, name: str, provider: str) -> str | None:
+    """What to add to a connection error of a call whose model, ``model``,
+    went whole (``name`` is ``model``) to the default provider, ``provider``,
+    though it starts like a provider's name: ``gemini/...`` before mal knows
+    Gemini, ``opneai/gpt-4o``, ``openai:gpt-4o``. None for the rest.
+
+    A ``/`` prefix always gets the hint (``library/qwen2.5`` too: the hint
+    only comes when the call could not connect anyway). A ``:`` prefix gets
+    it only when it is, or nearly is, a provider's name: ``qwen2.5-coder:7b``
+    is an Ollama name and its tag.
+    """
+    if name != model:
+        return None
+    slash = model.find("/")
+    colon = model.find(":")
+    if slash > 0 and (colon < 0 or slash < colon):
+        prefix, rest = model[:slash], model[slash + 1 :]
+    elif colon > 0:
+        prefix, rest = model[:colon], model[colon + 1 :]
+    else:
+        return None
+    close = difflib.get_close_matches(prefix.lower(), list(PROTOCOLS), n=1, cutoff=0.75)
+    if slash != len(prefix) and not close:
+        return None  # a name and its tag
+    known = ", ".join(sorted(PROTOCOLS))
+    if prefix.lower() in PROTOCOLS:
+        reason = "a provider's name ends with '/'"
+    else:
+        reason = f"{prefix!r} is not a known provider"
+    hint = (
+        f"the model {model!r} went to the default provider, {provider}, as {reason}; "
+        f"known providers: {known}"
+    )
+    if close and rest:
+        hint += f"; did you mean {close[0] + '/' + rest!r}?"
+    return hint

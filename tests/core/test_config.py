@@ -102,7 +102,7 @@ BAD: list[tuple[str, Any]] = [
     ("max_retries", "2"),
     ("max_retry_after", -1.0),
     ("max_retry_after", None),
-    ("default_provider", "mistral"),
+    ("default_provider", "nosuch"),
     ("default_provider", ""),
     ("fallbacks", ["anthropic/"]),
     ("fallbacks", [""]),
@@ -121,9 +121,9 @@ def test_out_of_range_names_the_field(field: str, value: Any) -> None:
 
 def test_unknown_provider_in_base_urls_or_api_keys() -> None:
     with pytest.raises(mal.ConfigError, match="base_urls"):
-        mal.MALConfig(base_urls={"mistral": "http://x"})
+        mal.MALConfig(base_urls={"nosuch": "http://x"})
     with pytest.raises(mal.ConfigError, match="api_keys"):
-        mal.MALConfig(api_keys={"mistral": "k"})
+        mal.MALConfig(api_keys={"nosuch": "k"})
 
 
 def test_config_error_is_catchable_as_value_error() -> None:

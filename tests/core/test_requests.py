@@ -454,8 +454,8 @@ def test_split_model_errors(model: str) -> None:
 
 
 def test_unknown_provider() -> None:
-    with pytest.raises(mal.ConfigError, match="mistral"):
-        get_protocol("mistral")
+    with pytest.raises(mal.ConfigError, match="nosuch"):
+        get_protocol("nosuch")
 
 
 # OLLAMA_HOST ------------------------------------------------------------------------
