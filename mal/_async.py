@@ -291,7 +291,7 @@ class AsyncClient(ClientBase, AsyncClosing):
 
     ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
     certificates, transports); mal then leaves closing it to you.
-    ``transport="aiohttp"`` (``pip install mal[aiohttp]``, asyncio only) moves
+    ``transport="aiohttp"`` (``pip install 'mal-llm[aiohttp]'``, asyncio only) moves
     the bytes with aiohttp's C HTTP parser instead of httpx's pure-Python one.
     ``hooks`` are called through the life of every call; ``clock`` and
     ``random`` are there for tests.
@@ -326,7 +326,7 @@ class AsyncClient(ClientBase, AsyncClosing):
                 from httpx_aiohttp import HttpxAiohttpClient
             except ImportError:
                 raise ConfigError(
-                    "transport='aiohttp' needs httpx-aiohttp: pip install mal[aiohttp]"
+                    "transport='aiohttp' needs httpx-aiohttp: pip install 'mal-llm[aiohttp]'"
                 ) from None
             self._http = HttpxAiohttpClient(
                 headers={"user-agent": USER_AGENT},

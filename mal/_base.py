@@ -131,7 +131,7 @@ class StreamBase:
     def partial(self) -> Any:
         """The JSON output decoded so far, for a stream of structured output:
         what has arrived of the object (a dict), or None before anything
-        parseable came. Needs ``pip install 'mal[partial]'``."""
+        parseable came. Needs ``pip install 'mal-llm[partial]'``."""
         return partial_json(self._state.text)
 
     def response(self) -> Response:

@@ -1,5 +1,5 @@
 """OpenTelemetry spans and metrics for mal calls, following the GenAI semantic
-conventions. Needs ``pip install mal[otel]``; nothing here is imported unless
+conventions. Needs ``pip install 'mal-llm[otel]'``; nothing here is imported unless
 you import this module::
 
     import mal

@@ -202,11 +202,11 @@ class OutputSchema:
 
 def partial_json(text: str) -> Any:
     """What has arrived of a JSON output, decoded by ``jiter``'s partial mode
-    (``pip install 'mal[partial]'``); None before anything parseable came."""
+    (``pip install 'mal-llm[partial]'``); None before anything parseable came."""
     try:
         import jiter
     except ImportError:
-        raise ConfigError("partial() needs jiter: pip install 'mal[partial]'") from None
+        raise ConfigError("partial() needs jiter: pip install 'mal-llm[partial]'") from None
     body = text.strip()
     if body.startswith("```"):
         body = body.partition("\n")[2]

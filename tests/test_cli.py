@@ -1,4 +1,4 @@
-"""The command line: `python -m mal demo` and `python -m mal run`, in fresh processes."""
+"""The command line: `python -m mal demo`, `run` and `--version`, in fresh processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import mal
 from mal.testing import MockServer, Reply
 
 TEXT = "Rayleigh scattering, mostly. 🌅"
@@ -24,8 +25,10 @@ def server() -> Iterator[MockServer]:
 
 
 def mal_cli(
-    *args: str, server: MockServer | None = None, stdin: str | None = None, **env: str
+    *args: str, server: MockServer | None = None, stdin: str | int | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mal ARGS``; `stdin` is the text piped to it, or a file
+    descriptor (``subprocess.DEVNULL``...)."""
     environ = {
         key: value
         for key, value in os.environ.items()
@@ -40,7 +43,8 @@ def mal_cli(
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "mal", *args],
-        input=stdin,
+        input=stdin if isinstance(stdin, str) else None,
+        stdin=stdin if isinstance(stdin, int) else None,
         env=environ,
         capture_output=True,
         text=True,
@@ -88,6 +92,72 @@ def test_run_reads_the_prompt_from_stdin(server: MockServer) -> None:
     (request,) = server.requests
     assert request.json is not None
     assert request.json["messages"][-1]["content"] == "From standard input"
+
+
+def test_run_reads_piped_stdin_without_a_prompt_argument(server: MockServer) -> None:
+    done = mal_cli("run", "-m", "anthropic/m", server=server, stdin="Piped, no dash\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == TEXT + "\n"
+    (request,) = server.requests
+    assert request.json is not None
+    assert request.json["messages"][-1]["content"] == "Piped, no dash\n"
+
+
+def test_a_prompt_argument_wins_over_piped_stdin(server: MockServer) -> None:
+    done = mal_cli("run", "-m", "openai/m", "The argument", server=server, stdin="ignored")
+    assert done.returncode == 0, done.stderr
+    (request,) = server.requests
+    assert request.json is not None
+    assert request.json["messages"][-1]["content"] == "The argument"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        ((), ""),  # empty piped stdin, no argument
+        ((), " \n\t\n"),  # whitespace only
+        (("-",), ""),  # empty stdin, asked for with -
+        ((), subprocess.DEVNULL),  # stdin is /dev/null: not a terminal, empty
+        (("",), None),  # an empty argument
+        (("   ",), "stdin is not read when the argument is given"),
+    ],
+    ids=["empty-stdin", "blank-stdin", "dash-empty-stdin", "devnull", "empty-arg", "blank-arg"],
+)
+def test_an_empty_prompt_is_a_usage_error_and_sends_nothing(
+    server: MockServer, args: tuple[str, ...], stdin: str | int | None
+) -> None:
+    for provider in ("ollama", "openai", "anthropic"):
+        done = mal_cli("run", "-m", f"{provider}/m", *args, server=server, stdin=stdin)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("mal run: error: the prompt is empty")
+    assert server.requests == []
+    assert server.connections == 0
+
+
+def test_no_prompt_and_a_terminal_on_stdin_is_a_usage_error(server: MockServer) -> None:
+    # A terminal on standard input would wait for typing: mal says what it needs instead.
+    pty = pytest.importorskip("pty")
+    controller, terminal = pty.openpty()
+    try:
+        done = mal_cli("run", "-m", "openai/m", server=server, stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        "mal run: error: no prompt: give it as an argument, or pipe it to standard input"
+    )
+    assert server.requests == []
+
+
+def test_version_prints_the_version_and_exits_0() -> None:
+    done = mal_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"mal {mal.__version__}\n"
+    assert done.stderr == ""
 
 
 def test_run_fails_with_one_line_on_a_status_error(server: MockServer) -> None:
