@@ -34,6 +34,7 @@ from ._base import (
     status_error,
 )
 from .anthropic import AnthropicProtocol
+from .gemini import GeminiProtocol
 from .ollama import OllamaProtocol
 from .openai import AzureOpenAIProtocol, OpenAIProtocol
 from .responses import ResponsesProtocol
@@ -60,6 +61,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "anthropic": AnthropicProtocol(),
     "azure": AzureOpenAIProtocol(),
     "openai-responses": ResponsesProtocol(),
+    "gemini": GeminiProtocol(),
 }
 
 

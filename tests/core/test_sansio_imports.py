@@ -27,6 +27,7 @@ CORE_MODULES = [
     "mal.protocols.openai",
     "mal.protocols.anthropic",
     "mal.protocols.responses",
+    "mal.protocols.gemini",
     "mal.config",
     "mal.errors",
     "mal.types",
@@ -160,6 +161,7 @@ CORE_FILES = [
     "protocols/ollama.py",
     "protocols/openai.py",
     "protocols/anthropic.py",
+    "protocols/gemini.py",
 ]
 CORE_NAMES = {
     "mal.framing",
@@ -178,6 +180,7 @@ CORE_NAMES = {
     "mal.protocols.openai",
     "mal.protocols.anthropic",
     "mal.protocols.responses",
+    "mal.protocols.gemini",
 }
 
 
