@@ -201,6 +201,8 @@ def resolve_endpoint(
     api_key = config.api_keys.get(name) or config.api_keys.get(shared)
     if api_key is None and protocol.api_key_env:
         api_key = environ.get(protocol.api_key_env) or None
+    for env in protocol.more_api_key_envs:
+        api_key = api_key or environ.get(env) or None
     base_url = base_url or protocol.default_base_url
     if name != "azure":
         return Endpoint(base_url, api_key)

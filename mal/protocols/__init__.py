@@ -36,6 +36,7 @@ from ._base import (
     status_error,
 )
 from .anthropic import AnthropicProtocol
+from .gemini import GeminiProtocol
 from .ollama import OllamaProtocol
 from .openai import AzureOpenAIProtocol, OpenAIProtocol
 from .responses import ResponsesProtocol
@@ -64,6 +65,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "anthropic": AnthropicProtocol(),
     "azure": AzureOpenAIProtocol(),
     "openai-responses": ResponsesProtocol(),
+    "gemini": GeminiProtocol(),
 }
 
 # The OpenAI-compatible services, one per entry of their table (.services).

@@ -365,6 +365,8 @@ class Protocol:
     default_base_url: ClassVar[str]
     base_url_env: ClassVar[str | None] = None
     api_key_env: ClassVar[str | None] = None
+    #: Variables read for the key, in order, when ``api_key_env`` is not set.
+    more_api_key_envs: ClassVar[tuple[str, ...]] = ()
 
     def build_request(
         self, params: GenerateParams, *, base_url: str | None = None, api_key: str | None = None
@@ -642,7 +644,11 @@ def _error_detail(decoded: object) -> tuple[str, str | None]:
         return error, None
     if isinstance(error, dict):
         message = error.get("message") or error.get("detail") or ""
-        etype = error.get("type") or error.get("code")
+        # Google's errors name their google.rpc.Code in "status" beside the
+        # numeric "code" (https://ai.google.dev/gemini-api/docs/troubleshooting).
+        status = error.get("status")
+        etype = error.get("type") or (status if isinstance(status, str) else None)
+        etype = etype or error.get("code")
         return str(message), (str(etype) if etype else None)
     return "", None
 

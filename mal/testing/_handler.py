@@ -22,6 +22,7 @@ from mal.testing._routes import (
     _ROUTES,
     _WIRES,
     _azure_route,
+    _gemini_route,
     _guess_provider,
     _Route,
 )
@@ -154,7 +155,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if body:
                 with contextlib.suppress(msgspec.DecodeError):
                     data = msgspec.json.decode(body)
-            route = _ROUTES.get(path) or _azure_route(path)
+            route = _ROUTES.get(path) or _azure_route(path) or _gemini_route(path)
             provider = route.provider if route else _guess_provider(path, headers)
             violation = None
             if (
@@ -210,7 +211,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Answer a request the provider's rules reject as that provider does: its
         error body at `violation.status`, with the wire's usual headers.  No
         `Reply` is taken: the queue stays as it was for the next request."""
-        model = data.get("model")
+        model = route.model or data.get("model")
         model = model if isinstance(model, str) and model else DEFAULT_MODEL
         wire = _CHECKED[route.kind](_Job(model, data, Reply(), t0, [], []))
         body = _enc(violation.body) if violation.body is not None else wire.rejection(violation)
@@ -275,9 +276,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_full(400, "application/json", body)
             return
         reply = self._srv.mock._take()
-        model = data.get("model")
+        model = route.model or data.get("model")
         model = model if isinstance(model, str) and model else DEFAULT_MODEL
-        flag = data.get("stream")
+        flag = data.get("stream") if route.stream is None else route.stream
         stream = route.provider == "ollama" if flag is None else bool(flag)
         job = _Job.make(model, data, reply, t0)
         wire = _WIRES[route.kind](job)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mal.testing._anthropic import _Anthropic
+from mal.testing._gemini import _Gemini
 from mal.testing._ollama import _Ollama
 from mal.testing._openai import _OpenAI
 from mal.testing._responses import _Responses
@@ -20,6 +21,10 @@ class _Route:
     provider: str
     method: str
     kind: str
+    #: The model named by the path (Gemini's), else "" (the body names it).
+    model: str = ""
+    #: Whether the path asks for a stream (Gemini's), else None (the body says).
+    stream: bool | None = None
 
 
 #: Azure OpenAI's URLs: a deployment's (with ``?api-version=``, which the strict
@@ -33,6 +38,23 @@ def _azure_route(path: str) -> _Route | None:
         return None
     kind = "openai" if match.group(1) == "chat/completions" else "embeddings"
     return _Route("openai", "POST", kind)
+
+
+#: Gemini's methods, on a model named in the path
+#: (https://ai.google.dev/api/generate-content: ``v1beta/{model=models/*}:generateContent``).
+_GEMINI: Final = re.compile(r"\A/v1beta/((?:models|tunedModels)/[^/:]+):(\w+)\Z")
+
+
+def _gemini_route(path: str) -> _Route | None:
+    match = _GEMINI.match(path)
+    if match is None:
+        return None
+    model, method = match.group(1), match.group(2)
+    if method == "generateContent":
+        return _Route("gemini", "POST", "gemini", model.partition("/")[2], False)
+    if method == "streamGenerateContent":
+        return _Route("gemini", "POST", "gemini", model.partition("/")[2], True)
+    return None
 
 
 _ROUTES: Final[dict[str, _Route]] = {
@@ -58,6 +80,7 @@ _WIRES: Final[dict[str, Callable[[_Job], _Wire]]] = {
     "openai": _OpenAI,
     "anthropic": _Anthropic,
     "responses": _Responses,
+    "gemini": _Gemini,
 }
 
 #: Every endpoint whose requests the strict server checks against the provider's
@@ -66,12 +89,15 @@ _CHECKED: Final[dict[str, Callable[[_Job], _Wire]]] = {
     **_WIRES,
     "embeddings": _OpenAI,
     "embed": lambda job: _Ollama(job, chat=False),
+    "gemini": _Gemini,
 }
 
 
 def _guess_provider(path: str, headers: dict[str, str]) -> str:
     if path.startswith("/api/"):
         return "ollama"
+    if path.startswith("/v1beta/"):
+        return "gemini"
     if "anthropic-version" in headers or path.startswith("/v1/messages"):
         return "anthropic"
     if path.startswith("/v1/"):

@@ -123,7 +123,7 @@ class MockServer:
 
     def url(self, provider: str) -> str:
         """The base URL a client of `provider` should use."""
-        if provider in ("ollama", "anthropic"):
+        if provider in ("ollama", "anthropic", "gemini"):
             return self.base_url
         if provider == "openai":
             return self.base_url + "/v1"

@@ -237,6 +237,14 @@ REQUIRED = [
     "anthropic/truncated.sse",
     "anthropic/nonstream.json",
     "anthropic/unknown_event.sse",
+    "gemini/stream_thinking.sse",
+    "gemini/stream_signature.sse",
+    "gemini/stream_tool_call.sse",
+    "gemini/error_inband.sse",
+    "gemini/truncated.sse",
+    "gemini/nonstream.json",
+    "gemini/nonstream_tool_call.json",
+    "gemini/prompt_blocked.json",
 ]
 
 
@@ -470,6 +478,8 @@ TRAILERS = {
     "anthropic": b"event: content_block_delta\n"
     b'data: {"type":"content_block_delta","index":0,'
     b'"delta":{"type":"text_delta","text":"LATE"}}\n\n',
+    "gemini": b'data: {"candidates": [{"content": {"parts": [{"text": "LATE"}],'
+    b'"role": "model"},"index": 0}]}\n\n',
 }
 
 COMPLETE_STREAMS = [
@@ -502,6 +512,8 @@ def test_body_cut_anywhere_before_the_end_marker_is_incomplete(name: str) -> Non
         "anthropic": b"event: message_stop",
         # The Responses API ends with one of its terminal events.
         "openai-responses": b"event: response.",
+        # Gemini has no end marker: the event with finishReason is the last.
+        "gemini": b'"finishReason"',
     }[case.provider]
     cut = case.body.rfind(marker)
     if cut < 0:  # the shapes without "event:" lines or the space after "data:"

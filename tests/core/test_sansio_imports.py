@@ -28,6 +28,7 @@ CORE_MODULES = [
     "mal.protocols.anthropic",
     "mal.protocols.responses",
     "mal.protocols.services",
+    "mal.protocols.gemini",
     "mal.config",
     "mal.errors",
     "mal.types",
@@ -162,6 +163,7 @@ CORE_FILES = [
     "protocols/openai.py",
     "protocols/anthropic.py",
     "protocols/services.py",
+    "protocols/gemini.py",
 ]
 CORE_NAMES = {
     "mal.framing",
@@ -181,6 +183,7 @@ CORE_NAMES = {
     "mal.protocols.anthropic",
     "mal.protocols.responses",
     "mal.protocols.services",
+    "mal.protocols.gemini",
 }
 
 

@@ -22,7 +22,7 @@ class Request:
 
     kind: str
     """The endpoint: "generate", "chat", "embed" (Ollama), "openai" (chat
-    completions), "responses", "embeddings" (OpenAI), "anthropic"."""
+    completions), "responses", "embeddings" (OpenAI), "anthropic", "gemini"."""
     path: str
     query: str
     headers: Mapping[str, str]
@@ -52,10 +52,12 @@ class Violation:
 
 def check(request: Request) -> Violation | None:
     """The first rule `request` breaks, or None when the real API would accept it."""
-    from . import anthropic, ollama, openai
+    from . import anthropic, gemini, ollama, openai
 
     if request.kind in ("generate", "chat", "embed"):
         return ollama.check(request)
     if request.kind == "anthropic":
         return anthropic.check(request)
+    if request.kind == "gemini":
+        return gemini.check(request)
     return openai.check(request)
