@@ -29,6 +29,8 @@ PROVIDER_VARIABLES = {
     "ANTHROPIC_API_KEY",
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GEMINI_API_KEY",
 }
 
 
@@ -123,6 +125,8 @@ def test_serve_prints_export_lines_for_every_provider(served: Served) -> None:
         "ANTHROPIC_API_KEY": served.exports["ANTHROPIC_API_KEY"],
         "AZURE_OPENAI_ENDPOINT": url,
         "AZURE_OPENAI_API_KEY": served.exports["AZURE_OPENAI_API_KEY"],
+        "GOOGLE_GEMINI_BASE_URL": url,
+        "GEMINI_API_KEY": served.exports["GEMINI_API_KEY"],
         "MAL_SERVE_PID": str(served.process.pid),
     }
     assert set(served.exports) == {*PROVIDER_VARIABLES, "MAL_SERVE_PID"}
@@ -131,7 +135,14 @@ def test_serve_prints_export_lines_for_every_provider(served: Served) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "ollama/qwen3:8b", "azure/d"]
+    "model",
+    [
+        "openai/gpt-4o-mini",
+        "anthropic/claude-sonnet-4-5",
+        "ollama/qwen3:8b",
+        "azure/d",
+        "gemini/gemini-2.5-flash",
+    ],
 )
 def test_the_printed_variables_point_mal_generate_at_the_server(
     environment: Served, model: str

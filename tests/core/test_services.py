@@ -180,7 +180,7 @@ def test_no_embeddings_is_a_config_error(name: str) -> None:
 @pytest.mark.parametrize(
     ("model", "says"),
     [
-        ("gemini/gemini-2.0-flash", "'gemini' is not a known provider"),
+        ("vertex/gemini-2.0-flash", "'vertex' is not a known provider"),
         ("foo/bar", "'foo' is not a known provider"),
         ("library/qwen2.5:7b", "'library' is not a known provider"),
         ("openai:gpt-4o", "a provider's name ends with '/'"),

@@ -149,7 +149,7 @@ def refused(port: int) -> mal.MALConfig:
     return mal.MALConfig(base_urls={"ollama": f"http://127.0.0.1:{port}"}, max_retries=0)
 
 
-@pytest.mark.parametrize("model", ["gemini/gemini-2.0-flash", "openai:gpt-4o", "foo/bar"])
+@pytest.mark.parametrize("model", ["vertex/gemini-2.0-flash", "openai:gpt-4o", "foo/bar"])
 @pytest.mark.parametrize("streamed", [True, False])
 async def test_an_unknown_prefix_is_named_when_the_call_cannot_connect(
     api: Api, closed_port: int, model: str, streamed: bool
@@ -180,14 +180,14 @@ async def test_the_hint_comes_once_after_retries(api: Api, closed_port: int) -> 
     )
     async with api.client(cfg, environ={}, random=lambda: 0.0) as client:
         with pytest.raises(mal.APIConnectionError) as info:
-            await client.generate("Hi", model="gemini/flash", stream=False)
+            await client.generate("Hi", model="vertex/flash", stream=False)
     assert str(info.value).count("known providers") == 1
 
 
 async def test_an_unknown_prefix_of_embed_is_named_too(api: Api, closed_port: int) -> None:
     async with api.client(refused(closed_port), environ={}) as client:
-        with pytest.raises(mal.APIConnectionError, match="'gemini' is not a known provider"):
-            await embed(api, client, ["a"], model="gemini/text-embedding-004")
+        with pytest.raises(mal.APIConnectionError, match="'vertex' is not a known provider"):
+            await embed(api, client, ["a"], model="vertex/text-embedding-004")
 
 
 @pytest.mark.parametrize("model", ["qwen2.5-coder:7b", "ollama/library/qwen:7b"])
