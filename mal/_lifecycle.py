@@ -53,6 +53,7 @@ from .errors import (
     MALError,
     RunawayError,
     StreamError,
+    request_id_of,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .protocols import (
@@ -712,10 +713,11 @@ def _attempt(
     status: int | None = None
     head_at: float | None = None
     outcome: BaseException | None = None
+    head: ResponseHead | None = None
     try:
         send = Send(request, call.timeouts, _head_clock(first_at, total_at, sent_at))
         try:
-            head: ResponseHead | None = yield send
+            head = yield send
         except MALError as exc:
             if not (send.reused and send.unanswered):
                 raise
@@ -855,6 +857,8 @@ def _attempt(
         outcome = exc
         if not exc.partial_text:
             exc.partial_text = decoder.text
+        if head is not None and isinstance(exc, StreamError) and exc.request_id is None:
+            exc.request_id = request_id_of(head.headers)
         raise
     except GeneratorExit:
         outcome = GeneratorExit()  # the caller stopped reading

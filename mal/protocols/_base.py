@@ -18,7 +18,9 @@ import msgspec
 from ..errors import (
     APIStatusError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
+    ConflictError,
     DecodeError,
     IncompleteStreamError,
     InternalServerError,
@@ -28,6 +30,7 @@ from ..errors import (
     PermissionDeniedError,
     RateLimitError,
     StreamError,
+    UnprocessableEntityError,
 )
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
 from ..images import Image
@@ -569,10 +572,15 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
+#: The class of each status, as the official SDKs map them
+#: (``_make_status_error`` in anthropic-python's and openai-python's ``_client.py``).
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
     429: RateLimitError,
     529: OverloadedError,
 }
