@@ -106,6 +106,7 @@ class EmbedOptions(TypedDict, total=False):
     api_key: str | None
     extra_body: dict[str, Any] | None
     extra_headers: dict[str, str] | None
+    extra_query: dict[str, Any] | None
 
 
 class CallOptions(TypedDict, total=False):
@@ -119,6 +120,7 @@ class CallOptions(TypedDict, total=False):
     seed: int | None
     extra_body: dict[str, Any] | None
     extra_headers: dict[str, str] | None
+    extra_query: dict[str, Any] | None
     base_url: str | None
     api_key: str | None
     timeout: float | None
@@ -152,6 +154,7 @@ _PARAM_OPTIONS = (
     "seed",
     "extra_body",
     "extra_headers",
+    "extra_query",
 )
 
 
@@ -462,6 +465,7 @@ def prepare_embed_calls(
             api_key=endpoint.api_key,
             extra_body=options.get("extra_body"),
             extra_headers=options.get("extra_headers"),
+            extra_query=options.get("extra_query"),
             first=start,
         )
         calls.append(

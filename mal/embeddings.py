@@ -23,6 +23,7 @@ from .protocols._base import (
     Protocol,
     ResponseDecoder,
     join_url,
+    with_query,
 )
 from .protocols.openai import azure_url
 from .types import Chunk, Usage
@@ -85,6 +86,7 @@ def embed_request(
     api_key: str | None,
     extra_body: Mapping[str, Any] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    extra_query: Mapping[str, Any] | None = None,
     first: int = 0,
 ) -> HTTPRequest:
     """The request that embeds ``texts`` (one batch; ``first`` is the place of
@@ -130,6 +132,8 @@ def embed_request(
         url = azure_url(base_url, model, "/embeddings")
     else:
         url = join_url(base_url, _PATHS[provider])
+    if extra_query:
+        url = with_query(url, extra_query)
     return HTTPRequest("POST", url, headers, data, False)
 
 

@@ -64,3 +64,33 @@ def test_request_id_of_an_error_made_by_hand() -> None:
     error = mal.RateLimitError("x", headers={"request-id": "req_1"})
     assert error.request_id == "req_1"
     assert mal.StreamError("x").request_id is None
+
+
+def test_with_query_merges_into_the_url() -> None:
+    from mal.protocols._base import with_query
+
+    url = "https://x.example/openai/deployments/d/chat/completions?api-version=2024-10-21"
+    assert with_query(url, {"api-version": "2025-01-01-preview"}).endswith(
+        "?api-version=2025-01-01-preview"
+    )
+    assert with_query(url, {"a": 1}).endswith("?api-version=2024-10-21&a=1")
+    assert with_query(url, {"api-version": None}).endswith("/chat/completions")
+    assert (
+        with_query("http://h/v1/x", {"q": "é/&", "f": False})
+        == "http://h/v1/x?q=%C3%A9%2F%26&f=false"
+    )
+    # A name written encoded in the URL is still the name given.
+    assert with_query("http://h/x?api%2Dversion=1&b=2", {"api-version": "3"}) == (
+        "http://h/x?b=2&api-version=3"
+    )
+    with pytest.raises(mal.ConfigError, match="extra_query"):
+        with_query("http://h/x", {"a": {"b": 1}})
+
+
+def test_extra_query_reaches_every_protocols_request() -> None:
+    from mal.protocols import GenerateParams, get_protocol
+
+    params = GenerateParams(model="m", prompt="Hi", extra_query={"a": "1"})
+    for provider in ("ollama", "openai", "anthropic", "azure", "openai-responses"):
+        request = get_protocol(provider).build_request(params, base_url="http://h", api_key="k")
+        assert request.url.split("?", 1)[1].split("&")[-1] == "a=1", provider

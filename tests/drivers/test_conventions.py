@@ -95,3 +95,84 @@ async def test_an_error_in_an_ollama_stream_has_no_request_id(api: Api, server: 
             async with stream:
                 await collect(stream)
     assert info.value.request_id is None
+
+
+# --------------------------------------------------------------------------- extra_query
+
+
+async def call_kind(client: Any, kind: str, model: str, **options: Any) -> None:
+    """One call of ``kind``: "generate", "stream", "complete" or "embed"."""
+    raw = client.raw
+    if kind == "stream":
+        stream = client.stream("Hi", model=model, **options)
+        async with stream:
+            await collect(stream)
+        return
+    if kind == "generate":
+        await client.generate("Hi", model=model, **options)
+        return
+    if kind == "complete":
+        result = raw.complete("Hi", model=model, **options)
+    else:
+        result = raw.embed(["one", "two"], model=model, **options)
+    if not isinstance(raw, mal.Client):
+        await result
+
+
+KINDS = ("generate", "stream", "complete", "embed")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_extra_query_on_every_call_kind(api: Api, server: MockServer, kind: str) -> None:
+    providers = ["ollama", "openai"] if kind == "embed" else list(PROVIDERS)
+    async with api.client_for(server) as client:
+        for provider in providers:
+            await call_kind(
+                client, kind, MODELS[provider], extra_query={"trace": "a b&c", "n": 2, "x": True}
+            )
+            request = server.requests[-1]
+            assert request.violation is None, provider
+            assert request.query == "trace=a%20b%26c&n=2&x=true", provider
+    assert len(server.requests) == len(providers)
+
+
+async def test_extra_query_keeps_the_urls_own_query_but_what_it_names(
+    api: Api, server: MockServer
+) -> None:
+    config = mal.MALConfig(
+        base_urls={"azure": server.url("azure") + "?tenant=t1"},
+        api_keys={"azure": "k"},
+        azure_api_version="2024-10-21",
+        max_retries=0,
+    )
+    async with api.client(config, environ={}) as client:
+        await client.generate("Hi", model="azure/dep", extra_query={"tenant": "t2", "k": "v"})
+        await client.generate("Hi", model="azure/dep", extra_query={"tenant": None})
+    assert [r.query for r in server.requests] == [
+        "api-version=2024-10-21&tenant=t2&k=v",
+        "api-version=2024-10-21",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["generate", "embed"])
+async def test_extra_query_replaces_azures_api_version(
+    api: Api, server: MockServer, kind: str
+) -> None:
+    config = mal.MALConfig(
+        base_urls={"azure": server.url("azure")}, api_keys={"azure": "k"}, max_retries=0
+    )
+    async with api.client(config, environ={}) as client:
+        await call_kind(client, kind, "azure/dep", extra_query={"api-version": "2024-06-01"})
+    request = server.requests[-1]
+    assert request.violation is None
+    assert request.query == "api-version=2024-06-01"
+
+
+async def test_a_bad_extra_query_is_a_config_error_before_sending(
+    api: Api, server: MockServer
+) -> None:
+    async with api.client_for(server) as client:
+        for bad in ({"a": [1, 2]}, {"": "x"}, ["a"]):
+            with pytest.raises(mal.ConfigError, match="extra_query"):
+                await client.generate("Hi", model=MODELS["openai"], extra_query=bad)
+    assert server.requests == []
