@@ -40,11 +40,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 import msgspec
 
-from .config import Endpoint, MALConfig, check_seconds
+from .config import Endpoint, MALConfig, timeout_parts
 from .errors import (
     APIStatusError,
     APITimeoutError,
@@ -68,6 +68,9 @@ from .protocols._base import prompt_length
 from .schema import OutputSchema
 from .tools import Tool, as_tools
 from .types import Chunk, Prompt, Usage
+
+if TYPE_CHECKING:
+    from httpx import Timeout
 
 __all__ = [
     "READ_ERROR_BODY",
@@ -100,7 +103,7 @@ class EmbedOptions(TypedDict, total=False):
 
     dimensions: int | None
     batch_size: int
-    timeout: float | None
+    timeout: float | Timeout | None
     max_retries: int | None
     base_url: str | None
     api_key: str | None
@@ -123,7 +126,7 @@ class CallOptions(TypedDict, total=False):
     extra_query: dict[str, Any] | None
     base_url: str | None
     api_key: str | None
-    timeout: float | None
+    timeout: float | Timeout | None
     max_retries: int | None
     fallbacks: list[str] | None
     progress_callback: Callable[[str], object] | None
@@ -396,7 +399,7 @@ def prepare_call(
     endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
     check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
-    check_seconds("timeout", timeout, allow_none=True)
+    timeout_parts("timeout", timeout)
     max_retries = checked_retries(options, config)
     fallbacks = options.get("fallbacks")
     if fallbacks is None:
@@ -446,7 +449,7 @@ def prepare_embed_calls(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
     timeout = options.get("timeout")
-    check_seconds("timeout", timeout, allow_none=True)
+    timeout_parts("timeout", timeout)
     max_retries = checked_retries(options, config)
     endpoint = endpoints[provider].replaced(
         options.get("base_url") or None, options.get("api_key") or None

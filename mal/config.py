@@ -6,7 +6,9 @@ This module does no I/O: the environment is passed in as a mapping.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
@@ -16,6 +18,20 @@ from .framing import DEFAULT_MAX_EVENT_SIZE
 from .protocols import PROTOCOLS, Protocol, split_model
 from .protocols.ollama import normalize_host
 from .protocols.openai import AZURE_API_VERSION
+
+
+class Timeout(typing.Protocol):
+    """What an ``httpx.Timeout`` is to the config (this module imports no httpx)."""
+
+    @property
+    def connect(self) -> float | None: ...
+    @property
+    def read(self) -> float | None: ...
+    @property
+    def write(self) -> float | None: ...
+    @property
+    def pool(self) -> float | None: ...
+
 
 __all__ = ["MALConfig", "Endpoint", "resolve_endpoint", "with_api_version"]
 
@@ -27,14 +43,21 @@ class MALConfig(msgspec.Struct, kw_only=True):
     """Settings shared by every call of a client.
 
     Timeouts are in seconds; ``None`` means no limit. ``timeout``, the legacy
-    single value, replaces each of the four granular ones when set.
+    single value, replaces each of the four granular ones when set; an
+    ``httpx.Timeout`` there sets the four from its ``connect``, ``read``,
+    ``write`` and ``pool`` (and ``timeout`` is then None: the config holds
+    plain numbers only).
     """
 
     connect_timeout: float | None = 10.0
     read_timeout: float | None = 600.0
     write_timeout: float | None = 30.0
     pool_timeout: float | None = 10.0
-    timeout: float | None = None
+    if TYPE_CHECKING:
+        timeout: float | Timeout | None = None
+    else:
+        # What msgspec sees: the config stays convertible from plain data.
+        timeout: float | None = None
     use_streaming: bool = True
     streaming_threshold: int = 5000
     default_provider: str = "ollama"
@@ -68,6 +91,10 @@ class MALConfig(msgspec.Struct, kw_only=True):
     log_prompts: bool = False
 
     def __post_init__(self) -> None:
+        parts = timeout_parts("timeout", self.timeout)
+        if parts is not None:
+            self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout = parts
+            self.timeout = None
         for name in _TIMEOUTS + _CLOCKS:
             check_seconds(name, getattr(self, name), allow_none=True)
         check_seconds("max_retry_after", self.max_retry_after, allow_none=False, zero=True)
@@ -115,13 +142,35 @@ class MALConfig(msgspec.Struct, kw_only=True):
 
     __str__ = __repr__
 
-    def timeouts(self, timeout: float | None = None) -> tuple[float | None, ...]:
+    def timeouts(self, timeout: float | Timeout | None = None) -> tuple[float | None, ...]:
         """The (connect, read, write, pool) timeouts in force; ``timeout``, a
-        per-call legacy value, or else the config's own, replaces all four."""
+        per-call value (seconds for all four, or an ``httpx.Timeout``), or
+        else the config's own single value, replaces them."""
         single = timeout if timeout is not None else self.timeout
-        if single is not None:
+        parts = timeout_parts("timeout", single)
+        if parts is not None:
+            return parts
+        if isinstance(single, (int, float)):
             return (single, single, single, single)
         return (self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout)
+
+
+def timeout_parts(name: str, value: object) -> tuple[float | None, ...] | None:
+    """The (connect, read, write, pool) seconds of an ``httpx.Timeout`` (read
+    by its attributes: this module imports no httpx), checked; None for a
+    number of seconds or None, which are checked too."""
+    if value is None or isinstance(value, (int, float)):
+        check_seconds(name, value, allow_none=True)
+        return None
+    try:
+        parts = tuple(getattr(value, part) for part in ("connect", "read", "write", "pool"))
+    except AttributeError:
+        raise ConfigError(
+            f"{name} must be a number of seconds or an httpx.Timeout, not {value!r}"
+        ) from None
+    for part, seconds in zip(("connect", "read", "write", "pool"), parts, strict=True):
+        check_seconds(f"{name}.{part}", seconds, allow_none=True)
+    return parts
 
 
 def check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:

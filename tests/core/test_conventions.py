@@ -1,8 +1,11 @@
 """The official SDKs' conventions, without I/O: the error classes of 400, 409
-and 422, and the request id an error carries."""
+and 422, the request id an error carries, ``extra_query`` in the URL and
+``httpx.Timeout`` in the config."""
 
 from __future__ import annotations
 
+import httpx
+import msgspec
 import pytest
 
 import mal
@@ -94,3 +97,33 @@ def test_extra_query_reaches_every_protocols_request() -> None:
     for provider in ("ollama", "openai", "anthropic", "azure", "openai-responses"):
         request = get_protocol(provider).build_request(params, base_url="http://h", api_key="k")
         assert request.url.split("?", 1)[1].split("&")[-1] == "a=1", provider
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+def test_an_httpx_timeout_in_the_config_sets_the_four_timeouts() -> None:
+    config = mal.MALConfig(timeout=httpx.Timeout(5.0, connect=2.0))
+    assert config.timeouts() == (2.0, 5.0, 5.0, 5.0)
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 5.0)
+    assert config.timeout is None  # the config holds plain numbers
+    config = mal.MALConfig(timeout=httpx.Timeout(None, read=30.0))
+    assert config.timeouts() == (None, 30.0, None, None)
+    # Still plain data for msgspec.
+    data = msgspec.to_builtins(mal.MALConfig(timeout=httpx.Timeout(1.0)))
+    assert msgspec.convert(data, mal.MALConfig).timeouts() == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_a_per_call_timeout_may_be_an_httpx_timeout() -> None:
+    config = mal.MALConfig(timeout=9.0)
+    assert config.timeouts(httpx.Timeout(5.0, connect=2.0, pool=1.0)) == (2.0, 5.0, 5.0, 1.0)
+    assert config.timeouts(3.0) == (3.0, 3.0, 3.0, 3.0)
+    assert config.timeouts() == (9.0, 9.0, 9.0, 9.0)
+
+
+@pytest.mark.parametrize("bad", ["5", object(), httpx.Timeout(5.0, read=-1.0)])
+def test_a_bad_timeout_is_a_config_error(bad: object) -> None:
+    with pytest.raises(mal.ConfigError, match="timeout"):
+        mal.MALConfig(timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(mal.ConfigError, match="timeout"):
+        mal.MALConfig().timeouts(bad)  # type: ignore[arg-type]

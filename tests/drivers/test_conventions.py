@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 import mal
 from mal.testing import MockServer, Reply
 
-from ..support.adapters import MODELS, PROVIDERS, Api, collect
+from ..support.adapters import MODELS, PROVIDERS, Api, ClientAdapter, collect
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +177,125 @@ async def test_a_bad_extra_query_is_a_config_error_before_sending(
             with pytest.raises(mal.ConfigError, match="extra_query"):
                 await client.generate("Hi", model=MODELS["openai"], extra_query=bad)
     assert server.requests == []
+
+
+# --------------------------------------------------------------------------- the constructor
+
+
+def raw_client(api: Api, config: mal.MALConfig | None = None, **kwargs: Any) -> Any:
+    return (mal.Client if api.sync else mal.AsyncClient)(config, **kwargs)
+
+
+async def test_api_key_and_base_url_go_with_every_call(api: Api, server: MockServer) -> None:
+    # As openai.OpenAI(api_key=..., base_url=...): the client's server and key,
+    # before the environment's, for a call that gives none of its own.
+    env = {"OPENAI_API_KEY": "from-env", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    raw = raw_client(
+        api, api_key="sk-client", base_url=server.url("openai"), max_retries=0, environ=env
+    )
+    async with ClientAdapter(raw, sync=api.sync) as client:
+        assert await client.generate("Hi", model="openai/gpt-mock", stream=False)
+        await call_kind(client, "stream", "openai/gpt-mock")
+        await call_kind(client, "embed", "openai/text-embedding-3-small")
+        await client.generate("Hi", model="openai/gpt-mock", api_key="sk-call")
+    assert [r.headers["authorization"] for r in server.requests] == [
+        "Bearer sk-client",
+        "Bearer sk-client",
+        "Bearer sk-client",
+        "Bearer sk-call",
+    ]
+    assert all(r.violation is None for r in server.requests)
+
+
+async def test_api_key_and_base_url_for_anthropic(api: Api, server: MockServer) -> None:
+    raw = raw_client(api, api_key="sk-ant-client", base_url=server.url("anthropic"), environ={})
+    async with ClientAdapter(raw, sync=api.sync) as client:
+        assert await client.generate("Hi", model=MODELS["anthropic"])
+    request = server.requests[-1]
+    assert request.violation is None
+    assert request.headers["x-api-key"] == "sk-ant-client"
+
+
+async def test_max_retries_and_timeout_replace_the_configs(api: Api, server: MockServer) -> None:
+    base = mal.MALConfig(
+        base_urls={"openai": server.url("openai")}, max_retries=0, read_timeout=600.0
+    )
+    raw = raw_client(
+        api, base, max_retries=1, timeout=httpx.Timeout(5.0, read=0.3), random=lambda: 0.0
+    )
+    assert base.max_retries == 0 and base.read_timeout == 600.0  # the caller's is untouched
+    assert raw.config.max_retries == 1
+    assert raw.config.timeouts() == (5.0, 0.3, 5.0, 5.0)
+    server.add(Reply(status=500), Reply(text="Second time."), Reply(headers_delay=2.0))
+    async with ClientAdapter(raw, sync=api.sync) as client:
+        assert await client.generate("Hi", model=MODELS["openai"]) == "Second time."
+        with pytest.raises(mal.APITimeoutError) as info:
+            await client.generate("Hi", model=MODELS["openai"], max_retries=0)
+    assert info.value.phase == "read"
+
+
+async def test_a_per_call_httpx_timeout(api: Api, server: MockServer) -> None:
+    server.add(Reply(headers_delay=2.0), Reply(text="In time."))
+    async with api.client_for(server) as client:
+        with pytest.raises(mal.APITimeoutError) as info:
+            await client.generate(
+                "Hi", model=MODELS["openai"], timeout=httpx.Timeout(5.0, read=0.3)
+            )
+        assert info.value.phase == "read"
+        stream = client.stream("Hi", model=MODELS["anthropic"], timeout=httpx.Timeout(0.5))
+        async with stream:
+            assert "".join(c.text for c in await collect(stream)) == "In time."
+
+
+async def test_a_bad_keyword_is_a_config_error(api: Api) -> None:
+    for kwargs in ({"api_key": ""}, {"base_url": 3}, {"max_retries": -1}, {"timeout": "5"}):
+        with pytest.raises(mal.ConfigError):
+            raw_client(api, **kwargs)
+
+
+# --------------------------------------------------------------------------- with_options
+
+
+async def test_with_options_replaces_fields_and_shares_the_pool(
+    api: Api, server: MockServer
+) -> None:
+    config = mal.MALConfig(base_urls={"openai": server.url("openai")}, max_retries=2)
+    original = raw_client(api, config, api_key="sk-one", random=lambda: 0.0)
+    derived = original.with_options(max_retries=0, read_timeout=0.3)
+    assert type(derived) is type(original)
+    assert derived._http is original._http
+    assert derived.config.max_retries == 0 and derived.config.read_timeout == 0.3
+    assert original.config.max_retries == 2 and original.config.read_timeout == 600.0
+    server.add(Reply(status=503), Reply(headers_delay=2.0), Reply(status=503), Reply(text="Ok."))
+    async with ClientAdapter(derived, sync=api.sync) as client:
+        with pytest.raises(mal.InternalServerError):  # not retried
+            await client.generate("Hi", model=MODELS["openai"])
+        with pytest.raises(mal.APITimeoutError):  # the shorter read timeout
+            await client.generate("Hi", model=MODELS["openai"])
+    # Closing the derived client left the shared pool open.
+    assert not original._http.is_closed
+    async with ClientAdapter(original, sync=api.sync) as client:
+        assert await client.generate("Hi", model=MODELS["openai"]) == "Ok."  # retried once
+    assert original._http.is_closed  # closing the original closes it
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer sk-one"] * 4
+
+
+async def test_with_options_keyword_arguments(api: Api, server: MockServer) -> None:
+    config = mal.MALConfig(max_retries=0, timeout=7.0)
+    original = raw_client(api, config, api_key="sk-one", base_url="http://127.0.0.1:9/v1")
+    derived = original.with_options(
+        api_key="sk-two", base_url=server.url("openai"), timeout=httpx.Timeout(3.0, connect=1.0)
+    )
+    assert derived.config.timeouts() == (1.0, 3.0, 3.0, 3.0)
+    # A granular timeout replaces its part of the config's single one.
+    assert original.with_options(read_timeout=2.0).config.timeouts() == (7.0, 2.0, 7.0, 7.0)
+    again = derived.with_options(max_retries=1)
+    assert again._http is original._http
+    async with ClientAdapter(again, sync=api.sync) as client:
+        await client.generate("Hi", model=MODELS["openai"])
+    assert server.requests[-1].headers["authorization"] == "Bearer sk-two"
+    with pytest.raises(mal.ConfigError, match="bogus"):
+        original.with_options(bogus=1)
+    with pytest.raises(mal.ConfigError, match="max_retries"):
+        original.with_options(max_retries=-1)
+    await ClientAdapter(original, sync=api.sync).aclose()
