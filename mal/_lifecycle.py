@@ -385,6 +385,11 @@ def prepare_call(
             stream = True
     schema = options.get("schema")
     tools = as_tools(options.get("tools"))
+    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
+    check_base_url(provider, protocol, endpoint)
+    param_options = {key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None}
+    if endpoint.headers:
+        param_options["extra_headers"] = with_headers(endpoint, options.get("extra_headers"))
     params = GenerateParams(
         model=name,
         prompt=prompt,
@@ -394,10 +399,8 @@ def prepare_call(
         tool_choice=check_tool_choice(options.get("tool_choice"), tools),
         parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
         schema_tool=schema is not None and _schema_tool(provider, name, config),
-        **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
+        **param_options,
     )
-    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
-    check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
     timeout_parts("timeout", timeout)
     max_retries = checked_retries(options, config)
@@ -424,6 +427,17 @@ def prepare_call(
         fallbacks=list(fallbacks),
         options=options,
     )
+
+
+def with_headers(endpoint: Endpoint, extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A call's ``extra_headers`` after the endpoint's own headers (from the
+    environment), which they replace (names compared in lower case)."""
+    if not endpoint.headers:
+        return dict(extra) if extra else None
+    merged = dict(endpoint.headers)
+    for name, value in (extra or {}).items():
+        merged[name.lower()] = value
+    return merged
 
 
 #: The options of ``embed``.
@@ -467,7 +481,7 @@ def prepare_embed_calls(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
             extra_body=options.get("extra_body"),
-            extra_headers=options.get("extra_headers"),
+            extra_headers=with_headers(endpoint, options.get("extra_headers")),
             extra_query=options.get("extra_query"),
             first=start,
         )

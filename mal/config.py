@@ -202,6 +202,9 @@ class Endpoint(msgspec.Struct, frozen=True):
     #: default), which every base URL of the provider carries in its query;
     #: None for the other providers.
     api_version: str | None = None
+    #: Headers every request of the provider carries, from the environment
+    #: (``OPENAI_ORG_ID``...); a call's ``extra_headers`` replace them.
+    headers: dict[str, str] = {}
 
     def replaced(self, base_url: str | None, api_key: str | None) -> Endpoint:
         """This endpoint with a call's own ``base_url`` and ``api_key`` (None
@@ -214,6 +217,7 @@ class Endpoint(msgspec.Struct, frozen=True):
             self.base_url if base_url is None else with_api_version(base_url, self.api_version),
             self.api_key if api_key is None else api_key,
             self.api_version,
+            self.headers,
         )
 
     def __repr__(self) -> str:
@@ -238,7 +242,9 @@ def resolve_endpoint(
 ) -> Endpoint:
     """The base URL and API key of a provider: the config's, else the
     environment's (``OLLAMA_HOST``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
-    ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default."""
+    ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default; and
+    the headers of ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID`` and
+    ``ANTHROPIC_AUTH_TOKEN``."""
     name = protocol.name
     # The Responses API lives beside chat completions: it shares OpenAI's settings.
     shared = "openai" if name == "openai-responses" else name
@@ -251,10 +257,31 @@ def resolve_endpoint(
     if api_key is None and protocol.api_key_env:
         api_key = environ.get(protocol.api_key_env) or None
     base_url = base_url or protocol.default_base_url
+    headers = _environment_headers(shared, environ)
     if name != "azure":
-        return Endpoint(base_url, api_key)
+        return Endpoint(base_url, api_key, None, headers)
     # The API version rides in the endpoint's query, as Azure wants it in every
     # URL of a deployment ("api-version: required, in: query" on each path of
     # the Azure OpenAI inference spec, stable/2024-10-21/inference.yaml).
     version = config.azure_api_version or environ.get("OPENAI_API_VERSION") or AZURE_API_VERSION
-    return Endpoint(with_api_version(base_url, version), api_key, version)
+    return Endpoint(with_api_version(base_url, version), api_key, version, headers)
+
+
+def _environment_headers(provider: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The headers the official SDKs build from the environment: openai-python's
+    ``OpenAI-Organization`` from ``OPENAI_ORG_ID`` and ``OpenAI-Project`` from
+    ``OPENAI_PROJECT_ID`` (``OpenAI.__init__`` and ``default_headers`` in its
+    ``_client.py``; ``AzureOpenAI`` reads them too), anthropic-python's
+    ``Authorization: Bearer`` from ``ANTHROPIC_AUTH_TOKEN``, sent beside
+    ``x-api-key`` when both are set (``auth_headers`` in its ``_client.py``)."""
+    headers = {}
+    if provider in ("openai", "azure"):
+        for variable, header in (
+            ("OPENAI_ORG_ID", "openai-organization"),
+            ("OPENAI_PROJECT_ID", "openai-project"),
+        ):
+            if environ.get(variable):
+                headers[header] = environ[variable]
+    elif provider == "anthropic" and environ.get("ANTHROPIC_AUTH_TOKEN"):
+        headers["authorization"] = f"Bearer {environ['ANTHROPIC_AUTH_TOKEN']}"
+    return headers

@@ -299,3 +299,77 @@ async def test_with_options_keyword_arguments(api: Api, server: MockServer) -> N
     with pytest.raises(mal.ConfigError, match="max_retries"):
         original.with_options(max_retries=-1)
     await ClientAdapter(original, sync=api.sync).aclose()
+
+
+# --------------------------------------------------------------------------- environment
+
+
+async def test_openai_organization_and_project_from_the_environment(
+    api: Api, server: MockServer
+) -> None:
+    env = {"OPENAI_ORG_ID": "org-abc", "OPENAI_PROJECT_ID": "proj_xyz", "OPENAI_API_KEY": "k"}
+    async with api.client(
+        mal.MALConfig(base_urls={"openai": server.url("openai")}), environ=env
+    ) as client:
+        for kind in KINDS:
+            await call_kind(client, kind, MODELS["openai"] if kind != "embed" else "openai/e")
+        await call_kind(client, "generate", "openai-responses/gpt-mock")
+        # A call's extra_headers replace them.
+        await client.generate("Hi", model=MODELS["openai"], extra_headers={"OpenAI-Project": "p2"})
+    for request in server.requests:
+        assert request.violation is None
+        assert request.headers["openai-organization"] == "org-abc"
+        assert request.headers["authorization"] == "Bearer k"
+    projects = [r.headers["openai-project"] for r in server.requests]
+    assert projects == ["proj_xyz"] * 5 + ["p2"]
+
+
+async def test_no_openai_headers_elsewhere_or_without_the_variables(
+    api: Api, server: MockServer
+) -> None:
+    env = {"OPENAI_ORG_ID": "org-abc", "OPENAI_PROJECT_ID": "proj_xyz"}
+    async with api.client_for(server) as client:  # an empty environment
+        await client.generate("Hi", model=MODELS["openai"])
+    async with api.client(
+        mal.MALConfig(
+            base_urls={"ollama": server.url("ollama"), "anthropic": server.url("anthropic")}
+        ),
+        environ=env,
+    ) as client:
+        await client.generate("Hi", model=MODELS["ollama"])
+        await client.generate("Hi", model=MODELS["anthropic"])
+    for request in server.requests:
+        assert "openai-organization" not in request.headers
+        assert "openai-project" not in request.headers
+
+
+async def test_anthropic_auth_token_from_the_environment(api: Api, server: MockServer) -> None:
+    config = mal.MALConfig(base_urls={"anthropic": server.url("anthropic")}, max_retries=0)
+    # The token alone: a bearer token, no x-api-key.
+    async with api.client(config, environ={"ANTHROPIC_AUTH_TOKEN": "tok-1"}) as client:
+        await client.generate("Hi", model=MODELS["anthropic"])
+    # Both: anthropic-python sends both headers, and so does mal.
+    both = {"ANTHROPIC_AUTH_TOKEN": "tok-2", "ANTHROPIC_API_KEY": "sk-ant"}
+    async with api.client(config, environ=both) as client:
+        stream = client.stream("Hi", model=MODELS["anthropic"])
+        async with stream:
+            await collect(stream)
+    first, second = server.requests
+    assert first.violation is None and second.violation is None
+    assert first.headers["authorization"] == "Bearer tok-1"
+    assert "x-api-key" not in first.headers
+    assert second.headers["authorization"] == "Bearer tok-2"
+    assert second.headers["x-api-key"] == "sk-ant"
+
+
+async def test_the_environment_is_read_when_the_client_is_made(
+    api: Api, server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-first")
+    client = api.client(mal.MALConfig(base_urls={"openai": server.url("openai")}))
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-later")
+    async with client:
+        await client.generate("Hi", model=MODELS["openai"])
+        derived = ClientAdapter(client.raw.with_options(max_retries=0), sync=api.sync)
+        await derived.generate("Hi", model=MODELS["openai"])
+    assert [r.headers["openai-organization"] for r in server.requests] == ["org-first"] * 2
