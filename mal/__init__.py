@@ -20,7 +20,9 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
+    ConflictError,
     DecodeError,
     IncompleteStreamError,
     InternalServerError,
@@ -34,6 +36,7 @@ from .errors import (
     RunawayError,
     StreamError,
     ToolError,
+    UnprocessableEntityError,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .images import Image
@@ -94,9 +97,12 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "APIStatusError",
+    "BadRequestError",
     "AuthenticationError",
     "PermissionDeniedError",
     "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
     "OverloadedError",

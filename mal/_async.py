@@ -303,6 +303,10 @@ class AsyncClient(ClientBase, AsyncClosing):
         self,
         config: MALConfig | None = None,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
         http_client: httpx.AsyncClient | None = None,
         hooks: Hooks | None = None,
         environ: Mapping[str, str] | None = None,
@@ -310,7 +314,17 @@ class AsyncClient(ClientBase, AsyncClosing):
         random: Callable[[], float] | None = None,
         transport: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
-        super().__init__(config, environ, hooks=hooks, clock=clock, random=random)
+        super().__init__(
+            config,
+            environ,
+            hooks=hooks,
+            clock=clock,
+            random=random,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
         self._own_http = http_client is None
         self._asyncio_only = transport == "aiohttp"
         if http_client is not None:
@@ -420,6 +434,29 @@ class AsyncClient(ClientBase, AsyncClosing):
             assert isinstance(decoder, _EmbedDecoder) and decoder.result is not None
             parts.append(decoder.result)
         return join_embeddings(parts or [Embeddings(vectors=[])], provider, name)
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        **fields: Any,
+    ) -> AsyncClient:
+        """A new client with these settings replaced, sharing this client's
+        connection pool: ``api_key`` and ``base_url`` as in the constructor,
+        ``timeout`` (seconds or an ``httpx.Timeout``), and any field of
+        :class:`mal.MALConfig` (``max_retries=0``, ``read_timeout=5``...).
+        Closing the new client leaves the pool open; closing this one closes it.
+        """
+        changes = dict(fields, api_key=api_key, base_url=base_url)
+        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
+            if value is not None:
+                changes[name] = value
+        client = AsyncClient(http_client=self._http, **self._derived(changes))
+        client._asyncio_only = self._asyncio_only
+        return client
 
     async def aclose(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

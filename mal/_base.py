@@ -6,7 +6,9 @@ import os
 import random as _random
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from ._complete import CompleteGenerator, check_complete_options, response_of, run_complete
 from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call
@@ -18,6 +20,9 @@ from .schema import partial_json
 from .types import Message, MessageLike, Prompt, Response, ToolCall, Usage
 
 __all__ = ["AsyncClosing", "ClientBase", "Closing", "StreamBase"]
+
+if TYPE_CHECKING:
+    from httpx import Timeout
 
 _Self = TypeVar("_Self")
 
@@ -178,6 +183,27 @@ def generated(response: Response, schema: Any) -> Any:
     return response.parsed
 
 
+def replaced_config(config: MALConfig, changes: Mapping[str, Any]) -> MALConfig:
+    """``config`` with ``changes`` (field names) replaced, checked as a new
+    config is; a name that is no field is a ConfigError naming it."""
+    if not changes:
+        return config
+    fields = config.__struct_fields__
+    for name in changes:
+        if name not in fields:
+            raise ConfigError(f"{name!r} is not a field of mal.MALConfig")
+    granular = {"connect_timeout", "read_timeout", "write_timeout", "pool_timeout"}
+    if config.timeout is not None and "timeout" not in changes and granular & changes.keys():
+        # The config's single timeout would hide a granular one given here:
+        # it becomes the four granular values, of which those given replace some.
+        single = config.timeout
+        changes = {**dict.fromkeys(granular, single), "timeout": None, **changes}
+    try:
+        return msgspec.structs.replace(config, **changes)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class ClientBase:
     """Configuration and call preparation, shared by both clients."""
 
@@ -189,16 +215,35 @@ class ClientBase:
         hooks: Hooks | None,
         clock: Callable[[], float],
         random: Callable[[], float] | None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
     ) -> None:
         if config is None:
             config = MALConfig()
         elif not isinstance(config, MALConfig):
             raise ConfigError(f"config must be a mal.MALConfig, not {type(config).__name__}")
-        self.config = config
-        # Environment variables are read once, when the client is made.
-        env = os.environ if environ is None else environ
+        # The official SDKs' keywords: each replaces the config's value.
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = timeout
+        if max_retries is not None:
+            changes["max_retries"] = max_retries
+        self.config = config = replaced_config(config, changes)
+        for name, value in (("api_key", api_key), ("base_url", base_url)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{name} must be a non-empty str, not {value!r}")
+        self._api_key = api_key
+        self._base_url = base_url
+        # Environment variables are read once, when the client is made (and
+        # kept for the clients that with_options derives from it).
+        env = self._environ = dict(os.environ if environ is None else environ)
+        # The client's api_key and base_url go with every call that does not
+        # pass its own, whatever its provider, as if passed to each call.
         self._endpoints: dict[str, Endpoint] = {
-            name: resolve_endpoint(protocol, config, env) for name, protocol in PROTOCOLS.items()
+            name: resolve_endpoint(protocol, config, env).replaced(base_url, api_key)
+            for name, protocol in PROTOCOLS.items()
         }
         self._runtime = Runtime(
             config,
@@ -207,6 +252,23 @@ class ClientBase:
             clock=clock,
             random=random if random is not None else _random.random,
         )
+
+    def _derived(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of a client made by ``with_options(**changes)``: this
+        one's config with ``changes`` replaced, its api_key and base_url unless
+        given, its hooks, clock, randomness and environment as read."""
+        api_key = changes.pop("api_key", None)
+        base_url = changes.pop("base_url", None)
+        runtime = self._runtime
+        return {
+            "config": replaced_config(self.config, changes),
+            "api_key": api_key if api_key is not None else self._api_key,
+            "base_url": base_url if base_url is not None else self._base_url,
+            "hooks": runtime.hooks,
+            "environ": self._environ,
+            "clock": runtime.clock,
+            "random": runtime.random,
+        }
 
     @property
     def metrics(self) -> ClientMetrics:

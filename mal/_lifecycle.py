@@ -40,11 +40,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 import msgspec
 
-from .config import Endpoint, MALConfig, check_seconds
+from .config import Endpoint, MALConfig, timeout_parts
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -54,6 +54,7 @@ from .errors import (
     MALError,
     RunawayError,
     StreamError,
+    request_id_of,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .protocols import (
@@ -69,6 +70,9 @@ from .protocols._base import prompt_length
 from .schema import OutputSchema
 from .tools import Tool, as_tools
 from .types import Chunk, Prompt, Usage
+
+if TYPE_CHECKING:
+    from httpx import Timeout
 
 __all__ = [
     "READ_ERROR_BODY",
@@ -101,12 +105,13 @@ class EmbedOptions(TypedDict, total=False):
 
     dimensions: int | None
     batch_size: int
-    timeout: float | None
+    timeout: float | Timeout | None
     max_retries: int | None
     base_url: str | None
     api_key: str | None
     extra_body: dict[str, Any] | None
     extra_headers: dict[str, str] | None
+    extra_query: dict[str, Any] | None
 
 
 class CallOptions(TypedDict, total=False):
@@ -120,9 +125,10 @@ class CallOptions(TypedDict, total=False):
     seed: int | None
     extra_body: dict[str, Any] | None
     extra_headers: dict[str, str] | None
+    extra_query: dict[str, Any] | None
     base_url: str | None
     api_key: str | None
-    timeout: float | None
+    timeout: float | Timeout | None
     max_retries: int | None
     fallbacks: list[str] | None
     progress_callback: Callable[[str], object] | None
@@ -153,6 +159,7 @@ _PARAM_OPTIONS = (
     "seed",
     "extra_body",
     "extra_headers",
+    "extra_query",
 )
 
 
@@ -384,6 +391,11 @@ def prepare_call(
             stream = True
     schema = options.get("schema")
     tools = as_tools(options.get("tools"))
+    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
+    check_base_url(provider, protocol, endpoint)
+    param_options = {key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None}
+    if endpoint.headers:
+        param_options["extra_headers"] = with_headers(endpoint, options.get("extra_headers"))
     params = GenerateParams(
         model=name,
         prompt=prompt,
@@ -393,12 +405,10 @@ def prepare_call(
         tool_choice=check_tool_choice(options.get("tool_choice"), tools),
         parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
         schema_tool=schema is not None and _schema_tool(provider, name, config),
-        **{key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None},
+        **param_options,
     )
-    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
-    check_base_url(provider, protocol, endpoint)
     timeout = options.get("timeout")
-    check_seconds("timeout", timeout, allow_none=True)
+    timeout_parts("timeout", timeout)
     max_retries = checked_retries(options, config)
     fallbacks = options.get("fallbacks")
     if fallbacks is None:
@@ -426,6 +436,17 @@ def prepare_call(
     )
 
 
+def with_headers(endpoint: Endpoint, extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A call's ``extra_headers`` after the endpoint's own headers (from the
+    environment), which they replace (names compared in lower case)."""
+    if not endpoint.headers:
+        return dict(extra) if extra else None
+    merged = dict(endpoint.headers)
+    for name, value in (extra or {}).items():
+        merged[name.lower()] = value
+    return merged
+
+
 #: The options of ``embed``.
 EMBED_OPTIONS = frozenset(EmbedOptions.__annotations__)
 
@@ -450,7 +471,7 @@ def prepare_embed_calls(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
     timeout = options.get("timeout")
-    check_seconds("timeout", timeout, allow_none=True)
+    timeout_parts("timeout", timeout)
     max_retries = checked_retries(options, config)
     endpoint = endpoints[provider].replaced(
         options.get("base_url") or None, options.get("api_key") or None
@@ -468,7 +489,8 @@ def prepare_embed_calls(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
             extra_body=options.get("extra_body"),
-            extra_headers=options.get("extra_headers"),
+            extra_headers=with_headers(endpoint, options.get("extra_headers")),
+            extra_query=options.get("extra_query"),
             first=start,
         )
         calls.append(
@@ -737,10 +759,11 @@ def _attempt(
     status: int | None = None
     head_at: float | None = None
     outcome: BaseException | None = None
+    head: ResponseHead | None = None
     try:
         send = Send(request, call.timeouts, _head_clock(first_at, total_at, sent_at))
         try:
-            head: ResponseHead | None = yield send
+            head = yield send
         except MALError as exc:
             if not (send.reused and send.unanswered):
                 raise
@@ -880,6 +903,8 @@ def _attempt(
         outcome = exc
         if not exc.partial_text:
             exc.partial_text = decoder.text
+        if head is not None and isinstance(exc, StreamError) and exc.request_id is None:
+            exc.request_id = request_id_of(head.headers)
         raise
     except GeneratorExit:
         outcome = GeneratorExit()  # the caller stopped reading

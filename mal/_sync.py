@@ -341,13 +341,27 @@ class Client(ClientBase, Closing):
         self,
         config: MALConfig | None = None,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
         http_client: httpx.Client | None = None,
         hooks: Hooks | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(config, environ, hooks=hooks, clock=clock, random=random)
+        super().__init__(
+            config,
+            environ,
+            hooks=hooks,
+            clock=clock,
+            random=random,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
         self._own_http = http_client is None
         self._http = http_client or httpx.Client(
             headers={"user-agent": USER_AGENT},
@@ -430,6 +444,27 @@ class Client(ClientBase, Closing):
             assert isinstance(decoder, _EmbedDecoder) and decoder.result is not None
             parts.append(decoder.result)
         return join_embeddings(parts or [Embeddings(vectors=[])], provider, name)
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        **fields: Any,
+    ) -> Client:
+        """A new client with these settings replaced, sharing this client's
+        connection pool: ``api_key`` and ``base_url`` as in the constructor,
+        ``timeout`` (seconds or an ``httpx.Timeout``), and any field of
+        :class:`mal.MALConfig` (``max_retries=0``, ``read_timeout=5``...).
+        Closing the new client leaves the pool open; closing this one closes it.
+        """
+        changes = dict(fields, api_key=api_key, base_url=base_url)
+        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
+            if value is not None:
+                changes[name] = value
+        return Client(http_client=self._http, **self._derived(changes))
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

@@ -6,7 +6,9 @@ This module does no I/O: the environment is passed in as a mapping.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
@@ -16,6 +18,20 @@ from .framing import DEFAULT_MAX_EVENT_SIZE
 from .protocols import PROTOCOLS, Protocol, split_model
 from .protocols.ollama import normalize_host
 from .protocols.openai import AZURE_API_VERSION
+
+
+class Timeout(typing.Protocol):
+    """What an ``httpx.Timeout`` is to the config (this module imports no httpx)."""
+
+    @property
+    def connect(self) -> float | None: ...
+    @property
+    def read(self) -> float | None: ...
+    @property
+    def write(self) -> float | None: ...
+    @property
+    def pool(self) -> float | None: ...
+
 
 __all__ = ["MALConfig", "Endpoint", "resolve_endpoint", "with_api_version"]
 
@@ -27,14 +43,21 @@ class MALConfig(msgspec.Struct, kw_only=True):
     """Settings shared by every call of a client.
 
     Timeouts are in seconds; ``None`` means no limit. ``timeout``, the legacy
-    single value, replaces each of the four granular ones when set.
+    single value, replaces each of the four granular ones when set; an
+    ``httpx.Timeout`` there sets the four from its ``connect``, ``read``,
+    ``write`` and ``pool`` (and ``timeout`` is then None: the config holds
+    plain numbers only).
     """
 
     connect_timeout: float | None = 10.0
     read_timeout: float | None = 600.0
     write_timeout: float | None = 30.0
     pool_timeout: float | None = 10.0
-    timeout: float | None = None
+    if TYPE_CHECKING:
+        timeout: float | Timeout | None = None
+    else:
+        # What msgspec sees: the config stays convertible from plain data.
+        timeout: float | None = None
     use_streaming: bool = True
     streaming_threshold: int = 5000
     default_provider: str = "ollama"
@@ -68,6 +91,10 @@ class MALConfig(msgspec.Struct, kw_only=True):
     log_prompts: bool = False
 
     def __post_init__(self) -> None:
+        parts = timeout_parts("timeout", self.timeout)
+        if parts is not None:
+            self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout = parts
+            self.timeout = None
         for name in _TIMEOUTS + _CLOCKS:
             check_seconds(name, getattr(self, name), allow_none=True)
         check_seconds("max_retry_after", self.max_retry_after, allow_none=False, zero=True)
@@ -115,13 +142,35 @@ class MALConfig(msgspec.Struct, kw_only=True):
 
     __str__ = __repr__
 
-    def timeouts(self, timeout: float | None = None) -> tuple[float | None, ...]:
+    def timeouts(self, timeout: float | Timeout | None = None) -> tuple[float | None, ...]:
         """The (connect, read, write, pool) timeouts in force; ``timeout``, a
-        per-call legacy value, or else the config's own, replaces all four."""
+        per-call value (seconds for all four, or an ``httpx.Timeout``), or
+        else the config's own single value, replaces them."""
         single = timeout if timeout is not None else self.timeout
-        if single is not None:
+        parts = timeout_parts("timeout", single)
+        if parts is not None:
+            return parts
+        if isinstance(single, (int, float)):
             return (single, single, single, single)
         return (self.connect_timeout, self.read_timeout, self.write_timeout, self.pool_timeout)
+
+
+def timeout_parts(name: str, value: object) -> tuple[float | None, ...] | None:
+    """The (connect, read, write, pool) seconds of an ``httpx.Timeout`` (read
+    by its attributes: this module imports no httpx), checked; None for a
+    number of seconds or None, which are checked too."""
+    if value is None or isinstance(value, (int, float)):
+        check_seconds(name, value, allow_none=True)
+        return None
+    try:
+        parts = tuple(getattr(value, part) for part in ("connect", "read", "write", "pool"))
+    except AttributeError:
+        raise ConfigError(
+            f"{name} must be a number of seconds or an httpx.Timeout, not {value!r}"
+        ) from None
+    for part, seconds in zip(("connect", "read", "write", "pool"), parts, strict=True):
+        check_seconds(f"{name}.{part}", seconds, allow_none=True)
+    return parts
 
 
 def check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = False) -> None:
@@ -153,6 +202,9 @@ class Endpoint(msgspec.Struct, frozen=True):
     #: default), which every base URL of the provider carries in its query;
     #: None for the other providers.
     api_version: str | None = None
+    #: Headers every request of the provider carries, from the environment
+    #: (``OPENAI_ORG_ID``...); a call's ``extra_headers`` replace them.
+    headers: dict[str, str] = {}
 
     def replaced(self, base_url: str | None, api_key: str | None) -> Endpoint:
         """This endpoint with a call's own ``base_url`` and ``api_key`` (None
@@ -165,6 +217,7 @@ class Endpoint(msgspec.Struct, frozen=True):
             self.base_url if base_url is None else with_api_version(base_url, self.api_version),
             self.api_key if api_key is None else api_key,
             self.api_version,
+            self.headers,
         )
 
     def __repr__(self) -> str:
@@ -189,7 +242,9 @@ def resolve_endpoint(
 ) -> Endpoint:
     """The base URL and API key of a provider: the config's, else the
     environment's (``OLLAMA_HOST``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
-    ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default."""
+    ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``), else the default; and
+    the headers of ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID`` and
+    ``ANTHROPIC_AUTH_TOKEN``."""
     name = protocol.name
     # The Responses API lives beside chat completions: it shares OpenAI's settings.
     shared = "openai" if name == "openai-responses" else name
@@ -204,10 +259,31 @@ def resolve_endpoint(
     for env in protocol.more_api_key_envs:
         api_key = api_key or environ.get(env) or None
     base_url = base_url or protocol.default_base_url
+    headers = _environment_headers(shared, environ)
     if name != "azure":
-        return Endpoint(base_url, api_key)
+        return Endpoint(base_url, api_key, None, headers)
     # The API version rides in the endpoint's query, as Azure wants it in every
     # URL of a deployment ("api-version: required, in: query" on each path of
     # the Azure OpenAI inference spec, stable/2024-10-21/inference.yaml).
     version = config.azure_api_version or environ.get("OPENAI_API_VERSION") or AZURE_API_VERSION
-    return Endpoint(with_api_version(base_url, version), api_key, version)
+    return Endpoint(with_api_version(base_url, version), api_key, version, headers)
+
+
+def _environment_headers(provider: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The headers the official SDKs build from the environment: openai-python's
+    ``OpenAI-Organization`` from ``OPENAI_ORG_ID`` and ``OpenAI-Project`` from
+    ``OPENAI_PROJECT_ID`` (``OpenAI.__init__`` and ``default_headers`` in its
+    ``_client.py``; ``AzureOpenAI`` reads them too), anthropic-python's
+    ``Authorization: Bearer`` from ``ANTHROPIC_AUTH_TOKEN``, sent beside
+    ``x-api-key`` when both are set (``auth_headers`` in its ``_client.py``)."""
+    headers = {}
+    if provider in ("openai", "azure"):
+        for variable, header in (
+            ("OPENAI_ORG_ID", "openai-organization"),
+            ("OPENAI_PROJECT_ID", "openai-project"),
+        ):
+            if environ.get(variable):
+                headers[header] = environ[variable]
+    elif provider == "anthropic" and environ.get("ANTHROPIC_AUTH_TOKEN"):
+        headers["authorization"] = f"Bearer {environ['ANTHROPIC_AUTH_TOKEN']}"
+    return headers

@@ -23,6 +23,7 @@ from .protocols._base import (
     Protocol,
     ResponseDecoder,
     join_url,
+    with_query,
 )
 from .protocols.openai import azure_url
 from .protocols.services import service
@@ -86,6 +87,7 @@ def embed_request(
     api_key: str | None,
     extra_body: Mapping[str, Any] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    extra_query: Mapping[str, Any] | None = None,
     first: int = 0,
 ) -> HTTPRequest:
     """The request that embeds ``texts`` (one batch; ``first`` is the place of
@@ -135,6 +137,8 @@ def embed_request(
         url = azure_url(base_url, model, "/embeddings")
     else:
         url = join_url(base_url, _PATHS.get(provider, "/embeddings"))
+    if extra_query:
+        url = with_query(url, extra_query)
     return HTTPRequest("POST", url, headers, data, False)
 
 

@@ -8,15 +8,19 @@ Every error is a :class:`MALError`::
     │   └── APITimeoutError           .phase: "connect", "read", "write", "pool",
     │                                 "first_token", "idle" or "total"
     ├── APIStatusError                .status_code, .body, .provider, .headers,
-    │   │                             .retry_after
+    │   │                             .retry_after, .request_id
+    │   ├── BadRequestError           400 (a field the API rejects)
     │   ├── AuthenticationError       401
     │   ├── PermissionDeniedError     403
     │   ├── NotFoundError             404 (unknown model)
+    │   ├── ConflictError             409 (retried)
+    │   ├── UnprocessableEntityError  422
     │   ├── RateLimitError            429, .retry_after (seconds or None)
     │   └── InternalServerError       >= 500
     │       └── OverloadedError       529
     ├── StreamError                   the provider reported an error inside the stream;
-    │   │                             .error_type: the provider's own name for it
+    │   │                             .error_type: the provider's own name for it,
+    │   │                             .request_id (when the response head came)
     │   ├── IncompleteStreamError     the body ended before the provider's end marker
     │   └── DecodeError               bytes that are not valid framing, JSON or UTF-8
     ├── OutputValidationError         the output does not match ``schema``; .raw_text
@@ -26,12 +30,14 @@ Every error is a :class:`MALError`::
 
 ``partial_text`` holds every character of text decoded before the failure, so
 nothing that arrived is lost; ``retryable`` says whether sending the same
-request again may succeed.
+request again may succeed. ``request_id`` is the provider's id of the request
+(OpenAI's ``x-request-id`` header, Anthropic's ``request-id``), to quote to its
+support; None when the server sent none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -40,9 +46,12 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "APIStatusError",
+    "BadRequestError",
     "AuthenticationError",
     "PermissionDeniedError",
     "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
     "OverloadedError",
@@ -134,6 +143,21 @@ class APIStatusError(MALError):
         self.body = body
         self.provider = provider
         self.headers: dict[str, str] = headers or {}
+        #: The provider's id of the request, None when the server sent none.
+        self.request_id: str | None = request_id_of(self.headers)
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The request id among response headers (lower-case names): OpenAI's
+    ``x-request-id`` (openai-python, ``APIResponse.request_id`` in
+    ``_response.py``), Anthropic's ``request-id`` (anthropic-python, the same
+    property); None when neither came."""
+    return headers.get("x-request-id") or headers.get("request-id") or None
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was rejected; the message names the field where the
+    provider says which."""
 
 
 class AuthenticationError(APIStatusError):
@@ -146,6 +170,16 @@ class PermissionDeniedError(APIStatusError):
 
 class NotFoundError(APIStatusError):
     """404: most often an unknown model."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the state of a resource; retried, as
+    the official SDKs do (``_should_retry`` in openai-python's and
+    anthropic-python's ``_base_client.py`` retries 409, a lock timeout)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but cannot be processed."""
 
 
 class RateLimitError(APIStatusError):
@@ -200,6 +234,10 @@ class StreamError(MALError):
     ) -> None:
         super().__init__(message, partial_text=partial_text, retryable=retryable)
         self.error_type = error_type
+
+    #: The provider's id of the request (see :class:`APIStatusError`), set
+    #: when the error came after the response head; None otherwise.
+    request_id: str | None = None
 
     #: For the sans-I/O decoders: the chunks that the piece being decoded gave
     #: before the failure. A driver hands them to the caller before it raises the

@@ -12,13 +12,16 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 import msgspec
 
 from ..errors import (
     APIStatusError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
+    ConflictError,
     DecodeError,
     IncompleteStreamError,
     InternalServerError,
@@ -28,6 +31,7 @@ from ..errors import (
     PermissionDeniedError,
     RateLimitError,
     StreamError,
+    UnprocessableEntityError,
 )
 from ..framing import DEFAULT_MAX_EVENT_SIZE, NDJSONSplitter, SSEParser, Utf8Validator
 from ..images import Image
@@ -44,6 +48,7 @@ __all__ = [
     "status_error",
     "parse_retry_after",
     "deep_merge",
+    "with_query",
     "normalize_messages",
     "chat_messages",
     "prompt_length",
@@ -72,6 +77,8 @@ class GenerateParams(msgspec.Struct, kw_only=True):
     seed: int | None = None
     extra_body: dict[str, Any] | None = None
     extra_headers: dict[str, str] | None = None
+    #: Parameters merged into the URL's query (see :func:`with_query`).
+    extra_query: dict[str, Any] | None = None
     #: The output schema of a structured call.
     schema: OutputSchema | None = None
     #: The tools the model may call, and how it may call them.
@@ -420,11 +427,45 @@ class Protocol:
             # Header names are case-insensitive: the caller's value replaces ours.
             for name, value in params.extra_headers.items():
                 headers[name.lower()] = value
+        if params.extra_query:
+            url = with_query(url, params.extra_query)
         try:
             data = _encoder.encode(body)
         except (TypeError, msgspec.EncodeError) as exc:
             raise ConfigError(f"the request body cannot be encoded as JSON: {exc}") from None
         return HTTPRequest("POST", url, headers, data, params.stream)
+
+
+def with_query(url: str, extra: Mapping[str, Any]) -> str:
+    """``url`` with the parameters of ``extra`` in its query: a name the URL
+    already has takes the caller's value (Azure's ``api-version`` too), the
+    others are added; a None value removes the name. Values are strings,
+    numbers or booleans (``true``/``false``, as the official SDKs send them)."""
+    if not isinstance(extra, Mapping):
+        raise ConfigError(f"extra_query must be a dict, not {type(extra).__name__}")
+    added = []
+    for name, value in extra.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"extra_query: a parameter name must be a non-empty str: {name!r}")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            text = str(value)
+        else:
+            raise ConfigError(
+                f"extra_query[{name!r}] must be a str, number or bool, not {type(value).__name__}"
+            )
+        added.append(f"{quote(name, safe='')}={quote(text, safe='')}")
+    parts = urlsplit(url)
+    # The URL's own parameters stay as they were written, but for those named.
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in extra
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept + added)))
 
 
 def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -571,10 +612,15 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
+#: The class of each status, as the official SDKs map them
+#: (``_make_status_error`` in anthropic-python's and openai-python's ``_client.py``).
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
     429: RateLimitError,
     529: OverloadedError,
 }

@@ -94,12 +94,12 @@ def body_of(provider: str, status: int) -> tuple[bytes, str, str | None]:
 
 
 CLASSES: dict[int, type[mal.APIStatusError]] = {
-    400: mal.APIStatusError,
+    400: mal.BadRequestError,
     401: mal.AuthenticationError,
     403: mal.PermissionDeniedError,
     404: mal.NotFoundError,
     408: mal.APIStatusError,
-    409: mal.APIStatusError,
+    409: mal.ConflictError,
     429: mal.RateLimitError,
     500: mal.InternalServerError,
     502: mal.InternalServerError,
@@ -223,7 +223,7 @@ def test_empty_and_odd_bodies(provider: str) -> None:
     assert "upstream connect error" in str(err)
     err = protocol.status_error(400, {}, b"[1, 2]")
     assert err.body == [1, 2]
-    assert type(err) is mal.APIStatusError
+    assert type(err) is mal.BadRequestError
     err = protocol.status_error(503, {}, b"\xff\xfe not utf-8")
     assert isinstance(err.body, str)
     assert err.retryable is True
@@ -232,7 +232,7 @@ def test_empty_and_odd_bodies(provider: str) -> None:
 def test_other_4xx_and_5xx() -> None:
     protocol = get_protocol("openai")
     err = protocol.status_error(422, {}, b'{"error":{"message":"bad","type":"invalid"}}')
-    assert type(err) is mal.APIStatusError
+    assert type(err) is mal.UnprocessableEntityError
     assert err.retryable is False
     err = protocol.status_error(504, {}, b"")
     assert type(err) is mal.InternalServerError

@@ -193,12 +193,13 @@ async def test_in_band_error(
 # --------------------------------------------------------------------------- status errors
 
 STATUS_CLASSES: list[tuple[int, type[mal.APIStatusError], bool]] = [
-    (400, mal.APIStatusError, False),
+    (400, mal.BadRequestError, False),
     (401, mal.AuthenticationError, False),
     (403, mal.PermissionDeniedError, False),
     (404, mal.NotFoundError, False),
     (408, mal.APIStatusError, True),
-    (409, mal.APIStatusError, True),
+    (409, mal.ConflictError, True),
+    (422, mal.UnprocessableEntityError, False),
     (429, mal.RateLimitError, True),
     (500, mal.InternalServerError, True),
     (503, mal.InternalServerError, True),

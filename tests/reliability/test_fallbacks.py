@@ -146,13 +146,13 @@ async def test_all_failing_raises_the_last_error(api: Api, server: MockServer) -
     async with api.client(config, hooks=recorder.hooks()) as client:
         outcome = await run(client, PRIMARY, fallbacks=[FALLBACK, "ollama/last-resort"])
         error = outcome.error
-        assert type(error) is mal.APIStatusError, error
+        assert type(error) is mal.BadRequestError, error
         assert error.status_code == 400
         assert error.provider == "ollama"
         assert outcome.stream.stats.fallbacks == 2
-        assert outcome.stream.stats.error == "APIStatusError"
+        assert outcome.stream.stats.error == "BadRequestError"
         assert client.metrics.fallbacks == 2
-        assert client.metrics.errors == {"APIStatusError": 1}
+        assert client.metrics.errors == {"BadRequestError": 1}
     assert [(a, b) for a, b, _ in recorder.fallbacks] == [
         ("openai/gpt-mock", FALLBACK),
         ("anthropic/claude-fallback", "ollama/last-resort"),

@@ -168,5 +168,5 @@ async def test_client_metrics(api: Api, server: MockServer, closed_port: int) ->
     assert metrics.non_streamed == 1
     assert metrics.retries == 1
     assert metrics.fallbacks == 1
-    assert metrics.errors == {"APIStatusError": 1, "APITimeoutError": 1}
+    assert metrics.errors == {"BadRequestError": 1, "APITimeoutError": 1}
     assert metrics.timeouts == {"first_token": 1}

@@ -92,10 +92,11 @@ async def test_max_retry_after_is_configurable(api: Api, server: MockServer) -> 
 
 
 CLIENT_ERRORS = [
-    (400, mal.APIStatusError),
+    (400, mal.BadRequestError),
     (401, mal.AuthenticationError),
     (403, mal.PermissionDeniedError),
     (404, mal.NotFoundError),
+    (422, mal.UnprocessableEntityError),
 ]
 
 

@@ -28,6 +28,9 @@ ENV_VARS = (
     "OPENAI_API_KEY",
     "ANTHROPIC_BASE_URL",
     "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
 )  # proxy variables: cleared for every test by tests/conftest.py
 
 
