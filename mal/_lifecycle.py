@@ -135,6 +135,8 @@ class CallOptions(TypedDict, total=False):
     tools: Sequence[Tool | Callable[..., Any]] | None
     tool_choice: str | None
     parallel_tool_calls: bool | None
+    cache_system: bool
+    cache_tools: bool
 
 
 class GenerateOptions(CallOptions, total=False):
@@ -405,6 +407,8 @@ def prepare_call(
         tool_choice=check_tool_choice(options.get("tool_choice"), tools),
         parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
         schema_tool=schema is not None and _schema_tool(provider, name, config),
+        cache_system=check_flag("cache_system", options.get("cache_system", False)),
+        cache_tools=check_flag("cache_tools", options.get("cache_tools", False)),
         **param_options,
     )
     timeout = options.get("timeout")
@@ -567,6 +571,12 @@ def check_tool_choice(choice: Any, tools: list[Tool] | None) -> str | None:
 def check_parallel(value: Any) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise ConfigError(f"parallel_tool_calls must be True, False or None, not {value!r}")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {value!r}")
     return value
 
 

@@ -126,6 +126,14 @@ class Message(msgspec.Struct, omit_defaults=True):
     thinking, text and tool_use blocks, in order): it is sent back verbatim to
     Anthropic, which rejects a tool-use continuation without them when
     thinking is on. Other providers use ``content`` and ``tool_calls``.
+
+    ``cache=True`` marks a prompt-cache breakpoint after this message: the
+    prompt up to and including it may be cached and read back by a later
+    call that starts alike. Anthropic is sent a ``cache_control`` marker
+    (at most four in a request, counting ``cache_system`` and
+    ``cache_tools``); the providers that cache a prompt's prefix by
+    themselves (OpenAI, the Responses API, Ollama) are sent nothing. A dict
+    message may say ``"cache": True`` too.
     """
 
     role: str
@@ -137,6 +145,8 @@ class Message(msgspec.Struct, omit_defaults=True):
     blocks: list[dict[str, Any]] | None = None
     #: For a tool's result: whether it reports that the tool failed.
     is_error: bool = False
+    #: A prompt-cache breakpoint after this message.
+    cache: bool = False
 
 
 MessageLike = Message | Mapping[str, Any]

@@ -88,6 +88,10 @@ class GenerateParams(msgspec.Struct, kw_only=True):
     #: Ask for ``schema`` with a forced tool whose input is the answer
     #: (Anthropic models and platforms without structured outputs).
     schema_tool: bool = False
+    #: Prompt-cache breakpoints after the system prompt and after the tools
+    #: (only providers that take breakpoints read them).
+    cache_system: bool = False
+    cache_tools: bool = False
 
 
 def forced_tool(params: GenerateParams) -> bool:
@@ -480,11 +484,16 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def chat_messages(prompt: Prompt) -> list[Message | dict[str, Any]]:
+def chat_messages(prompt: Prompt, *, keep_cache: bool = False) -> list[Message | dict[str, Any]]:
     """The prompt as a list of messages, checked: a string is one user
     message; :class:`mal.Message` objects stay themselves (each provider maps
     their tool calls, tool results and replay blocks to its own form) and
-    dicts, already in the provider's own form, are copied."""
+    dicts, already in the provider's own form, are copied.
+
+    A dict's ``"cache"`` key (a prompt-cache breakpoint, see
+    :class:`mal.Message`) is mal's own, never a field of a provider's
+    message: it is removed from the copy unless ``keep_cache`` (the
+    providers that mark breakpoints read it, then remove it)."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     if not isinstance(prompt, Sequence):
@@ -496,13 +505,20 @@ def chat_messages(prompt: Prompt) -> list[Message | dict[str, Any]]:
         if isinstance(message, Message):
             if not isinstance(message.role, str):
                 raise ConfigError(f"prompt message {i} has no 'role' string")
+            if message.cache is not False:
+                _check_cache(message.cache, i)
             out.append(message)
         elif isinstance(message, Mapping):
             if "role" not in message or not isinstance(message["role"], str):
                 raise ConfigError(f"prompt message {i} has no 'role' string")
             if "content" not in message and not message.get("tool_calls"):
                 raise ConfigError(f"prompt message {i} has no 'content'")
-            out.append(dict(message))
+            copy = dict(message)
+            if "cache" in copy:
+                _check_cache(copy["cache"], i)
+                if not keep_cache:
+                    del copy["cache"]
+            out.append(copy)
         else:
             raise ConfigError(
                 f"prompt message {i} must be a dict or mal.Message, not {type(message).__name__}"
@@ -519,6 +535,21 @@ def normalize_messages(prompt: Prompt) -> list[dict[str, Any]]:
         {"role": m.role, "content": m.content} if isinstance(m, Message) else m
         for m in chat_messages(prompt)
     ]
+
+
+def _check_cache(value: Any, index: int) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"prompt message {index}: cache must be True or False, not {value!r} "
+            "(a breakpoint's lifetime cannot be chosen)"
+        )
+
+
+def message_cache(message: Message | Mapping[str, Any]) -> bool:
+    """Whether a message of :func:`chat_messages` marks a prompt-cache breakpoint."""
+    if isinstance(message, Message):
+        return message.cache
+    return message.get("cache") is True
 
 
 def tool_result_id(message: Message | Mapping[str, Any]) -> str:

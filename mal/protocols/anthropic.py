@@ -28,8 +28,10 @@ from ._base import (
     ResponseDecoder,
     chat_messages,
     content_parts,
+    deep_merge,
     forced_tool,
     join_url,
+    message_cache,
     message_tool_calls,
     stop_list,
     stream_error,
@@ -659,6 +661,115 @@ def _tool_result(message: Message | dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+# Prompt caching: platform.claude.com/docs/en/build-with-claude/prompt-caching.
+# A ``cache_control`` marker on a block caches the prompt (tools, system,
+# messages, in that order) up to and including that block ("How prompt caching
+# works"); "ephemeral" is the only type. mal sends no ``ttl`` (5 minutes by
+# default; anthropic-sdk-python ``types/cache_control_ephemeral_param.py`` takes
+# "5m" or "1h"): ``Message.cache`` is a bool.
+
+#: Anthropic's limit on markers in one request ("You can define up to 4 cache
+#: breakpoints"; the API answers "A maximum of 4 blocks with cache_control may
+#: be provided. Found 5.").
+MAX_BREAKPOINTS = 4
+#: Blocks that may not carry ``cache_control``: "Thinking blocks cannot be cached
+#: directly with cache_control" (the page's "What cannot be cached"), and the
+#: SDK's ``types/thinking_block_param.py`` and ``redacted_thinking_block_param.py``
+#: have no such field, where every other block param has one.
+_UNMARKABLE_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+
+
+def _cache_control() -> dict[str, Any]:
+    return {"type": "ephemeral"}
+
+
+def _mark_last_block(message: dict[str, Any], index: int) -> None:
+    """Put a breakpoint after a converted user or assistant message: on its
+    last block (string content becomes one text block); an assistant turn
+    that ends in thinking blocks gets it on its last block that may carry one."""
+    content = message.get("content")
+    if isinstance(content, str):
+        if not content:
+            # "Empty text blocks cannot be cached" (the page's "What cannot be cached").
+            raise ConfigError(f"prompt message {index} has cache=True but no content to cache")
+        message["content"] = [{"type": "text", "text": content, "cache_control": _cache_control()}]
+        return
+    if isinstance(content, list):
+        for j in range(len(content) - 1, -1, -1):
+            block = content[j]
+            if isinstance(block, dict) and block.get("type") not in _UNMARKABLE_BLOCKS:
+                content[j] = {**block, "cache_control": _cache_control()}
+                return
+    raise ConfigError(
+        f"prompt message {index} has cache=True but no block that Anthropic lets carry a "
+        "cache breakpoint (thinking blocks cannot)"
+    )
+
+
+def _system(parts: list[tuple[str, int | None, bool]], cache_last: bool) -> Any:
+    """The ``system`` field: the parts joined into one string, or, when a
+    breakpoint follows one of them, one text block per part (empty ones left
+    out: the API rejects an empty text block) with ``cache_control`` on those."""
+    if not cache_last and not any(cache for _, _, cache in parts):
+        return "\n\n".join(text for text, _, _ in parts)
+    blocks: list[dict[str, Any]] = []
+    for text, index, cache in parts:
+        if not text:
+            if cache:
+                where = "the system prompt" if index is None else f"prompt message {index}"
+                raise ConfigError(f"{where} has cache=True but no text to cache")
+            continue
+        block: dict[str, Any] = {"type": "text", "text": text}
+        if cache:
+            block["cache_control"] = _cache_control()
+        blocks.append(block)
+    if cache_last:
+        if not blocks:
+            raise ConfigError("cache_system=True, but the system prompt is empty")
+        blocks[-1]["cache_control"] = _cache_control()
+    return blocks
+
+
+def _check_breakpoints(
+    body: dict[str, Any],
+    system: list[tuple[str, int | None, bool]],
+    origins: list[int | list[int]],
+) -> None:
+    """A ConfigError, before anything is sent, when the request has more
+    ``cache_control`` markers than Anthropic takes, naming each one's place."""
+    places: list[str] = []
+    if body.get("cache_control") is not None:
+        places.append("the top-level cache_control (extra_body)")
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for i, tool in enumerate(tools):
+            if isinstance(tool, dict) and tool.get("cache_control"):
+                places.append(f"tools[{i}] ({tool.get('name', tool.get('type'))})")
+    blocks = body.get("system")
+    if isinstance(blocks, list):
+        from_messages = [index for text, index, _ in system if text]
+        for i, block in enumerate(blocks):
+            if isinstance(block, dict) and block.get("cache_control"):
+                index = from_messages[i] if i < len(from_messages) else None
+                named = "system=" if index is None else f"prompt message {index}"
+                places.append(f"system[{i}] ({named})")
+    for m, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for b, block in enumerate(content):
+            if isinstance(block, dict) and block.get("cache_control"):
+                origin = origins[m] if m < len(origins) else None
+                at = origin[b] if isinstance(origin, list) and b < len(origin) else origin
+                named = f" (prompt message {at})" if isinstance(at, int) else ""
+                places.append(f"messages[{m}].content[{b}]{named}")
+    if len(places) > MAX_BREAKPOINTS:
+        raise ConfigError(
+            f"{len(places)} prompt-cache breakpoints, but Anthropic takes at most "
+            f"{MAX_BREAKPOINTS} in a request: {', '.join(places)}"
+        )
+
+
 def _tool_choice(params: GenerateParams) -> dict[str, Any] | None:
     choice = params.tool_choice
     out: dict[str, Any] | None
@@ -765,24 +876,43 @@ class AnthropicProtocol(Protocol):
     ) -> HTTPRequest:
         if params.seed is not None:
             raise ConfigError("seed is not supported by anthropic; leave it out for this model")
-        # Anthropic takes the system prompt as a field, not as a message.
-        system = [params.system] if params.system is not None else []
+        # Anthropic takes the system prompt as a field, not as a message: its
+        # parts, each with the prompt index it came from (None: ``system=``)
+        # and whether a breakpoint follows it.
+        system: list[tuple[str, int | None, bool]] = []
+        if params.system is not None:
+            system.append((params.system, None, False))
         messages: list[dict[str, Any]] = []
-        for message in chat_messages(params.prompt):
+        #: The prompt index of each message's blocks (a list for the
+        #: results of one turn, one block per tool message).
+        origins: list[int | list[int]] = []
+        for i, message in enumerate(chat_messages(params.prompt, keep_cache=True)):
+            cache = message_cache(message)
+            if isinstance(message, dict):
+                message.pop("cache", None)  # mal's own key, not a field of the API
             role = message.role if isinstance(message, Message) else message["role"]
             content = message.content if isinstance(message, Message) else message.get("content")
             if role == "system" and isinstance(content, str):
-                system.append(content)
+                system.append((content, i, cache))
             elif role == "tool":
                 # The results of one assistant turn go in one user message.
                 result = _tool_result(message)
+                if cache:
+                    # tool_result_block_param.py: ``cache_control``.
+                    result["cache_control"] = _cache_control()
                 last = messages[-1] if messages else None
                 if last is not None and last.get("_results"):
                     last["content"].append(result)
+                    cast(list[int], origins[-1]).append(i)
                 else:
                     messages.append({"role": "user", "content": [result], "_results": True})
+                    origins.append([i])
             else:
-                messages.append(_anthropic_message(message))
+                converted = _anthropic_message(message)
+                if cache:
+                    _mark_last_block(converted, i)
+                messages.append(converted)
+                origins.append(i)
         for message in messages:
             message.pop("_results", None)
         body: dict[str, Any] = {
@@ -793,7 +923,9 @@ class AnthropicProtocol(Protocol):
             "messages": messages,
         }
         if system:
-            body["system"] = "\n\n".join(system)
+            body["system"] = _system(system, params.cache_system)
+        elif params.cache_system:
+            raise ConfigError("cache_system=True, but the call has no system prompt to cache")
         if params.stream:
             body["stream"] = True
         if params.temperature is not None:
@@ -818,6 +950,16 @@ class AnthropicProtocol(Protocol):
             body["output_config"] = {
                 "format": {"type": "json_schema", "schema": params.schema.anthropic_schema}
             }
+        if params.cache_tools:
+            tools = body.get("tools")
+            if not tools:
+                raise ConfigError("cache_tools=True, but the call has no tools to cache")
+            # [DOCS] agents-and-tools/tool-use/tool-use-with-prompt-caching: the
+            # breakpoint on the last tool caches every tool definition.
+            tools[-1] = {**tools[-1], "cache_control": _cache_control()}
+        _check_breakpoints(
+            deep_merge(body, params.extra_body) if params.extra_body else body, system, origins
+        )
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if params.stream else "application/json",
