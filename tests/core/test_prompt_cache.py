@@ -18,7 +18,13 @@ from mal.testing._rules import Request, check
 EPHEMERAL = {"type": "ephemeral"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 24
 #: The strict server's endpoint kind of each provider's requests.
-KINDS = {"openai": "openai", "openai-responses": "responses", "anthropic": "anthropic"}
+KINDS = {
+    "openai": "openai",
+    "openai-responses": "responses",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "groq": "openai",
+}
 
 
 def build(provider: str, prompt: Any, **fields: Any) -> dict[str, Any]:
@@ -368,7 +374,7 @@ def test_markers_in_raw_blocks_and_extra_body_count_too() -> None:
 # Providers that cache by themselves -----------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", ["openai", "openai-responses", "ollama"])
+@pytest.mark.parametrize("provider", ["openai", "openai-responses", "ollama", "gemini", "groq"])
 def test_other_providers_are_sent_nothing_new(provider: str) -> None:
     call = mal.ToolCall("call_1", "get_weather", {"city": "Paris"})
     tools = [mal.Tool.from_function(get_weather)]
