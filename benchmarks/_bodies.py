@@ -21,10 +21,22 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
-__all__ = ["BODIES", "Body", "REASONING", "SHAPES", "TOOL_BODIES", "build", "tokens"]
+__all__ = [
+    "BODIES",
+    "Body",
+    "END_TO_END_BODIES",
+    "REASONING",
+    "SHAPES",
+    "TOOL_BODIES",
+    "build",
+    "tokens",
+]
 
 #: The body kinds: "ollama" is /api/generate, "ollama-chat" is /api/chat.
 BODIES = ("ollama", "ollama-chat", "openai", "anthropic")
+#: Bodies served end to end (``stream.py``) that ``decode.py`` does not decode:
+#: Gemini's ``streamGenerateContent?alt=sse``, whose model is in the path.
+END_TO_END_BODIES = ("gemini",)
 #: Tool-call bodies: the same tokens as pieces of one call's arguments
 #: (OpenAI, Anthropic), or one whole call per line (Ollama, which sends calls
 #: whole). Their ``text`` is the arguments' JSON text, all calls joined.
@@ -36,12 +48,14 @@ PATHS = {
     "ollama-chat": "/api/chat",
     "openai": "/v1/chat/completions",
     "anthropic": "/v1/messages",
+    "gemini": "/v1beta/models/{model}:streamGenerateContent",
 }
 CONTENT_TYPES = {
     "ollama": "application/x-ndjson",
     "ollama-chat": "application/x-ndjson",
     "openai": "text/event-stream; charset=utf-8",
     "anthropic": "text/event-stream; charset=utf-8",
+    "gemini": "text/event-stream",
 }
 for _kind in TOOL_BODIES:
     PATHS[_kind] = PATHS[_kind.removesuffix("-tools")]
@@ -228,6 +242,8 @@ def build(kind: str, n: int, seed: int = 0) -> Body:
         events, payloads = _openai(toks, rng)
     elif kind == "anthropic":
         events, payloads = _anthropic(toks, rng)
+    elif kind == "gemini":
+        events, payloads = _gemini(toks, rng)
     elif kind in TOOL_BODIES:
         return _tool_body(kind, toks, rng)
     elif kind in SHAPES:
@@ -236,7 +252,8 @@ def build(kind: str, n: int, seed: int = 0) -> Body:
         events = [reshape(e) for e in body.events]
         return Body(kind, n, events, body.payloads, body.text, CONTENT_TYPES[kind], PATHS[kind])
     else:
-        raise ValueError(f"unknown body kind {kind!r}; known: {', '.join(BODIES)}")
+        known = ", ".join(BODIES + END_TO_END_BODIES)
+        raise ValueError(f"unknown body kind {kind!r}; known: {known}")
     return Body(kind, n, events, payloads, text, CONTENT_TYPES[kind], PATHS[kind])
 
 
@@ -384,6 +401,44 @@ def _anthropic(
     named.append(("message_stop", msgspec.json.encode({"type": "message_stop"})))
     events = [b"event: " + name.encode() + b"\ndata: " + p + b"\n\n" for name, p in named]
     return events, [p for _, p in named]
+
+
+def _gemini(toks: list[tuple[str, bytes]], rng: random.Random) -> tuple[list[bytes], list[bytes]]:
+    """Gemini's ``streamGenerateContent?alt=sse``, in the shape of the API's own
+    streams (tests/data/gemini/*.sse): LF line ends, ``data: ``, JSON written
+    with ``": "`` after keys and ``","`` between members; every event is a whole
+    ``GenerateContentResponse`` (one text part, running usage, ``modelVersion``,
+    ``responseId``), the last one carries ``finishReason`` and there is no end
+    marker."""
+    response_id = _rand(rng, 23)
+
+    def render(obj: dict) -> tuple[bytes, bytes]:
+        text = json.dumps(obj, separators=(",", ": "), ensure_ascii=False)
+        head, _, tail = text.partition(json.dumps(_PLACEHOLDER))
+        return head.encode(), tail.encode()
+
+    def response(i: int, last: bool) -> dict:
+        candidate: dict = {"content": {"parts": [{"text": _PLACEHOLDER}], "role": "model"}}
+        if last:
+            candidate["finishReason"] = "STOP"
+        candidate["index"] = 0
+        usage: dict = {"promptTokenCount": 26}
+        if last:
+            usage["candidatesTokenCount"] = i + 1
+        usage["totalTokenCount"] = 26 + i + 1
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": 26}]
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": response_id,
+        }
+
+    payloads = []
+    for i, (_, literal) in enumerate(toks):
+        head, tail = render(response(i, i == len(toks) - 1))
+        payloads.append(head + literal + tail)
+    return [b"data: " + p + b"\n\n" for p in payloads], payloads
 
 
 # --------------------------------------------------------------------------- tool calls

@@ -27,7 +27,9 @@ clients, not itself:
   whether the server, rather than the client, was the bottleneck.
 
 Routes: ``POST /api/generate``, ``/api/chat`` (Ollama), ``/v1/chat/completions``
-(OpenAI, also ``/chat/completions``) and ``/v1/messages`` (Anthropic). Run on
+(OpenAI, also ``/chat/completions``), ``/v1/messages`` (Anthropic) and
+``/v1beta/models/{model}:streamGenerateContent`` (Gemini: the model ``short``
+is in the path). Run on
 its own it prints its port and serves until killed::
 
     python benchmarks/_server.py --chunks 20000
@@ -57,6 +59,9 @@ _ROUTES = {path: kind for kind, path in _bodies.PATHS.items() if kind in _bodies
 _ROUTES["/chat/completions"] = "openai"
 #: The model name that asks for the short body (for time-to-first-chunk samples).
 SHORT_MODEL = "short"
+#: Gemini's streaming path, around its model, and the short body's.
+_GEMINI = ("/v1beta/models/", ":streamGenerateContent")
+_GEMINI_SHORT = _GEMINI[0] + SHORT_MODEL + _GEMINI[1]
 #: The model names ``shape-crlf``, ``shape-nospace``... ask for the bodies of
 #: ``_bodies.SHAPES`` (``openai-crlf``, ``openai-nospace``...).
 SHAPE_MODEL = b"shape-"
@@ -66,7 +71,9 @@ class _Server:
     def __init__(self, chunks: int, short_chunks: int, yield_every: int) -> None:
         self.yield_every = yield_every
         self.responses: dict[tuple[str, bool], tuple[bytes, list[bytes]]] = {}
-        kinds = _bodies.BODIES + _bodies.TOOL_BODIES + tuple(_bodies.SHAPES)
+        kinds = (
+            _bodies.BODIES + _bodies.END_TO_END_BODIES + _bodies.TOOL_BODIES + tuple(_bodies.SHAPES)
+        )
         for kind, short in itertools.product(kinds, (False, True)):
             body = _bodies.build(kind, short_chunks if short else chunks)
             head = (
@@ -157,6 +164,10 @@ class _Server:
                     )
                     return
                 kind = _ROUTES.get(path)
+                short = False
+                if kind is None and path.startswith(_GEMINI[0]) and path.endswith(_GEMINI[1]):
+                    kind = "gemini"
+                    short = path == _GEMINI_SHORT
                 if kind is None or method != "POST":
                     await loop.sock_sendall(
                         conn,
@@ -168,7 +179,7 @@ class _Server:
                     kind = f"{kind}-tools"
                 elif SHAPE_MODEL in body:  # the model "shape-X" gets the body of kind-X
                     kind = _shape(kind, body)
-                await self._respond(conn, kind, _is_short(body))
+                await self._respond(conn, kind, short or _is_short(body))
                 if close:
                     return
         except (ConnectionError, OSError, ValueError):

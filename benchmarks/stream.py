@@ -55,12 +55,12 @@ from typing import Any
 import _bodies
 import _common
 
-PROVIDERS = ("ollama", "openai", "anthropic")
+PROVIDERS = ("ollama", "openai", "anthropic", "gemini")
 MODES = ("sync", "async")
 FLOOR = "httpx floor"
 #: The body each provider's clients ask for (mal sends a string prompt to
 #: Ollama's /api/generate, as ollama.Client.generate does).
-KIND = {"ollama": "ollama", "openai": "openai", "anthropic": "anthropic"}
+KIND = {"ollama": "ollama", "openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
 #: The targets: mal's time per chunk against the floor's, warm time to first
 #: chunk against the floor's, import time.
 TARGET_RATIO = 1.15
@@ -111,6 +111,12 @@ def _floor_request(
             body["tools"] = [FLOOR_TOOL[provider]]
         headers = {"content-type": "application/json", "authorization": "Bearer x"}
         return url + "/chat/completions", json.dumps(body).encode(), headers
+    if provider == "gemini":
+        # The model is in the path; the key in x-goog-api-key (no tool-call body).
+        body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+        headers = {"content-type": "application/json", "x-goog-api-key": "x"}
+        target = f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        return target, json.dumps(body).encode(), headers
     body = {"model": model, "max_tokens": 4096, "messages": MESSAGES, "stream": True}
     if tools:
         body["tools"] = [FLOOR_TOOL[provider]]
@@ -744,6 +750,8 @@ def main() -> None:
         }
         for r in range(tool_rounds):
             for provider in providers:
+                if provider not in TOOL_KIND:  # no tool-call body (Gemini's yet)
+                    continue
                 for mode in modes:
                     for name, kind in (
                         (TOOL_FLOOR, TOOL_KIND[provider]),

@@ -465,13 +465,13 @@ def prepare_embed_calls(
     """The calls that embed ``texts``, one per batch of ``batch_size``, each
     run by the same lifecycle as a generation (retries, clocks, hooks, stats,
     logging; no fallbacks: another model's vectors would not compare)."""
-    from .embeddings import DEFAULT_BATCH_SIZE, EmbedProtocol, check_texts, embed_request
+    from .embeddings import EmbedProtocol, check_texts, default_batch_size, embed_request
 
     check_known(options, EMBED_OPTIONS, " of embed()")
     items = check_texts(texts)
     provider, name = split_model(model, config.default_provider)
     hint = unknown_prefix_hint(model, name, provider)
-    batch = options.get("batch_size", DEFAULT_BATCH_SIZE)
+    batch = options.get("batch_size", default_batch_size(provider))
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
     timeout = options.get("timeout")

@@ -431,9 +431,9 @@ class Client(ClientBase, Closing):
     def embed(
         self, texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]
     ) -> Embeddings:
-        """The embedding vectors of ``texts`` (OpenAI-compatible and Ollama
-        models), sent in batches of ``batch_size``; ``dimensions`` asks for
-        shorter vectors where the model can give them."""
+        """The embedding vectors of ``texts`` (OpenAI-compatible, Ollama and
+        Gemini models), sent in batches of ``batch_size`` (512; Gemini's 100);
+        ``dimensions`` asks for shorter vectors where the model can give them."""
         calls, provider, name = self._embed_calls(texts, model, options)
         parts = []
         for call in calls:

@@ -1,5 +1,5 @@
-"""Embeddings: requests and responses for OpenAI (and compatible servers)
-and Ollama. This module does no I/O.
+"""Embeddings: requests and responses for OpenAI (and compatible servers),
+Ollama and Gemini. This module does no I/O.
 
 ``embed_request`` builds one request for a batch of texts; ``EmbedProtocol``
 wraps the provider's protocol so that the shared lifecycle (retries, clocks,
@@ -25,6 +25,7 @@ from .protocols._base import (
     join_url,
     with_query,
 )
+from .protocols.gemini import model_path
 from .protocols.openai import azure_url
 from .protocols.services import service
 from .types import Chunk, Usage
@@ -34,12 +35,23 @@ __all__ = [
     "EmbedProtocol",
     "Embeddings",
     "check_texts",
+    "default_batch_size",
     "embed_request",
     "join_embeddings",
 ]
 
 #: Texts per request: OpenAI takes at most 2048 inputs in one.
 DEFAULT_BATCH_SIZE = 512
+#: Gemini's ``batchEmbedContents`` takes at most 100 requests (one text each): more
+#: is answered 400 "* BatchEmbedContentsRequest.requests: at most 100 requests can
+#: be in one batch" (langchain-ai/langchainjs#4491; the limit vercel/ai#16575 and
+#: lancedb/lancedb#3618 batch by).
+GEMINI_BATCH_SIZE = 100
+
+
+def default_batch_size(provider: str) -> int:
+    """The texts sent in one request when ``batch_size`` is not given."""
+    return GEMINI_BATCH_SIZE if provider == "gemini" else DEFAULT_BATCH_SIZE
 
 
 class Embeddings(msgspec.Struct, kw_only=True):
@@ -95,7 +107,14 @@ def embed_request(
     named = service(provider)
     if (named is None and provider not in _PATHS) or (named and named.embed_dimensions is None):
         raise ConfigError(
-            f"{provider} has no embeddings API; use an OpenAI-compatible or Ollama model"
+            f"{provider} has no embeddings API; use an OpenAI-compatible, Ollama or Gemini model"
+        )
+    if provider == "gemini" and "" in texts:
+        # An empty text is an empty part, answered 400 "EmbedContentRequest.content
+        # contains an empty Part." (lingfengQAQ/webnovel-writer#49).
+        raise ConfigError(
+            f"texts[{first + texts.index('')}] is empty: Gemini's embeddings API refuses "
+            "an empty string"
         )
     if provider != "ollama" and "" in texts:
         # openai/openai-openapi CreateEmbeddingRequest.input: "The input [...] cannot be
@@ -112,6 +131,10 @@ def embed_request(
         isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
     ):
         raise ConfigError(f"dimensions must be an integer >= 1, not {dimensions!r}")
+    if provider == "gemini":
+        return _gemini_request(
+            model, texts, dimensions, base_url, api_key, extra_body, extra_headers
+        )
     body: dict[str, Any] = {"model": model, "input": texts}
     if provider in ("openai", "azure"):
         body["encoding_format"] = "float"
@@ -142,7 +165,54 @@ def embed_request(
     return HTTPRequest("POST", url, headers, data, False)
 
 
-_PATHS = {"openai": "/embeddings", "azure": "/embeddings", "ollama": "/api/embed"}
+_PATHS = {
+    "openai": "/embeddings",
+    "azure": "/embeddings",
+    "ollama": "/api/embed",
+    "gemini": ":batchEmbedContents",
+}
+
+
+def _gemini_request(
+    model: str,
+    texts: list[str],
+    dimensions: int | None,
+    base_url: str,
+    api_key: str | None,
+    extra_body: Mapping[str, Any] | None,
+    extra_headers: Mapping[str, str] | None,
+) -> HTTPRequest:
+    """``POST {base}/v1beta/models/{model}:batchEmbedContents``: one
+    ``EmbedContentRequest`` per text, each naming the model again
+    (https://ai.google.dev/api/embeddings, "Method: models.batchEmbedContents":
+    "The model in each of these requests must match the model specified
+    BatchEmbedContentsRequest.model"). python-genai sends every Gemini API
+    ``embed_content`` call, one text too, this way (models.py ``embed_content``,
+    ``_EmbedContentParametersPrivate_to_mldev``); so does mal. ``extra_body`` goes
+    into each request (``taskType``, ``title``)."""
+    name = model_path(model)
+    requests = []
+    for text in texts:
+        # EmbedContentRequest: model, content (a Content of text parts), taskType,
+        # title, outputDimensionality (python-genai ``_EmbedContentConfig_to_mldev``
+        # maps output_dimensionality to ``requests[].outputDimensionality``).
+        item: dict[str, Any] = {"model": name, "content": {"parts": [{"text": text}]}}
+        if dimensions is not None:
+            item["outputDimensionality"] = dimensions
+        if extra_body:
+            item.update(extra_body)
+        requests.append(item)
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if api_key:
+        headers["x-goog-api-key"] = api_key
+    for key, value in (extra_headers or {}).items():
+        headers[key.lower()] = value
+    try:
+        data = msgspec.json.encode({"requests": requests})
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ConfigError(f"the request body cannot be encoded as JSON: {exc}") from None
+    url = join_url(base_url, f"/v1beta/{name}{_PATHS['gemini']}")
+    return HTTPRequest("POST", url, headers, data, False)
 
 
 # The response bodies ------------------------------------------------------------------
@@ -168,6 +238,20 @@ class _OllamaBody(msgspec.Struct, gc=False):
     embeddings: list[list[float]] | None = None
     model: str = ""
     prompt_eval_count: int | None = None
+    error: Any = None
+
+
+class _GeminiEmbedding(msgspec.Struct, gc=False):
+    values: list[float] = []
+
+
+class _GeminiBody(msgspec.Struct, gc=False):
+    # BatchEmbedContentsResponse: ``embeddings``, "in the same order as provided in
+    # the batch request", each a ContentEmbedding ``{"values": [...]}``; no usage
+    # (https://ai.google.dev/api/embeddings#response-body_1; python-genai
+    # ``_EmbedContentResponse_from_mldev`` reads ``embeddings`` alone, ``metadata``
+    # being Vertex AI's).
+    embeddings: list[_GeminiEmbedding] | None = None
     error: Any = None
 
 
@@ -215,6 +299,25 @@ class _OllamaEmbedDecoder(_EmbedDecoder):
         return Chunk(usage=usage)
 
 
+class _GeminiEmbedDecoder(_EmbedDecoder):
+    provider = "gemini"
+    body_decoder: ClassVar[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(_GeminiBody)
+
+    def _body_chunk(self, decoded: _GeminiBody, body: bytes) -> Chunk:
+        if decoded.error is not None or decoded.embeddings is None:
+            raise self._decode_error(ValueError("no 'embeddings'"), body)
+        vectors = [embedding.values for embedding in decoded.embeddings]
+        self._check(vectors, body)
+        self.result = Embeddings(vectors=vectors)
+        return Chunk()
+
+
+_DECODERS: dict[str, type[_EmbedDecoder]] = {
+    "ollama": _OllamaEmbedDecoder,
+    "gemini": _GeminiEmbedDecoder,
+}
+
+
 class EmbedProtocol(Protocol):
     """A provider's protocol for one embeddings request of ``expected``
     texts: the provider's own error mapping, and a decoder of the vectors."""
@@ -231,7 +334,7 @@ class EmbedProtocol(Protocol):
         raise AssertionError("an embeddings call's request is built when it is prepared")
 
     def decoder(self, stream: bool, *, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> ResponseDecoder:
-        cls = _OllamaEmbedDecoder if self._base.name == "ollama" else _OpenAIEmbedDecoder
+        cls = _DECODERS.get(self._base.name, _OpenAIEmbedDecoder)
         decoder = cls(max_size)
         decoder.expected = self._expected
         return decoder

@@ -95,6 +95,34 @@ def test_stream(tmp_path: Path) -> None:
             assert row["time_ratio"]["n"] == 1 and row["cpu_ratio"]["n"] == 1
 
 
+def test_stream_gemini(tmp_path: Path) -> None:
+    # Gemini's stream (the model in the path, no end marker) end to end, its
+    # texts checked by each child; it has no tool-call body here yet.
+    stdout, result = run(
+        "stream.py",
+        "--chunks",
+        "200",
+        "--repeat",
+        "1",
+        "--ttft-samples",
+        "2",
+        "--providers",
+        "gemini",
+        "--clients",
+        "mal",
+        tmp_path=tmp_path,
+    )
+    assert "| gemini | sync |" in stdout and "| gemini | async |" in stdout
+    assert "round 1: gemini" not in stdout  # a child's error is printed so
+    summary = result["summary"]
+    assert set(summary) == {"gemini"}
+    for mode in ("sync", "async"):
+        rows = summary["gemini"][mode]
+        assert set(rows) == {"httpx floor", "mal"}
+        assert all(row["errors"] == 0 for row in rows.values())
+    assert result["tool_summary"] == {}
+
+
 def test_concurrency(tmp_path: Path) -> None:
     stdout, _ = run(
         "concurrency.py",

@@ -191,3 +191,40 @@ def test_drop_after_cuts_the_body(server: MockServer) -> None:
     server.add(Reply(drop_after=10))
     r = call(server, "/v1/embeddings", {"model": "m", "input": "x"})
     assert r.status == 200 and not r.complete and len(r.body) == 10
+
+
+def test_gemini_batch_embed_contents_shape(server: MockServer) -> None:
+    def item(text: str) -> dict[str, Any]:
+        return {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}}
+
+    path = "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    requests = [item("a cat"), {**item("a dog"), "outputDimensionality": 3}, item("a cat")]
+    obj = body_of(call(server, path, {"requests": requests}))
+    # BatchEmbedContentsResponse: embeddings[] of ContentEmbedding {"values"}, nothing else.
+    assert list(obj) == ["embeddings"] and [list(e) for e in obj["embeddings"]] == [["values"]] * 3
+    first, second, third = (e["values"] for e in obj["embeddings"])
+    assert len(first) == 8 and len(second) == 3 and first == third
+    assert math.isclose(sum(v * v for v in first), 1.0, rel_tol=1e-5)
+    (recorded,) = server.requests
+    assert recorded.provider == "gemini" and recorded.violation is None
+
+
+def test_gemini_embed_content_shape(server: MockServer) -> None:
+    path = "/v1beta/models/gemini-embedding-001:embedContent"
+    body = {"content": {"parts": [{"text": "a cat"}]}, "outputDimensionality": 4}
+    obj = body_of(call(server, path, body))
+    # EmbedContentResponse: one ContentEmbedding under "embedding".
+    assert list(obj) == ["embedding"] and len(obj["embedding"]["values"]) == 4
+
+
+def test_gemini_embedding_errors(server: MockServer) -> None:
+    path = "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    refused = call(server, path, {"requests": [{"content": {"parts": [{"text": "x"}]}}]})
+    assert refused.status == 400
+    error = json.loads(refused.body)["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and "model" in error["message"]
+    server.add(Reply(status=429))
+    item = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "x"}]}}
+    limited = call(server, path, {"requests": [item]})
+    assert limited.status == 429
+    assert json.loads(limited.body)["error"]["status"] == "RESOURCE_EXHAUSTED"

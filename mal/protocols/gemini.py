@@ -465,7 +465,7 @@ def _tool_config(params: GenerateParams) -> dict[str, Any] | None:
     return {"functionCallingConfig": config}
 
 
-def _model_path(model: str) -> str:
+def model_path(model: str) -> str:
     # The resource name is ``models/{model}``; a tuned model's is ``tunedModels/...``.
     if model.startswith(("models/", "tunedModels/")):
         return model
@@ -535,7 +535,7 @@ class GeminiProtocol(Protocol):
         headers = {"content-type": "application/json"}
         if api_key:
             headers["x-goog-api-key"] = api_key
-        path = f"/v1beta/{_model_path(params.model)}:"
+        path = f"/v1beta/{model_path(params.model)}:"
         path += "streamGenerateContent?alt=sse" if params.stream else "generateContent"
         url = join_url(base_url or self.default_base_url, path)
         return self._finish_request(url, body, headers, params)

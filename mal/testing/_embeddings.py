@@ -1,5 +1,6 @@
-"""The embedding endpoints' bodies: OpenAI's ``/v1/embeddings`` and Ollama's
-``/api/embed``, with deterministic vectors."""
+"""The embedding endpoints' bodies: OpenAI's ``/v1/embeddings``, Ollama's
+``/api/embed`` and Gemini's ``:embedContent`` and ``:batchEmbedContents``, with
+deterministic vectors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import random
 import struct
 import time
-from typing import Any
+from typing import Any, cast
 
 from mal.testing._script import split_tokens
 from mal.testing._wire import _enc
@@ -93,3 +94,43 @@ def _embeddings_body(
             "prompt_eval_count": tokens,
         }
     return _enc(obj)
+
+
+def _gemini_text(request: Any) -> tuple[str, int | None] | None:
+    """The text of one ``EmbedContentRequest`` (its parts' texts, joined) and the
+    ``outputDimensionality`` it asks for; None when it has no such shape."""
+    if not isinstance(request, dict):
+        return None
+    content = request.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or not parts:
+        return None
+    texts = [part.get("text") for part in parts if isinstance(part, dict)]
+    if len(texts) != len(parts) or not all(isinstance(text, str) for text in texts):
+        return None
+    dims = request.get("outputDimensionality", request.get("output_dimensionality"))
+    ok = isinstance(dims, int) and not isinstance(dims, bool) and dims > 0
+    return " ".join(cast("list[str]", texts)), dims if ok else None
+
+
+def _gemini_inputs(kind: str, request: dict[str, Any]) -> list[tuple[str, int | None]] | None:
+    """The texts of an ``embedContent`` (kind "gemini_embed") or
+    ``batchEmbedContents`` ("gemini_embeds") body, each with its dimensions."""
+    if kind == "gemini_embed":
+        one = _gemini_text(request)
+        return None if one is None else [one]
+    requests = request.get("requests")
+    if not isinstance(requests, list) or not requests:
+        return None
+    out = [_gemini_text(item) for item in requests]
+    return None if any(item is None for item in out) else cast("list[tuple[str, int | None]]", out)
+
+
+def _gemini_embeddings_body(kind: str, inputs: list[tuple[str, int | None]], dim: int) -> bytes:
+    """``EmbedContentResponse`` ``{"embedding": {"values"}}`` or
+    ``BatchEmbedContentsResponse`` ``{"embeddings": [{"values"}]}``
+    (https://ai.google.dev/api/embeddings): vectors only, no usage."""
+    vectors = [{"values": _embedding(text, dims or dim)} for text, dims in inputs]
+    if kind == "gemini_embed":
+        return _enc({"embedding": vectors[0]})
+    return _enc({"embeddings": vectors})

@@ -14,11 +14,18 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import msgspec
 
 from mal.testing import _rules
-from mal.testing._embeddings import _embedding_inputs, _embeddings_body
+from mal.testing._embeddings import (
+    _embedding_inputs,
+    _embeddings_body,
+    _gemini_embeddings_body,
+    _gemini_inputs,
+)
+from mal.testing._gemini import _Gemini
 from mal.testing._ollama import _Ollama
 from mal.testing._openai import _OpenAI
 from mal.testing._routes import (
     _CHECKED,
+    _EMBEDDINGS,
     _ROUTES,
     _WIRES,
     _azure_route,
@@ -180,7 +187,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._reject(route, data, violation, t0)
             elif route.kind in _WIRES:
                 self._generate(route, data, t0)
-            elif route.kind in ("embeddings", "embed"):
+            elif route.kind in _EMBEDDINGS:
                 self._embed(route, data, t0)
             else:
                 self._info(route, headers)
@@ -309,21 +316,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._complete(wire, job)
 
     def _embed(self, route: _Route, data: Any, t0: float) -> None:
-        """OpenAI ``/v1/embeddings`` and Ollama ``/api/embed``: one vector per input.
+        """OpenAI ``/v1/embeddings``, Ollama ``/api/embed`` and Gemini's
+        ``:embedContent`` and ``:batchEmbedContents``: one vector per input.
 
         Each request takes the next queued `Reply`, like a generation: its
         status, error body, delays, headers, `raw` body and `drop_after` apply;
-        `embedding_dim` sets the length unless the request asks for ``dimensions``.
+        `embedding_dim` sets the length unless the request asks for ``dimensions``
+        (Gemini: ``outputDimensionality``).
         """
         request = data if isinstance(data, dict) else {}
         reply = self._srv.mock._take() if isinstance(data, dict) else Reply()
-        model = request.get("model")
+        model = route.model or request.get("model")
         model = model if isinstance(model, str) and model else DEFAULT_MODEL
         job = _Job.make(model, request, reply, t0)
-        wire: _Wire = _OpenAI(job) if route.kind == "embeddings" else _Ollama(job, chat=False)
+        gemini = route.provider == "gemini"
+        wire: _Wire
+        if gemini:
+            wire = _Gemini(job)
+        elif route.kind == "embeddings":
+            wire = _OpenAI(job)
+        else:
+            wire = _Ollama(job, chat=False)
         json_type = "application/json" if route.kind == "embeddings" else wire.json_type
         self._limit = reply.drop_after
-        texts = _embedding_inputs(request.get("input"))
+        inputs = _gemini_inputs(route.kind, request) if gemini else None
+        if gemini:
+            texts = None if inputs is None else [text for text, _ in inputs]
+        else:
+            texts = _embedding_inputs(request.get("input"))
         if route.kind == "embed" and request.get("input") == []:
             texts = []  # Ollama answers an empty list with no vectors
         self._pause(reply.headers_delay + reply.first_delay)
@@ -331,6 +351,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             where = "invalid JSON body" if not isinstance(data, dict) else None
             if route.kind == "embeddings":
                 message = where or "'$.input' is invalid. Please check the API reference."
+            elif gemini:
+                message = where or "Request contains an invalid argument."
             else:
                 message = where or "invalid input type"
             body = wire.error_body(400, None, message)
@@ -353,7 +375,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         dim = reply.embedding_dim
         if isinstance(dims, int) and not isinstance(dims, bool) and dims > 0:
             dim = dims
-        body = _embeddings_body(route.kind, request, model, texts, dim, t0)
+        if inputs is not None:
+            body = _gemini_embeddings_body(route.kind, inputs, dim)
+        else:
+            body = _embeddings_body(route.kind, request, model, texts, dim, t0)
         self._send_full(reply.status, json_type, body, wire.headers(), reply.headers)
 
     def _stream(self, wire: _Wire, job: _Job) -> None:

@@ -54,6 +54,12 @@ def _gemini_route(path: str) -> _Route | None:
         return _Route("gemini", "POST", "gemini", model.partition("/")[2], False)
     if method == "streamGenerateContent":
         return _Route("gemini", "POST", "gemini", model.partition("/")[2], True)
+    # https://ai.google.dev/api/embeddings: ``v1beta/{model=models/*}:embedContent``
+    # and ``:batchEmbedContents``.
+    if method == "embedContent":
+        return _Route("gemini", "POST", "gemini_embed", model.partition("/")[2])
+    if method == "batchEmbedContents":
+        return _Route("gemini", "POST", "gemini_embeds", model.partition("/")[2])
     return None
 
 
@@ -90,7 +96,12 @@ _CHECKED: Final[dict[str, Callable[[_Job], _Wire]]] = {
     "embeddings": _OpenAI,
     "embed": lambda job: _Ollama(job, chat=False),
     "gemini": _Gemini,
+    "gemini_embed": _Gemini,
+    "gemini_embeds": _Gemini,
 }
+
+#: The embedding endpoints.
+_EMBEDDINGS: Final = frozenset({"embeddings", "embed", "gemini_embed", "gemini_embeds"})
 
 
 def _guess_provider(path: str, headers: dict[str, str]) -> str:

@@ -59,3 +59,79 @@ def test_refused_as_google_refuses(body: dict[str, Any], message: str) -> None:
     found = violation(body)
     assert found is not None and message in found.message
     assert found.status == 400 and found.error_type == "INVALID_ARGUMENT"
+
+
+# Embeddings: batchEmbedContents and embedContent ----------------------------------------
+
+EMBED_PATH = "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+
+
+def embed_violation(body: Any, kind: str = "gemini_embeds") -> Any:
+    path = (
+        EMBED_PATH
+        if kind == "gemini_embeds"
+        else EMBED_PATH.replace("batchEmbedContents", "embedContent")
+    )
+    return check(Request(kind, path, "", {}, body))
+
+
+def item(text: str = "Hi", **extra: Any) -> dict[str, Any]:
+    return {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}, **extra}
+
+
+def test_the_embedding_requests_mal_sends_are_taken() -> None:
+    import json
+
+    from mal.embeddings import embed_request
+
+    request = embed_request(
+        "gemini", "gemini-embedding-001", ["a", "b"], dimensions=3, base_url="http://h", api_key="k"
+    )
+    assert embed_violation(json.loads(request.body)) is None
+    snake = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "x"}]}}
+    snake |= {"task_type": "CLUSTERING", "output_dimensionality": 8}
+    assert embed_violation({"requests": [snake]}) is None
+    assert embed_violation({"content": {"parts": [{"text": "x"}]}}, "gemini_embed") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "param"),
+    [
+        ({}, "requests is not specified", "requests"),
+        ({"requests": []}, "requests is not specified", "requests"),
+        ({"requests": [item()] * 101}, "at most 100 requests can be in one batch", "requests"),
+        ({"requests": [item()], "model": "m"}, 'Unknown name "model"', "model"),
+        (
+            {"requests": [item(dimensions=3)]},
+            "Unknown name \"dimensions\" at 'requests[0]'",
+            "requests[0].dimensions",
+        ),
+        (
+            {"requests": [item(), {**item(), "model": "models/other"}]},
+            "must be models/gemini-embedding-001",
+            "requests[1].model",
+        ),
+        (
+            {"requests": [{"model": "models/gemini-embedding-001"}]},
+            "content is not specified",
+            None,
+        ),
+        ({"requests": [item("")]}, "contains an empty Part", "requests[0].content"),
+        ({"requests": [item(taskType="SEARCH")]}, "TaskType", "requests[0].task_type"),
+        ({"requests": [item(outputDimensionality="8")]}, "TYPE_INT32", None),
+        ({"requests": [item(title=3)]}, "TYPE_STRING", "requests[0].title"),
+    ],
+)
+def test_embedding_requests_the_api_refuses(body: Any, message: str, param: str | None) -> None:
+    found = embed_violation(body)
+    assert found is not None and message in found.message
+    assert found.status == 400 and found.error_type == "INVALID_ARGUMENT"
+    if param is not None:
+        assert found.param == param
+
+
+def test_one_embed_content_request_is_checked_too() -> None:
+    found = embed_violation({"content": {"parts": []}}, "gemini_embed")
+    assert found is not None and "EmbedContentRequest.content.parts" in found.message
+    found = embed_violation({"requests": [item()]}, "gemini_embed")
+    assert found is not None and 'Unknown name "requests"' in found.message

@@ -106,3 +106,117 @@ async def test_bad_input_is_a_config_error_before_anything_is_sent(
         with pytest.raises(mal.ConfigError, match=message):
             await embed(api, client, texts, **options)
     assert server.requests == []
+
+
+# Gemini: batchEmbedContents, one EmbedContentRequest per text ------------------------
+
+GEMINI = "gemini/gemini-embedding-001"
+
+
+def gemini_client(api: Api, server: MockServer, **config: Any) -> Any:
+    return api.client(make_config(server, base_urls={"gemini": server.url("gemini")}, **config))
+
+
+def gemini_item(text: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "model": "models/gemini-embedding-001",
+        "content": {"parts": [{"text": text}]},
+        **fields,
+    }
+
+
+async def test_gemini_the_request_and_the_vectors(api: Api, server: MockServer) -> None:
+    from mal.testing._embeddings import _embedding
+
+    async with gemini_client(api, server, api_keys={"gemini": "g-key"}) as client:
+        e = await embed(api, client, ["Hello", "world"], model=GEMINI)
+    assert e.provider == "gemini" and e.model == "gemini-embedding-001"
+    # The server's vectors, in order; Gemini reports no usage for embeddings.
+    assert e.vectors == [_embedding("Hello", 8), _embedding("world", 8)]
+    assert e.usage is None
+    (request,) = server.requests
+    assert request.violation is None and request.provider == "gemini"
+    assert request.method == "POST" and request.query == ""
+    assert request.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    assert request.json == {"requests": [gemini_item("Hello"), gemini_item("world")]}
+    assert request.headers["x-goog-api-key"] == "g-key"
+    assert "authorization" not in request.headers
+
+
+async def test_gemini_dimensions_and_extra_body_go_into_each_request(
+    api: Api, server: MockServer
+) -> None:
+    async with gemini_client(api, server) as client:
+        e = await embed(
+            api,
+            client,
+            "one text",
+            model=GEMINI,
+            dimensions=5,
+            extra_body={"taskType": "RETRIEVAL_DOCUMENT", "title": "Doc"},
+        )
+    assert [len(v) for v in e] == [5]
+    (request,) = server.requests
+    assert request.violation is None
+    assert request.json == {
+        "requests": [
+            gemini_item(
+                "one text", outputDimensionality=5, taskType="RETRIEVAL_DOCUMENT", title="Doc"
+            )
+        ]
+    }
+
+
+async def test_gemini_batches_of_100_by_default_in_order(api: Api, server: MockServer) -> None:
+    texts = [f"text {i}" for i in range(230)]
+    async with gemini_client(api, server) as client:
+        whole = await embed(api, client, texts, model=GEMINI)
+        assert [len(r.json["requests"]) for r in server.requests] == [100, 100, 30]
+        server.reset()
+        batched = await embed(api, client, texts[:5], model=GEMINI, batch_size=2)
+    assert len(whole) == 230 and whole.vectors[:5] == batched.vectors
+    sent = [
+        [item["content"]["parts"][0]["text"] for item in r.json["requests"]]
+        for r in server.requests
+    ]
+    assert sent == [texts[0:2], texts[2:4], texts[4:5]]
+    assert all(r.violation is None for r in server.requests)
+
+
+async def test_gemini_a_batch_over_100_is_refused_by_the_strict_server(
+    api: Api, server: MockServer
+) -> None:
+    async with gemini_client(api, server, max_retries=0) as client:
+        with pytest.raises(mal.APIStatusError, match="at most 100 requests") as info:
+            await embed(api, client, ["x"] * 101, model=GEMINI, batch_size=101)
+    assert info.value.status_code == 400
+    (request,) = server.requests
+    assert request.violation is not None and request.violation.param == "requests"
+
+
+async def test_gemini_status_errors_are_typed_and_retried(api: Api, server: MockServer) -> None:
+    server.add(
+        Reply(status=503),
+        Reply(),
+        Reply(status=403, error_message="Method doesn't allow unregistered callers."),
+    )
+    async with gemini_client(api, server, max_retries=1) as client:
+        e = await embed(api, client, ["a"], model=GEMINI)
+        assert len(e) == 1 and len(server.requests) == 2  # the 503 was retried
+        with pytest.raises(mal.PermissionDeniedError, match="unregistered callers") as info:
+            await embed(api, client, ["a"], model=GEMINI)
+    assert info.value.status_code == 403 and info.value.provider == "gemini"
+
+
+async def test_gemini_a_body_with_the_wrong_number_of_vectors(api: Api, server: MockServer) -> None:
+    server.add(Reply(raw=b'{"embeddings":[{"values":[0.5]}]}', content_type="application/json"))
+    async with gemini_client(api, server) as client:
+        with pytest.raises(mal.DecodeError, match="1 vectors for 2 texts"):
+            await embed(api, client, ["a", "b"], model=GEMINI)
+
+
+async def test_gemini_an_empty_text_is_a_config_error(api: Api, server: MockServer) -> None:
+    async with gemini_client(api, server) as client:
+        with pytest.raises(mal.ConfigError, match=r"texts\[1\] is empty: Gemini's"):
+            await embed(api, client, ["a", ""], model=GEMINI)
+    assert server.requests == []

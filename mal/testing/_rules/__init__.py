@@ -22,7 +22,8 @@ class Request:
 
     kind: str
     """The endpoint: "generate", "chat", "embed" (Ollama), "openai" (chat
-    completions), "responses", "embeddings" (OpenAI), "anthropic", "gemini"."""
+    completions), "responses", "embeddings" (OpenAI), "anthropic", "gemini",
+    "gemini_embed" and "gemini_embeds" (Gemini's embedContent, batchEmbedContents)."""
     path: str
     query: str
     headers: Mapping[str, str]
@@ -58,6 +59,6 @@ def check(request: Request) -> Violation | None:
         return ollama.check(request)
     if request.kind == "anthropic":
         return anthropic.check(request)
-    if request.kind == "gemini":
+    if request.kind in ("gemini", "gemini_embed", "gemini_embeds"):
         return gemini.check(request)
     return openai.check(request)

@@ -1,6 +1,7 @@
 """Rules of Google's Gemini API checked by the strict built-in server:
 ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``
-(kind "gemini").
+(kind "gemini"), ``:embedContent`` ("gemini_embed") and ``:batchEmbedContents``
+("gemini_embeds"; https://ai.google.dev/api/embeddings).
 
 Sources: the REST reference, https://ai.google.dev/api/generate-content
 (``GenerateContentRequest``, ``GenerationConfig``), https://ai.google.dev/api/caching
@@ -154,11 +155,11 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_parts(parts: Any, at: str) -> Violation | None:
+def _check_parts(parts: Any, at: str, prefix: str = "GenerateContentRequest") -> Violation | None:
     if not isinstance(parts, list) or not parts:
         # Content.parts: "Ordered Parts that constitute a single message"; an empty
         # list is refused ("contents.parts must not be empty").
-        return _violation(f"* GenerateContentRequest.{at}: contents.parts must not be empty.\n", at)
+        return _violation(f"* {prefix}.{at}: contents.parts must not be empty.\n", at)
     for j, part in enumerate(parts):
         where = f"{at}[{j}]"
         if not isinstance(part, dict):
@@ -172,7 +173,7 @@ def _check_parts(parts: Any, at: str) -> Violation | None:
         # Part: "data" is a union, exactly one of its fields.
         if len(data) != 1:
             return _violation(
-                f"* GenerateContentRequest.{where}.data: required oneof field 'data' must "
+                f"* {prefix}.{where}.data: required oneof field 'data' must "
                 "have one initialized field\n",
                 where,
             )
@@ -185,14 +186,14 @@ def _check_parts(parts: Any, at: str) -> Violation | None:
         ):
             # Blob: mimeType and data (base64) are both required.
             return _violation(
-                f"* GenerateContentRequest.{where}.inline_data: mime_type and data are required\n",
+                f"* {prefix}.{where}.inline_data: mime_type and data are required\n",
                 where,
             )
         call = _get(part, "function_call")
         if call is not None and (not isinstance(call, dict) or not _get(call, "name")):
             # FunctionCall.name: "Required".
             return _violation(
-                f"* GenerateContentRequest.{where}.function_call.name: name is not specified\n",
+                f"* {prefix}.{where}.function_call.name: name is not specified\n",
                 where,
             )
         response = _get(part, "function_response")
@@ -200,8 +201,7 @@ def _check_parts(parts: Any, at: str) -> Violation | None:
             # FunctionResponse: name and response (an object) are required.
             if not isinstance(response, dict) or not _get(response, "name"):
                 return _violation(
-                    f"* GenerateContentRequest.{where}.function_response.name: name is not "
-                    "specified\n",
+                    f"* {prefix}.{where}.function_response.name: name is not specified\n",
                     where,
                 )
             if not isinstance(response.get("response"), dict):
@@ -385,7 +385,112 @@ def _check_tools(body: Mapping[str, Any]) -> Violation | None:
     return None
 
 
+# EmbedContentRequest (https://ai.google.dev/api/embeddings#EmbedContentRequest).
+_EMBED_REQUEST = frozenset({"model", "content", "task_type", "title", "output_dimensionality"})
+# BatchEmbedContentsRequest: ``requests`` alone (the model is in the path).
+_BATCH_REQUEST = frozenset({"requests"})
+# TaskType (https://ai.google.dev/api/embeddings#tasktype).
+_TASK_TYPES = frozenset(
+    {
+        "TASK_TYPE_UNSPECIFIED",
+        "RETRIEVAL_QUERY",
+        "RETRIEVAL_DOCUMENT",
+        "SEMANTIC_SIMILARITY",
+        "CLASSIFICATION",
+        "CLUSTERING",
+        "QUESTION_ANSWERING",
+        "FACT_VERIFICATION",
+        "CODE_RETRIEVAL_QUERY",
+    }
+)
+# "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"
+# (the API's answer quoted in langchain-ai/langchainjs#4491).
+_MAX_BATCH = 100
+
+
+def _path_model(path: str) -> str:
+    """The ``models/{model}`` of ``/v1beta/models/{model}:method``."""
+    return path.removeprefix("/v1beta/").rpartition(":")[0]
+
+
+def _check_embed_request(item: Any, at: str, prefix: str, model: str) -> Violation | None:
+    """One EmbedContentRequest (``at`` its place in the batch, "" alone)."""
+    where = f"{at}." if at else ""
+    if not isinstance(item, dict):
+        return _invalid_value(
+            at, "type.googleapis.com/google.ai.generativelanguage.v1beta.EmbedContentRequest", item
+        )
+    found = _unknown(item, _EMBED_REQUEST, at)
+    if found is not None:
+        return found
+    named = item.get("model")
+    if at and named != model:
+        # requests[].model: "Required. [...] The model in each of these requests must
+        # match the model specified BatchEmbedContentsRequest.model."
+        return _violation(
+            f"* {prefix}.{where}model: the model of each request must be {model}, not {named!r}\n",
+            f"{where}model",
+        )
+    content = item.get("content")
+    if not isinstance(content, dict):
+        # EmbedContentRequest.content: "Required. The content to embed."
+        return _violation(
+            f"* {prefix}.{where}content: content is not specified\n", f"{where}content"
+        )
+    found = _unknown(content, _CONTENT, f"{where}content")
+    if found is not None:
+        return found
+    found = _check_parts(content.get("parts"), f"{where}content.parts", prefix)
+    if found is not None:
+        return found
+    if any(isinstance(p, dict) and p.get("text") == "" for p in content["parts"]):
+        # An empty text is an empty part: "EmbedContentRequest.content contains an
+        # empty Part." (lingfengQAQ/webnovel-writer#49).
+        return _violation("EmbedContentRequest.content contains an empty Part.", f"{where}content")
+    task = _get(item, "task_type")
+    if task is not None and task not in _TASK_TYPES:
+        return _invalid_value(
+            f"{where}task_type",
+            "type.googleapis.com/google.ai.generativelanguage.v1beta.TaskType",
+            task,
+        )
+    title = item.get("title")
+    if title is not None and not isinstance(title, str):
+        return _invalid_value(f"{where}title", "TYPE_STRING", title)
+    dims = _get(item, "output_dimensionality")
+    if dims is not None and not _integer(dims):
+        # outputDimensionality: integer (int32).
+        return _invalid_value(f"{where}output_dimensionality", "TYPE_INT32", dims)
+    return None
+
+
+def _check_embeddings(request: Request) -> Violation | None:
+    body = request.body
+    model = _path_model(request.path)
+    if request.kind == "gemini_embed":
+        return _check_embed_request(body, "", "EmbedContentRequest", model)
+    prefix = "BatchEmbedContentsRequest"
+    found = _unknown(body, _BATCH_REQUEST, "")
+    if found is not None:
+        return found
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        # requests[]: "Required. Embed requests for the batch."
+        return _violation(f"* {prefix}.requests: requests is not specified\n", "requests")
+    if len(requests) > _MAX_BATCH:
+        return _violation(
+            f"* {prefix}.requests: at most {_MAX_BATCH} requests can be in one batch\n", "requests"
+        )
+    for i, item in enumerate(requests):
+        found = _check_embed_request(item, f"requests[{i}]", prefix, model)
+        if found is not None:
+            return found
+    return None
+
+
 def check(request: Request) -> Violation | None:
+    if request.kind in ("gemini_embed", "gemini_embeds"):
+        return _check_embeddings(request)
     body = request.body
     return (
         _unknown(body, _REQUEST, "")
