@@ -28,7 +28,7 @@ from ._lifecycle import Call, CallState
 from .errors import ConfigError, OutputValidationError, RefusalError, ToolError
 from .protocols._base import forced_tool
 from .tools import Tool, format_result
-from .types import Message, MessageLike, Prompt, Response, ToolCall
+from .types import Message, MessageLike, Prompt, Response, ToolCall, Usage
 
 __all__ = ["RunCall", "RunTools", "ToolRun", "response_of", "run_complete"]
 
@@ -252,9 +252,36 @@ def _result(call: ToolCall, value: Any, error: BaseException | None) -> Message:
     return Message("tool", format_result(value), tool_call_id=call.id, name=call.name)
 
 
+_USAGE_FIELDS = Usage.__struct_fields__
+
+
+def add_usage(steps: list[Response]) -> Usage | None:
+    """The usage of a call of several steps: each field summed over the steps
+    that report it (None where no step does); None when no step has usage."""
+    usages = [step.usage for step in steps if step.usage is not None]
+    if not usages:
+        return None
+    sums: dict[str, int | None] = {}
+    for name in _USAGE_FIELDS:
+        values = [value for u in usages if (value := getattr(u, name)) is not None]
+        sums[name] = sum(values) if values else None
+    return Usage(**sums)
+
+
 def _finish(
     response: Response, steps: list[Response], added: list[Message], reasks: int
 ) -> Response:
+    """The response of the whole call: the last step's, with every step, the
+    messages added, and (over several steps) the usage summed over the steps.
+    Each step keeps its own usage and stats."""
+    if len(steps) > 1:
+        usage = add_usage(steps)
+        stats = response.stats
+        if stats is not None:
+            stats = msgspec.structs.replace(stats)
+            for name in _USAGE_FIELDS:
+                setattr(stats, name, getattr(usage, name) if usage is not None else None)
+        response = msgspec.structs.replace(response, usage=usage, stats=stats)
     response.steps = steps
     response.messages = added
     if response.stats is not None:

@@ -219,7 +219,7 @@ async def test_two_rounds_of_two_parallel_calls(
         )
     assert r.text == "Paris is mild at noon; Oslo too."
     assert r.finish_reason == "stop" and r.tool_calls == []
-    assert len(r.steps) == 3 and r.steps[-1] is r
+    assert len(r.steps) == 3 and r.steps[-1].message is r.message
     first, second, _ = r.steps
     assert sorted(RAN, key=repr) == sorted(
         [
