@@ -26,6 +26,7 @@ from ._complete import Outcome, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
+    Await,
     Call,
     CallState,
     Handoff,
@@ -170,6 +171,8 @@ class AsyncStream(StreamBase, AsyncClosing):
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
                     await anyio.sleep(op.seconds)
+                elif type(op) is Await:
+                    await op.awaitable
                 else:  # READ_ERROR_BODY
                     try:
                         value = await _read_bounded(body)

@@ -279,7 +279,13 @@ class ClientBase:
         self, prompt: Prompt, model: str, options: Mapping[str, Any], *, for_generate: bool
     ) -> Call:
         return prepare_call(
-            self.config, self._endpoints, prompt, model, options, for_generate=for_generate
+            self.config,
+            self._endpoints,
+            prompt,
+            model,
+            options,
+            for_generate=for_generate,
+            allow_async=self._runs_async_tools,
         )
 
     def _embed_calls(

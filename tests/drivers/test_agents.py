@@ -121,3 +121,82 @@ def test_add_usage_rules() -> None:
     ]
     assert add_usage(steps) == mal.Usage(input_tokens=3, output_tokens=3, reasoning_tokens=4)
     assert add_usage([mal.Response(), mal.Response()]) is None
+
+
+# Progress callbacks ---------------------------------------------------------------------
+
+
+async def test_an_async_callback_is_awaited_for_each_delta_of_every_step(
+    api: Api, server: MockServer
+) -> None:
+    import anyio
+
+    server.add(
+        Reply(
+            tokens=["Let me ", "look."],
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+        ),
+        Reply(tokens=["It is ", "mild."]),
+    )
+    seen: list[str] = []
+
+    async def on_text(text: str) -> None:
+        await anyio.sleep(0)  # it really is awaited: a yield to the loop between deltas
+        seen.append(text)
+
+    def on_text_sync(text: str) -> None:
+        seen.append(text)
+
+    async with client_for(api, server) as client:
+        if api.sync:
+            with pytest.raises(mal.ConfigError, match="async"):
+                client.raw.complete("Oslo?", model="openai/gpt-mock", progress_callback=on_text)
+            with pytest.raises(mal.ConfigError, match="async"):
+                client.raw.stream("Oslo?", model="openai/gpt-mock", progress_callback=on_text)
+            assert server.requests == []
+            callback: Any = on_text_sync
+        else:
+            callback = on_text
+        r = await complete(
+            api,
+            client,
+            "Oslo?",
+            model="openai/gpt-mock",
+            tools=[get_weather],
+            tool_rounds=1,
+            progress_callback=callback,
+        )
+    # Every step's text, in order; nothing marks where a step ends.
+    assert seen == ["Let me ", "look.", "It is ", "mild."]
+    assert r.text == "It is mild." and r.steps[0].text == "Let me look."
+
+
+async def test_a_sync_callback_still_works_in_async_calls(api: Api, server: MockServer) -> None:
+    server.add(Reply(tokens=["a", "b"]))
+    seen: list[str] = []
+    async with client_for(api, server) as client:
+        r = await complete(
+            api, client, "Hi", model="anthropic/claude-mock", progress_callback=seen.append
+        )
+    assert seen == ["a", "b"] and r.text == "ab"
+
+
+async def test_an_async_callable_object_is_awaited(api: Api, server: MockServer) -> None:
+    class Printer:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def __call__(self, text: str) -> None:
+            self.seen.append(text)
+
+    printer = Printer()
+    server.add(Reply(tokens=["x", "y"]))
+    async with client_for(api, server) as client:
+        if api.sync:
+            with pytest.raises(mal.ConfigError):
+                await complete(
+                    api, client, "Hi", model="ollama/mock-model", progress_callback=printer
+                )
+            return
+        await complete(api, client, "Hi", model="ollama/mock-model", progress_callback=printer)
+    assert printer.seen == ["x", "y"]
