@@ -142,21 +142,21 @@ class CallOptions(TypedDict, total=False):
     parallel_tool_calls: bool | None
     cache_system: bool
     cache_tools: bool
+    schema_retries: int
+    tool_rounds: int
+    tool_errors: Literal["raise", "send"]
 
 
 class GenerateOptions(CallOptions, total=False):
     """The keyword options of ``generate`` and ``complete``."""
 
     stream: bool | None
-    schema_retries: int
-    tool_rounds: int
-    tool_errors: Literal["raise", "send"]
 
 
 #: ``schema`` is a keyword of its own in the signatures, for their overloads.
 _KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__) | {"schema"}
 #: Options that only a call that runs to its end (generate, complete) takes.
-_COMPLETE_ONLY = frozenset({"stream", "schema_retries", "tool_rounds", "tool_errors"})
+_COMPLETE_ONLY = frozenset({"stream"})
 _PARAM_OPTIONS = (
     "system",
     "temperature",
@@ -288,6 +288,8 @@ class Call(msgspec.Struct, kw_only=True):
     #: What a connection error of this call adds: that the model's prefix
     #: was not a known provider (see :func:`mal.protocols.unknown_prefix_hint`).
     unknown_prefix: str | None = None
+    #: Which model call of a loop this is (0, 1, ...): its chunks' ``step``.
+    step: int = 0
 
     def __repr__(self) -> str:
         return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
@@ -698,6 +700,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                 _describe(error),
             )
             current = runtime.make_call(following, call)
+            current.step = call.step
             state.provider = stats.provider = current.provider
             state.model = stats.model = current.model
             stats.fallbacks += 1
@@ -777,6 +780,7 @@ def _attempt(
     parts = state.parts
     callback = call.progress_callback
     callback_awaits = call.callback_awaits
+    step = call.step
     on_chunk = hooks.on_chunk
     idle = config.idle_timeout
     first_token = config.first_token_timeout
@@ -891,6 +895,8 @@ def _attempt(
                 chunks[-1] if fast and chunks and data and failure is None and not clocked else None
             )
             for chunk in chunks:
+                if step:
+                    chunk.step = step
                 text = chunk.text
                 if fast:
                     if text:

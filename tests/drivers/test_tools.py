@@ -527,8 +527,10 @@ async def test_bad_tool_options(api: Api, server: MockServer) -> None:
             await complete(api, client, "?", model=m, tools=[get_time], tool_choice="get_weather")
         with pytest.raises(mal.ConfigError, match="parallel_tool_calls"):
             await complete(api, client, "?", model=m, tools=[get_time], parallel_tool_calls="no")
-        with pytest.raises(mal.ConfigError, match="not of stream"):
-            client.stream("?", model=m, tools=[get_time], tool_rounds=1)
+        with pytest.raises(mal.ConfigError, match="tool_rounds needs tools"):
+            client.stream("?", model=m, tool_rounds=1)
+        with pytest.raises(mal.ConfigError, match="tool_rounds must be"):
+            client.stream("?", model=m, tools=[get_time], tool_rounds=-1)
         with pytest.raises(mal.ConfigError, match="no type annotation"):
             await complete(api, client, "?", model=m, tools=[lambda city: city])
         with pytest.raises(mal.ConfigError, match="tool_choice"):
