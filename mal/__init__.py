@@ -41,7 +41,7 @@ from .errors import (
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .images import Image
 from .tools import Tool
-from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, Usage
+from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 
 if TYPE_CHECKING:
     from ._api import acomplete, aembed, agenerate, astream, complete, embed, generate, stream
@@ -121,6 +121,7 @@ __all__ = [
     "Image",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
     "Tool",
     "embed",
     "aembed",

@@ -1,8 +1,9 @@
 """The command line: ``python -m mal demo``, ``run`` and ``serve``.
 
 ``demo`` starts the built-in local server (:mod:`mal.testing`) and streams a
-generation from it through the whole stack, sync then async, then lets the
-model call a Python tool and answer with its result; given
+generation from it through the whole stack, sync then async, then streams a
+tool loop: the model calls a Python tool, mal prints its result between the
+steps and streams the answer; given
 ``--model`` (or ``MAL_DEMO_MODEL``), it streams from that real model instead,
 configured by the usual environment variables. ``run`` streams one
 generation from a real server configured by the environment variables; its
@@ -146,18 +147,21 @@ def demo(model: str | None, delay: float) -> int:
 
 
 def _tool_round(client: Client, model: str) -> None:
-    """One call with a tool: mal runs the tool the model calls and sends the
-    result back for the answer."""
+    """One call with a tool, streamed: mal runs the tool the model calls,
+    prints its result between the steps, and streams the answer."""
     print(f"prompt: {TOOL_PROMPT}")
     start = time.perf_counter()
-    r = client.complete(TOOL_PROMPT, model=model, tools=[word_count], tool_rounds=2)
-    results = {m.tool_call_id: m.content for m in r.messages if m.role == "tool"}
-    for step in r.steps:
-        for call in step.tool_calls:
-            args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-            print(f"  the model called {call.name}({args}) -> {results.get(call.id, '(not run)')}")
+    with client.stream(TOOL_PROMPT, model=model, tools=[word_count], tool_rounds=2) as stream:
+        for chunk in stream:
+            if chunk.text:
+                _write(chunk.text)
+            for result in chunk.tool_results:
+                call = result.call
+                args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+                print(f"  the model called {call.name}({args}) -> {result.content}")
+        r = stream.response()
+    _write("\n")
     elapsed = time.perf_counter() - start
-    print(r.text)
     rounds = len(r.steps) - 1
     print(
         f"[tools] {len(r.steps)} model calls, {rounds} tool round{'s' * (rounds != 1)} "

@@ -10,24 +10,23 @@ cancellation closes the response.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
 import httpx
 
 from ._base import AsyncClosing, ClientBase, StreamBase, generated, with_schema
-from ._complete import Outcome, RunTools, ToolRun
+from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
+    Await,
     Call,
-    CallState,
     Handoff,
     Receive,
     ResponseHead,
@@ -72,11 +71,21 @@ class AsyncStream(StreamBase, AsyncClosing):
     connection in the pool.
     """
 
-    def __init__(self, http: httpx.AsyncClient, call: Call, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        call: Call,
+        runtime: Runtime,
+        run: Run | None = None,
+        gen: Generator[Any, Any, Any] | None = None,
+    ) -> None:
         self._http = http
         self._call = call
-        self._state = CallState(call)
-        self._gen = run_call(call, self._state, runtime)
+        if run is None or gen is None:  # one model call (an embedding batch)
+            run = Run(call)
+            gen = run_call(call, run.state, runtime)
+        self._run = run
+        self._gen = gen
         self._response: httpx.Response | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
@@ -170,6 +179,11 @@ class AsyncStream(StreamBase, AsyncClosing):
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
                     await anyio.sleep(op.seconds)
+                elif type(op) is Await:
+                    await op.awaitable
+                elif type(op) is RunTools:
+                    await self._release()  # the step's response was read to its end
+                    value = await _run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
                         value = await _read_bounded(body)
@@ -358,10 +372,14 @@ class AsyncClient(ClientBase, AsyncClosing):
         schema: Any = None,
         **options: Unpack[CallOptions],
     ) -> AsyncStream:
-        """Start a streamed generation; ``async for`` the returned :class:`AsyncStream`."""
-        call = self._prepare(prompt, model, with_schema(options, schema), for_generate=False)
+        """Start a streamed generation; ``async for`` the returned
+        :class:`AsyncStream`. With ``tool_rounds``, the whole tool loop: see
+        :meth:`mal.Client.stream`."""
+        call, run, gen = self._start(
+            prompt, model, with_schema(options, schema), for_generate=False
+        )
         self._check_loop()
-        return AsyncStream(self._http, call, self._runtime)
+        return AsyncStream(self._http, call, self._runtime, run, gen)
 
     @overload
     async def generate(
@@ -393,23 +411,13 @@ class AsyncClient(ClientBase, AsyncClosing):
     ) -> Response:
         """Run a call to its end and return its :class:`mal.Response`; see
         :meth:`mal.Client.complete`."""
-        _, gen = self._start_complete(prompt, model, with_schema(options, schema))
+        call, run, gen = self._start(prompt, model, with_schema(options, schema), for_generate=True)
         self._check_loop()
-        with contextlib.closing(gen):
-            value: Any = None
-            while True:
-                try:
-                    op = gen.send(value)
-                except StopIteration as stop:
-                    response: Response = stop.value
-                    return response
-                if isinstance(op, RunTools):
-                    value = await _run_tools(op.runs)
-                    continue
-                async with AsyncStream(self._http, op.call, self._runtime) as stream:
-                    async for _ in stream:
-                        pass
-                value = stream._state
+        async with AsyncStream(self._http, call, self._runtime, run, gen) as stream:
+            async for _ in stream:
+                pass
+        assert run.final is not None
+        return run.final
 
     def _check_loop(self) -> None:
         if self._asyncio_only:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import random as _random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from ._complete import CompleteGenerator, check_complete_options, response_of, run_complete
-from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call
+from ._complete import Run, check_complete_options, response_of, run_loop
+from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call, run_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError, OutputValidationError
 from .hooks import CallStats, ClientMetrics, Hooks
@@ -67,12 +67,18 @@ class StreamBase:
     """The read-only view of a stream, shared by :class:`mal.Stream` and
     :class:`mal.AsyncStream`."""
 
-    _state: CallState
+    _run: Run
     _call: Call
 
     @property
+    def _state(self) -> CallState:
+        """The state of the model call under way (the last one, once ended)."""
+        return self._run.state
+
+    @property
     def text(self) -> str:
-        """The text of the chunks yielded so far."""
+        """The text of the chunks yielded so far (with ``tool_rounds``, of
+        the step under way: the last step's once the stream has ended)."""
         return self._state.text
 
     @property
@@ -141,11 +147,18 @@ class StreamBase:
 
     def response(self) -> Response:
         """What the stream holds, as a :class:`mal.Response` (complete once
-        the stream has ended)."""
-        response = response_of(self._state)
-        if self._call.params.schema is not None:
-            response.parsed = self.parsed
-        response.steps = [response]
+        the stream has ended). With ``tool_rounds``, the whole call: its
+        ``steps``, and its usage summed over them."""
+        run = self._run
+        if run.final is not None:
+            return run.final
+        if len(run.steps) > run.step:  # between a step's end and the next
+            response = msgspec.structs.replace(run.steps[-1])
+        else:
+            response = response_of(self._state)
+            if self._call.params.schema is not None:
+                response.parsed = self.parsed
+        response.steps = [*run.steps[: run.step], response]
         response.messages = [response.message]
         return response
 
@@ -279,7 +292,13 @@ class ClientBase:
         self, prompt: Prompt, model: str, options: Mapping[str, Any], *, for_generate: bool
     ) -> Call:
         return prepare_call(
-            self.config, self._endpoints, prompt, model, options, for_generate=for_generate
+            self.config,
+            self._endpoints,
+            prompt,
+            model,
+            options,
+            for_generate=for_generate,
+            allow_async=self._runs_async_tools,
         )
 
     def _embed_calls(
@@ -291,20 +310,29 @@ class ClientBase:
 
         return prepare_embed_calls(self.config, self._endpoints, texts, model, options)
 
-    def _start_complete(
-        self, prompt: Prompt, model: str, options: Mapping[str, Any]
-    ) -> tuple[Call, CompleteGenerator]:
-        """The first call of ``complete`` and the generator of its rounds."""
+    def _start(
+        self, prompt: Prompt, model: str, options: Mapping[str, Any], *, for_generate: bool
+    ) -> tuple[Call, Run, Generator[Any, Any, Any]]:
+        """The first call of a stream (``complete`` is one read to its end),
+        what it holds, and its generator: the loop of its steps, or for a
+        stream without ``tool_rounds`` nor ``schema_retries`` the one call."""
         checked = check_complete_options(options)
-        call = self._prepare(prompt, model, options, for_generate=True)
-        gen = run_complete(
-            call,
-            self._round_call,
-            checked,
-            allow_async=self._runs_async_tools,
-            on_schema_retry=self._runtime.hooks.on_schema_retry,
-        )
-        return call, gen
+        call = self._prepare(prompt, model, options, for_generate=for_generate)
+        run = Run(call)
+        gen: Generator[Any, Any, Any]
+        if for_generate or checked.tool_rounds or checked.schema_retries:
+            gen = run_loop(
+                call,
+                self._round_call,
+                checked,
+                self._runtime,
+                run,
+                allow_async=self._runs_async_tools,
+                on_schema_retry=self._runtime.hooks.on_schema_retry,
+            )
+        else:
+            gen = run_call(call, run.state, self._runtime)
+        return call, run, gen
 
     #: Whether the client's complete() can run coroutine-function tools.
     _runs_async_tools = False
@@ -312,8 +340,8 @@ class ClientBase:
     def _round_call(
         self, messages: list[MessageLike], first: Call, overrides: Mapping[str, Any]
     ) -> Call:
-        # A tool round or a re-ask of complete: the same model and options
-        # (with ``overrides``), a longer prompt.
+        # A tool round or a re-ask: the same model and options (with
+        # ``overrides``), a longer prompt, streamed as the first call was.
         options = {**first.options, **overrides} if overrides else first.options
         return prepare_call(
             self.config,
@@ -322,6 +350,7 @@ class ClientBase:
             f"{first.provider}/{first.model}",
             options,
             for_generate=True,
+            stream=first.params.stream,
         )
 
     def _fallback_call(self, model: str, call: Call) -> Call:

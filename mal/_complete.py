@@ -1,20 +1,21 @@
-"""``complete``: a call run to its end, with its tool rounds and its
-structured-output re-asks, written once for the sync and the async driver.
+"""The loop of a call: its tool rounds and its structured-output re-asks,
+written once for ``complete`` and for a stream with ``tool_rounds``, and for
+the sync and the async driver.
 
-This module contains no networking code at all. :func:`run_complete` is a
-generator, like :func:`mal._lifecycle.run_call` one level up: each model call
-(the first, each tool round and each re-ask) is an ordinary stream with its
-own retries, clocks, fallbacks, hooks and stats, which the driver runs. It
-yields
+This module contains no networking code at all. :func:`run_loop` is a
+generator like :func:`mal._lifecycle.run_call`, which runs each model call of
+the loop (the first, each tool round and each re-ask) with its own retries,
+clocks, fallbacks, hooks and stats: it yields what ``run_call`` yields (the
+driver does what each op asks and hands the chunks to the caller), and
 
-* ``RunCall(call)``: run this call as a stream to its end; the driver sends
-  back the :class:`CallState` of that stream (an error of the stream is
-  raised by the driver, out of the generator);
 * ``RunTools(runs)``: call these tool functions (the async driver runs them
   concurrently); the driver sends back one ``(value, exception)`` pair per
-  run, in order, and never raises a tool's exception itself.
+  run, in order, and never raises a tool's exception itself;
+* after a step's tools ran, a :class:`mal.Chunk` whose ``tool_results`` holds
+  what each call was sent back, for the caller.
 
-It returns the final :class:`mal.Response`.
+``complete`` is that stream read to its end: the loop's final
+:class:`mal.Response` is left in :attr:`Run.final`.
 """
 
 from __future__ import annotations
@@ -24,17 +25,28 @@ from typing import Any
 
 import msgspec
 
-from ._lifecycle import Call, CallState
-from .errors import ConfigError, OutputValidationError, RefusalError, ToolError
+from ._lifecycle import Call, CallGenerator, CallState, Op, Runtime, run_call
+from .errors import ConfigError, MALError, OutputValidationError, RefusalError, ToolError
 from .protocols._base import forced_tool
 from .tools import Tool, format_result
-from .types import Message, MessageLike, Prompt, Response, ToolCall
+from .types import Chunk, Message, MessageLike, Prompt, Response, ToolCall, ToolResult, Usage
 
-__all__ = ["RunCall", "RunTools", "ToolRun", "response_of", "run_complete"]
+__all__ = ["Run", "RunTools", "ToolRun", "response_of", "run_loop"]
 
 
-class RunCall(msgspec.Struct):
-    call: Call
+class Run:
+    """What a stream knows of its call across the steps: the state of the
+    step under way, the responses of the steps that ended, and the response
+    of the whole once the loop has ended."""
+
+    __slots__ = ("final", "state", "step", "steps")
+
+    def __init__(self, call: Call) -> None:
+        self.state = CallState(call)
+        #: The number of the step under way (0, 1, ...).
+        self.step = 0
+        self.steps: list[Response] = []
+        self.final: Response | None = None
 
 
 class ToolRun(msgspec.Struct):
@@ -64,8 +76,8 @@ class CompleteOptions(msgspec.Struct, frozen=True):
     tool_errors: str = "raise"
 
 
-#: What :func:`run_complete` yields, is sent and returns.
-CompleteGenerator = Generator[RunCall | RunTools, Any, Response]
+#: What :func:`run_loop` yields, is sent and returns.
+LoopGenerator = Generator[Op | Chunk | RunTools, Any, Response]
 
 
 def response_of(state: CallState) -> Response:
@@ -110,21 +122,48 @@ def check_complete_options(options: Mapping[str, Any]) -> CompleteOptions:
 MakeRound = Callable[[list[MessageLike], Call, Mapping[str, Any]], Call]
 
 
-def run_complete(
+def run_loop(
     first: Call,
     make_round: MakeRound,
     options: CompleteOptions,
+    runtime: Runtime,
+    run: Run,
     *,
     allow_async: bool,
     on_schema_retry: Callable[[int, OutputValidationError], object] | None = None,
-) -> CompleteGenerator:
+) -> LoopGenerator:
     """A call run to its end, with its tool rounds and schema re-asks.
 
     ``make_round(messages, first, overrides)`` prepares the next call, whose
     prompt is ``messages`` and whose options are the first call's with
-    ``overrides``. ``allow_async``: whether the driver can run coroutine
-    functions. See the module docstring for what it yields.
+    ``overrides``. ``run`` holds the state of each step as it runs.
+    ``allow_async``: whether the driver can run coroutine functions. See the
+    module docstring for what it yields.
     """
+    steps = run.steps
+    try:
+        response = yield from _loop(
+            first, make_round, options, runtime, run, allow_async, on_schema_retry
+        )
+    except MALError as exc:
+        # What arrived is kept: the steps that ended (the text of the one
+        # under way is the error's partial_text).
+        if not exc.steps:
+            exc.steps = list(steps)
+        raise
+    run.final = response
+    return response
+
+
+def _loop(
+    first: Call,
+    make_round: MakeRound,
+    options: CompleteOptions,
+    runtime: Runtime,
+    run: Run,
+    allow_async: bool,
+    on_schema_retry: Callable[[int, OutputValidationError], object] | None,
+) -> LoopGenerator:
     params = first.params
     schema = params.schema
     tools = {tool.name: tool for tool in params.tools or ()}
@@ -135,11 +174,13 @@ def run_complete(
         overrides["tool_choice"] = "auto"
     conversation: list[MessageLike] = []
     added: list[Message] = []
-    steps: list[Response] = []
+    steps = run.steps
     reasks = rounds = 0
     call = first
+    state = run.state
     while True:
-        state: CallState = yield RunCall(call)
+        step: CallGenerator = run_call(call, state, runtime)
+        yield from step
         response = response_of(state)
         steps.append(response)
         added.append(response.message)
@@ -153,21 +194,29 @@ def run_complete(
                 raise
             if runs is not None:
                 outcomes: list[Outcome] = yield RunTools(runs)
-                for run, (value, error) in zip(runs, outcomes, strict=True):
+                for tool_run, (value, error) in zip(runs, outcomes, strict=True):
                     if error is not None and options.tool_errors == "raise":
                         raise ToolError(
-                            f"tool {run.call.name!r} raised {type(error).__name__}: {error}",
-                            tool_call=run.call,
+                            f"tool {tool_run.call.name!r} raised {type(error).__name__}: {error}",
+                            tool_call=tool_run.call,
                             partial_text=response.text,
                             response=_finish(response, steps, added, reasks),
                         ) from error
-                    results[run.position] = _result(run.call, value, error)
+                    results[tool_run.position] = _result(tool_run.call, value, error)
                 # In the order of the calls (ids need not be unique: pair by position).
                 messages = [results[i] for i in range(len(response.tool_calls))]
+                yield Chunk(
+                    step=run.step,
+                    tool_results=tuple(
+                        ToolResult(tool_call, message.content, message.is_error)
+                        for tool_call, message in zip(response.tool_calls, messages, strict=True)
+                    ),
+                )
                 added += messages
                 conversation += [response.message, *messages]
                 rounds += 1
-                call = make_round(list(conversation), first, overrides)
+                call = _next_step(make_round(list(conversation), first, overrides), run)
+                state = run.state
                 continue
         if schema is None or (response.tool_calls and response.finish_reason == "tool_calls"):
             break  # nothing to decode: no schema, or the turn ended on calls
@@ -193,8 +242,17 @@ def run_complete(
             break
         added.append(reask)
         conversation += [response.message, reask]
-        call = make_round(list(conversation), first, overrides)
+        call = _next_step(make_round(list(conversation), first, overrides), run)
+        state = run.state
     return _finish(response, steps, added, reasks)
+
+
+def _next_step(call: Call, run: Run) -> Call:
+    """``call``, numbered as the loop's next step, whose state ``run`` holds."""
+    run.step += 1
+    call.step = run.step
+    run.state = CallState(call)
+    return call
 
 
 def _plan(
@@ -252,9 +310,36 @@ def _result(call: ToolCall, value: Any, error: BaseException | None) -> Message:
     return Message("tool", format_result(value), tool_call_id=call.id, name=call.name)
 
 
+_USAGE_FIELDS = Usage.__struct_fields__
+
+
+def add_usage(steps: list[Response]) -> Usage | None:
+    """The usage of a call of several steps: each field summed over the steps
+    that report it (None where no step does); None when no step has usage."""
+    usages = [step.usage for step in steps if step.usage is not None]
+    if not usages:
+        return None
+    sums: dict[str, int | None] = {}
+    for name in _USAGE_FIELDS:
+        values = [value for u in usages if (value := getattr(u, name)) is not None]
+        sums[name] = sum(values) if values else None
+    return Usage(**sums)
+
+
 def _finish(
     response: Response, steps: list[Response], added: list[Message], reasks: int
 ) -> Response:
+    """The response of the whole call: the last step's, with every step, the
+    messages added, and (over several steps) the usage summed over the steps.
+    Each step keeps its own usage and stats."""
+    if len(steps) > 1:
+        usage = add_usage(steps)
+        stats = response.stats
+        if stats is not None:
+            stats = msgspec.structs.replace(stats)
+            for name in _USAGE_FIELDS:
+                setattr(stats, name, getattr(usage, name) if usage is not None else None)
+        response = msgspec.structs.replace(response, usage=usage, stats=stats)
     response.steps = steps
     response.messages = added
     if response.stats is not None:

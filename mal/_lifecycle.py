@@ -16,6 +16,9 @@ generator that yields what it needs done and the chunks for the caller
   how the first-token, idle and total clocks reach a blocked read;
 * ``READ_ERROR_BODY``: the driver sends back the (bounded) rest of the body;
 * ``Sleep(seconds)``: the driver sleeps (a back-off before a retry);
+* ``Await(awaitable)``: the driver awaits it (what an async
+  ``progress_callback`` returned; only the async driver meets it: a sync
+  client refuses an async callback before anything is sent);
 * a :class:`mal.Chunk`: the driver hands it to the caller and resumes the
   generator with ``None`` when the caller asks for the next one;
 * a :class:`Handoff`: the driver hands its ``chunk`` to the caller and, when
@@ -35,6 +38,7 @@ stop a server (Ollama above all) from generating on.
 from __future__ import annotations
 
 import difflib
+import inspect
 import itertools
 import logging
 import random
@@ -77,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "READ_ERROR_BODY",
     "RECEIVE",
+    "Await",
     "Handoff",
     "Call",
     "CallOptions",
@@ -137,21 +142,21 @@ class CallOptions(TypedDict, total=False):
     parallel_tool_calls: bool | None
     cache_system: bool
     cache_tools: bool
+    schema_retries: int
+    tool_rounds: int
+    tool_errors: Literal["raise", "send"]
 
 
 class GenerateOptions(CallOptions, total=False):
     """The keyword options of ``generate`` and ``complete``."""
 
     stream: bool | None
-    schema_retries: int
-    tool_rounds: int
-    tool_errors: Literal["raise", "send"]
 
 
 #: ``schema`` is a keyword of its own in the signatures, for their overloads.
 _KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__) | {"schema"}
 #: Options that only a call that runs to its end (generate, complete) takes.
-_COMPLETE_ONLY = frozenset({"stream", "schema_retries", "tool_rounds", "tool_errors"})
+_COMPLETE_ONLY = frozenset({"stream"})
 _PARAM_OPTIONS = (
     "system",
     "temperature",
@@ -209,6 +214,15 @@ class Sleep(msgspec.Struct):
     seconds: float
 
 
+class Await:
+    """An awaitable for the driver to await before it resumes the generator."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Any) -> None:
+        self.awaitable = awaitable
+
+
 class _Op:
     __slots__ = ("name",)
 
@@ -240,7 +254,7 @@ class Handoff:
 UNSET: Final = _Op("UNSET")
 READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
 
-Op = Send | Receive | Sleep | Handoff | _Op
+Op = Send | Receive | Sleep | Handoff | Await | _Op
 #: What :func:`run_call` yields, is sent and returns.
 CallGenerator = Generator["Op | Chunk", Any, None]
 
@@ -261,6 +275,8 @@ class Call(msgspec.Struct, kw_only=True):
     timeouts: tuple[float | None, ...]
     max_event_size: int
     progress_callback: Callable[[str], object] | None = None
+    #: Whether ``progress_callback`` is async: what it returns is awaited.
+    callback_awaits: bool = False
     max_retries: int = 0
     fallbacks: list[str] = []
     #: The options the call was made with, for building its fallbacks.
@@ -272,6 +288,8 @@ class Call(msgspec.Struct, kw_only=True):
     #: What a connection error of this call adds: that the model's prefix
     #: was not a known provider (see :func:`mal.protocols.unknown_prefix_hint`).
     unknown_prefix: str | None = None
+    #: Which model call of a loop this is (0, 1, ...): its chunks' ``step``.
+    step: int = 0
 
     def __repr__(self) -> str:
         return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
@@ -362,6 +380,7 @@ def prepare_call(
     *,
     for_generate: bool,
     stream: bool | None = None,
+    allow_async: bool = True,
 ) -> Call:
     """Check the options of a call and resolve them against the client's config.
 
@@ -385,6 +404,12 @@ def prepare_call(
     callback = options.get("progress_callback")
     if callback is not None and not callable(callback):
         raise ConfigError("progress_callback must be callable")
+    awaits = callback is not None and is_async_callable(callback)
+    if awaits and not allow_async:
+        raise ConfigError(
+            "progress_callback is an async function: pass it to mal.AsyncClient "
+            "(mal.Client calls sync callbacks only)"
+        )
     if stream is None:
         if for_generate:
             system = options.get("system")
@@ -433,11 +458,20 @@ def prepare_call(
         timeouts=config.timeouts(timeout),
         max_event_size=config.max_event_size,
         progress_callback=callback,
+        callback_awaits=awaits,
         max_retries=max_retries,
         fallbacks=list(fallbacks),
         options=options,
         unknown_prefix=hint,
     )
+
+
+def is_async_callable(function: Any) -> bool:
+    """Whether calling ``function`` returns a coroutine: an ``async def``
+    function (or a partial of one), or an object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(function):
+        return True
+    return inspect.iscoroutinefunction(type(function).__call__)
 
 
 def with_headers(endpoint: Endpoint, extra: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -666,6 +700,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                 _describe(error),
             )
             current = runtime.make_call(following, call)
+            current.step = call.step
             state.provider = stats.provider = current.provider
             state.model = stats.model = current.model
             stats.fallbacks += 1
@@ -744,6 +779,8 @@ def _attempt(
     state.decoder = decoder
     parts = state.parts
     callback = call.progress_callback
+    callback_awaits = call.callback_awaits
+    step = call.step
     on_chunk = hooks.on_chunk
     idle = config.idle_timeout
     first_token = config.first_token_timeout
@@ -858,6 +895,8 @@ def _attempt(
                 chunks[-1] if fast and chunks and data and failure is None and not clocked else None
             )
             for chunk in chunks:
+                if step:
+                    chunk.step = step
                 text = chunk.text
                 if fast:
                     if text:
@@ -896,7 +935,10 @@ def _attempt(
                 if text:
                     parts.append(text)
                     if callback is not None:
-                        callback(text)
+                        if callback_awaits:
+                            yield Await(callback(text))
+                        else:
+                            callback(text)
                 if idle is not None and (
                     text or chunk.reasoning or chunk.tool_calls or chunk.refusal
                 ):

@@ -8,25 +8,23 @@ sync driver needs: a blocked read cannot be cancelled, so the clocks and a
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 
 from . import _watchdog
 from ._base import ClientBase, Closing, StreamBase, generated, with_schema
-from ._complete import Outcome, RunTools, ToolRun
+from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
     RECEIVE,
     Call,
-    CallState,
     Handoff,
     Receive,
     ResponseHead,
@@ -75,11 +73,21 @@ class Stream(StreamBase, Closing):
     connection in the pool.
     """
 
-    def __init__(self, http: httpx.Client, call: Call, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        call: Call,
+        runtime: Runtime,
+        run: Run | None = None,
+        gen: Generator[Any, Any, Any] | None = None,
+    ) -> None:
         self._http = http
         self._call = call
-        self._state = CallState(call)
-        self._gen = run_call(call, self._state, runtime)
+        if run is None or gen is None:  # one model call (an embedding batch)
+            run = Run(call)
+            gen = run_call(call, run.state, runtime)
+        self._run = run
+        self._gen = gen
         self._response: httpx.Response | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
@@ -191,6 +199,11 @@ class Stream(StreamBase, Closing):
                 elif type(op) is Sleep:
                     if self._wake.wait(op.seconds):
                         return  # closed from another thread
+                elif type(op) is RunTools:
+                    self._release()  # the step's response was read to its end
+                    value = [_run_tool(run) for run in op.runs]
+                    if self._interrupted:
+                        return  # closed from another thread while the tools ran
                 else:  # READ_ERROR_BODY
                     try:
                         value = _read_bounded(body)
@@ -377,9 +390,16 @@ class Client(ClientBase, Closing):
         schema: Any = None,
         **options: Unpack[CallOptions],
     ) -> Stream:
-        """Start a streamed generation; iterate the returned :class:`Stream`."""
-        call = self._prepare(prompt, model, with_schema(options, schema), for_generate=False)
-        return Stream(self._http, call, self._runtime)
+        """Start a streamed generation; iterate the returned :class:`Stream`.
+
+        With ``tool_rounds``, the stream is the whole tool loop: each chunk
+        says its ``step``; after a step's tools ran, one chunk holds their
+        ``tool_results``, then the next step streams. ``response()`` is then
+        the whole call, with its ``steps``."""
+        call, run, gen = self._start(
+            prompt, model, with_schema(options, schema), for_generate=False
+        )
+        return Stream(self._http, call, self._runtime, run, gen)
 
     @overload
     def generate(
@@ -410,23 +430,13 @@ class Client(ClientBase, Closing):
     ) -> Response:
         """Run a call to its end and return its :class:`mal.Response`: with
         ``schema``, the output decoded (re-asked up to ``schema_retries``
-        times when it does not match)."""
-        _, gen = self._start_complete(prompt, model, with_schema(options, schema))
-        with contextlib.closing(gen):
-            value: Any = None
-            while True:
-                try:
-                    op = gen.send(value)
-                except StopIteration as stop:
-                    response: Response = stop.value
-                    return response
-                if isinstance(op, RunTools):
-                    value = [_run_tool(run) for run in op.runs]
-                    continue
-                with Stream(self._http, op.call, self._runtime) as stream:
-                    for _ in stream:
-                        pass
-                value = stream._state
+        times when it does not match), with ``tool_rounds`` the tools run."""
+        call, run, gen = self._start(prompt, model, with_schema(options, schema), for_generate=True)
+        with Stream(self._http, call, self._runtime, run, gen) as stream:
+            for _ in stream:
+                pass
+        assert run.final is not None
+        return run.final
 
     def embed(
         self, texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]

@@ -78,6 +78,9 @@ class MALError(Exception):
         self.message = message
         #: All text decoded before the failure ("" when none had arrived).
         self.partial_text = partial_text
+        #: A call of several steps (``tool_rounds``, ``schema_retries``): the
+        #: :class:`mal.Response` of each step that ended before the failure.
+        self.steps: list[Any] = []
         if retryable is not None:
             self.retryable = retryable
 

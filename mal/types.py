@@ -20,6 +20,7 @@ __all__ = [
     "Response",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
 ]
 
 
@@ -67,6 +68,11 @@ class Chunk(msgspec.Struct, gc=False):
     these fits; ``usage`` is set on the chunk where the provider reports it;
     ``tool_calls`` holds the tool-call deltas the chunk carries; ``refusal`` is
     refusal text (OpenAI's ``delta.refusal``), which is never part of ``text``.
+
+    With ``tool_rounds``, ``step`` is the model call of the loop the chunk
+    comes from (0, 1, ...), and after a step's tools ran the stream yields one
+    chunk of that step whose ``tool_results`` holds what each call was sent
+    back (and nothing else); the next step's chunks follow.
     """
 
     text: str = ""
@@ -75,6 +81,8 @@ class Chunk(msgspec.Struct, gc=False):
     usage: Usage | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     refusal: str = ""
+    step: int = 0
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 class ToolCall(msgspec.Struct, omit_defaults=True):
@@ -112,6 +120,15 @@ class ToolCall(msgspec.Struct, omit_defaults=True):
             if not isinstance(value, dict):
                 raise ConfigError(f"ToolCall {self.name!r}: arguments_json must be a JSON object")
             self.arguments = value
+
+
+class ToolResult(msgspec.Struct):
+    """What a tool call of a loop was sent back: ``content``, the tool's
+    formatted result (or the error it raised, with ``is_error``)."""
+
+    call: ToolCall
+    content: str
+    is_error: bool = False
 
 
 class Message(msgspec.Struct, omit_defaults=True):

@@ -64,6 +64,9 @@ def test_demo_streams_from_the_built_in_server_sync_then_async() -> None:
     # Then a tool round: the model calls the Python tool, mal runs it and sends the result.
     assert "the model called word_count(text='the quick brown fox jumps') -> 5" in done.stdout
     assert "It has 5 words." in done.stdout
+    # Streamed: the tool's result is printed between the steps, before the answer.
+    called = done.stdout.index("the model called word_count")
+    assert called < done.stdout.index("It has 5 words.")
     assert summaries[2].startswith("[tools] 2 model calls, 1 tool round in")
 
 

@@ -189,7 +189,9 @@ async def test_bad_options(api: Api, server: MockServer) -> None:
         with pytest.raises(mal.ConfigError, match="schema"):
             await client.generate("?", model=MODELS["openai"], schema="City")
         with pytest.raises(mal.ConfigError, match="not of stream"):
-            client.stream("?", model=MODELS["openai"], schema=City, schema_retries=1)
+            client.stream("?", model=MODELS["openai"], schema=City, stream=True)
+        with pytest.raises(mal.ConfigError, match="schema_retries needs a schema"):
+            client.stream("?", model=MODELS["openai"], schema_retries=1)
     assert server.requests == []
 
 

@@ -219,7 +219,7 @@ async def test_two_rounds_of_two_parallel_calls(
         )
     assert r.text == "Paris is mild at noon; Oslo too."
     assert r.finish_reason == "stop" and r.tool_calls == []
-    assert len(r.steps) == 3 and r.steps[-1] is r
+    assert len(r.steps) == 3 and r.steps[-1].message is r.message
     first, second, _ = r.steps
     assert sorted(RAN, key=repr) == sorted(
         [
@@ -527,8 +527,10 @@ async def test_bad_tool_options(api: Api, server: MockServer) -> None:
             await complete(api, client, "?", model=m, tools=[get_time], tool_choice="get_weather")
         with pytest.raises(mal.ConfigError, match="parallel_tool_calls"):
             await complete(api, client, "?", model=m, tools=[get_time], parallel_tool_calls="no")
-        with pytest.raises(mal.ConfigError, match="not of stream"):
-            client.stream("?", model=m, tools=[get_time], tool_rounds=1)
+        with pytest.raises(mal.ConfigError, match="tool_rounds needs tools"):
+            client.stream("?", model=m, tool_rounds=1)
+        with pytest.raises(mal.ConfigError, match="tool_rounds must be"):
+            client.stream("?", model=m, tools=[get_time], tool_rounds=-1)
         with pytest.raises(mal.ConfigError, match="no type annotation"):
             await complete(api, client, "?", model=m, tools=[lambda city: city])
         with pytest.raises(mal.ConfigError, match="tool_choice"):
