@@ -24,6 +24,7 @@ import msgspec
 __all__ = [
     "BODIES",
     "Body",
+    "AGENT_BODIES",
     "END_TO_END_BODIES",
     "REASONING",
     "SHAPES",
@@ -41,6 +42,13 @@ END_TO_END_BODIES = ("gemini",)
 #: (OpenAI, Anthropic), or one whole call per line (Ollama, which sends calls
 #: whole). Their ``text`` is the arguments' JSON text, all calls joined.
 TOOL_BODIES = ("ollama-chat-tools", "openai-tools", "anthropic-tools")
+#: The first step of a tool loop (``agents.py``): the text body's tokens, then
+#: one whole call of the tool ``search`` with the arguments ``{"q": "mal"}``,
+#: and the turn's end as each provider ends a turn on a call. The second step
+#: is the text body itself (``ollama-chat`` for Ollama). Their ``text`` is the
+#: text body's.
+AGENT_BODIES = ("ollama-chat-agent", "openai-agent", "anthropic-agent", "gemini-agent")
+AGENT_ARGUMENTS = {"q": "mal"}
 
 #: Where each body kind is served, and the mal model name that asks for it.
 PATHS = {
@@ -60,6 +68,9 @@ CONTENT_TYPES = {
 for _kind in TOOL_BODIES:
     PATHS[_kind] = PATHS[_kind.removesuffix("-tools")]
     CONTENT_TYPES[_kind] = CONTENT_TYPES[_kind.removesuffix("-tools")]
+for _kind in AGENT_BODIES:
+    PATHS[_kind] = PATHS[_kind.removesuffix("-agent")]
+    CONTENT_TYPES[_kind] = CONTENT_TYPES[_kind.removesuffix("-agent")]
 
 
 def _crlf(event: bytes) -> bytes:
@@ -246,6 +257,8 @@ def build(kind: str, n: int, seed: int = 0) -> Body:
         events, payloads = _gemini(toks, rng)
     elif kind in TOOL_BODIES:
         return _tool_body(kind, toks, rng)
+    elif kind in AGENT_BODIES:
+        return _agent_body(kind, n, seed, rng)
     elif kind in SHAPES:
         base, reshape, _ = SHAPES[kind]
         body = build(base, n, seed)
@@ -571,3 +584,87 @@ def _ollama_tools(toks: list[tuple[str, bytes]]) -> tuple[list[bytes], str]:
         texts.append(msgspec.json.encode(arguments).decode())
     events.append(chat[-1])
     return events, "".join(texts)
+
+
+# --------------------------------------------------------------------------- a loop's first step
+
+
+def _agent_body(kind: str, n: int, seed: int, rng: random.Random) -> Body:
+    """The text body of ``n`` tokens, then one whole call of ``search``, as the
+    provider ends a turn on a call."""
+    base = kind.removesuffix("-agent")
+    text = build(base, n, seed)
+    events = list(text.events)
+    arguments = msgspec.json.encode(AGENT_ARGUMENTS)
+    if base == "openai":
+        # The text chunks, a delta with the whole call (its id, name and
+        # arguments: as servers that send calls whole write it), the finish
+        # chunk ending on "tool_calls", the usage chunk, [DONE].
+        first = msgspec.json.decode(text.payloads[0])
+        first["choices"][0]["delta"] = {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_" + _rand(rng, 24),
+                    "type": "function",
+                    "function": {"name": _TOOL_NAME, "arguments": arguments.decode()},
+                }
+            ]
+        }
+        finish = msgspec.json.decode(text.payloads[-2])
+        finish["choices"][0]["finish_reason"] = "tool_calls"
+        added = [msgspec.json.encode(first), msgspec.json.encode(finish)]
+        events[-3:-2] = [b"data: " + p + b"\n\n" for p in added]
+    elif base == "anthropic":
+        # After the text block: a tool_use block (its start, one
+        # input_json_delta, its stop), then the turn ends on "tool_use".
+        start = {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {
+                "type": "tool_use",
+                "id": "toolu_01" + _rand(rng, 22),
+                "name": _TOOL_NAME,
+                "input": {},
+            },
+        }
+        piece = {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": arguments.decode()},
+        }
+        delta = msgspec.json.decode(text.payloads[-2])
+        delta["delta"]["stop_reason"] = "tool_use"
+        named = [
+            ("content_block_start", msgspec.json.encode(start)),
+            ("content_block_delta", msgspec.json.encode(piece)),
+            ("content_block_stop", b'{"type":"content_block_stop","index":1}'),
+            ("message_delta", msgspec.json.encode(delta)),
+        ]
+        events[-2:-1] = [b"event: " + e.encode() + b"\ndata: " + p + b"\n\n" for e, p in named]
+    elif base == "ollama-chat":
+        # A line with the whole call (no id: Ollama gives none), then the final line.
+        line = msgspec.json.decode(events[-2])
+        line["message"] = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": _TOOL_NAME, "arguments": AGENT_ARGUMENTS}}],
+        }
+        events.insert(-1, msgspec.json.encode(line) + b"\n")
+    elif base == "gemini":
+        # A last response whose part is the call; the text's last one loses
+        # its finishReason (the turn ends with the call).
+        last = msgspec.json.decode(text.payloads[-1])
+        del last["candidates"][0]["finishReason"]
+        call = msgspec.json.decode(text.payloads[-1])
+        call["candidates"][0]["content"]["parts"] = [
+            {"functionCall": {"name": _TOOL_NAME, "args": AGENT_ARGUMENTS}}
+        ]
+        events[-1:] = [
+            b"data: " + json.dumps(o, separators=(",", ": "), ensure_ascii=False).encode() + b"\n\n"
+            for o in (last, call)
+        ]
+    else:
+        raise ValueError(f"no agent body for {kind!r}")
+    payloads = [e.partition(b"data: ")[2].rstrip(b"\n") or e.rstrip(b"\n") for e in events]
+    return Body(kind, n, events, payloads, text.text, CONTENT_TYPES[kind], PATHS[kind])

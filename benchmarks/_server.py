@@ -20,6 +20,9 @@ clients, not itself:
   as a model server's do, instead of each being written in one burst;
 * a request for the model ``"short"`` gets a short body (``--short-chunks``),
   for time-to-first-chunk samples on a connection that is not busy;
+* a request for the model ``"agent"`` is a step of a tool loop: the first
+  step (no tool result in the request) gets the body ``<kind>-agent``
+  (``_bodies.AGENT_BODIES``: text, then one call), the next the text body;
 * a request that declares ``tools`` gets the tool-call body of its kind
   (``_bodies.TOOL_BODIES``), and one for the model ``shape-X`` the body
   ``<kind>-X`` of ``_bodies.SHAPES`` (another server's shape of the same body);
@@ -43,6 +46,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -65,6 +69,14 @@ _GEMINI_SHORT = _GEMINI[0] + SHORT_MODEL + _GEMINI[1]
 #: The model names ``shape-crlf``, ``shape-nospace``... ask for the bodies of
 #: ``_bodies.SHAPES`` (``openai-crlf``, ``openai-nospace``...).
 SHAPE_MODEL = b"shape-"
+#: The model name of a tool loop's steps, and what marks a request that sends
+#: a tool's result back (the loop's next step): a ``tool`` message (OpenAI,
+#: Ollama), a ``tool_result`` block (Anthropic), a ``functionResponse`` part
+#: (Gemini).
+AGENT_MODEL = "agent"
+_AGENT_MODEL = re.compile(rb'"model":\s*"agent"')
+_GEMINI_AGENT = _GEMINI[0] + AGENT_MODEL + _GEMINI[1]
+_TOOL_RESULT = re.compile(rb'"role":\s*"tool"|"tool_result"|"functionResponse"')
 
 
 class _Server:
@@ -72,7 +84,11 @@ class _Server:
         self.yield_every = yield_every
         self.responses: dict[tuple[str, bool], tuple[bytes, list[bytes]]] = {}
         kinds = (
-            _bodies.BODIES + _bodies.END_TO_END_BODIES + _bodies.TOOL_BODIES + tuple(_bodies.SHAPES)
+            _bodies.BODIES
+            + _bodies.END_TO_END_BODIES
+            + _bodies.TOOL_BODIES
+            + _bodies.AGENT_BODIES
+            + tuple(_bodies.SHAPES)
         )
         for kind, short in itertools.product(kinds, (False, True)):
             body = _bodies.build(kind, short_chunks if short else chunks)
@@ -175,7 +191,12 @@ class _Server:
                         b'content-length: 22\r\n\r\n{"error": "not found"}',
                     )
                     continue
-                if b'"tools"' in body:  # a request with tools gets the tool-call body
+                if path == _GEMINI_AGENT or _AGENT_MODEL.search(body):
+                    # A step of a tool loop: the first gets text and a call,
+                    # the next (it sends the call's result back) text alone.
+                    if not _TOOL_RESULT.search(body):
+                        kind = f"{kind}-agent"
+                elif b'"tools"' in body:  # a request with tools gets the tool-call body
                     kind = f"{kind}-tools"
                 elif SHAPE_MODEL in body:  # the model "shape-X" gets the body of kind-X
                     kind = _shape(kind, body)

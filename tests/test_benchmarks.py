@@ -157,3 +157,22 @@ def test_structured(tmp_path: Path) -> None:
     assert "mal OutputSchema.decode" in stdout and "Building the schema" in stdout
     assert {"mal OutputSchema.decode", "json.loads + msgspec.convert"} <= set(result["results"])
     assert result["results"]["mal OutputSchema.decode"]["ratio_to_mal"]["n"] == 1
+
+
+def test_agents(tmp_path: Path) -> None:
+    # A two-step tool loop streamed with tool_rounds=1 against its steps
+    # streamed one by one, every provider, sync and async; each child checks
+    # both steps' texts and the tool's result.
+    stdout, result = run(
+        "agents.py", "--chunks", "50", "--loops", "1", "--repeat", "1", tmp_path=tmp_path
+    )
+    assert "round 1: " not in stdout  # a child's error is printed so
+    summary = result["summary"]
+    assert set(summary) == {"ollama", "openai", "anthropic", "gemini"}
+    for provider, by_mode in summary.items():
+        for mode in ("sync", "async"):
+            assert f"| {provider} | {mode} |" in stdout
+            row = by_mode[mode]
+            for name in ("loop (tool_rounds=1)", "by hand (two streams)"):
+                assert row[name]["errors"] == 0 and row[name]["us_per_chunk"]["n"] == 1
+            assert row["time_ratio"]["n"] == 1 and row["cpu_ratio"]["n"] == 1
