@@ -134,6 +134,27 @@ def _usage(decoder: ResponseDecoder, raw: msgspec.Raw) -> Usage | None:
     )
 
 
+def _plain_text(response: _Response) -> str | None:
+    """The text of a response that is one plain text part of the first
+    candidate (no thought, signature or call), without a finish reason or an
+    error: the hot path of a text stream. None for any other response."""
+    candidates = response.candidates
+    if candidates and response.error is None:
+        candidate = candidates[0]
+        content = candidate.content
+        if candidate.finish_reason is None and content is not None:
+            parts = content.parts
+            if len(parts) == 1:
+                part = parts[0]
+                if (
+                    not part.thought
+                    and part.thought_signature is None
+                    and part.function_call is None
+                ):
+                    return part.text
+    return None
+
+
 class _Turn:
     """The model's turn as its parts came, for sending it back: consecutive text
     pieces of one kind join into one part, which takes the signature that closes
@@ -300,11 +321,10 @@ class GeminiStreamDecoder(_GeminiDecoding, ResponseDecoder):
         except (msgspec.DecodeError, UnicodeDecodeError):
             return self._taken([ServerSentEvent(data=payload)])
         run = self._run
-        if run is not None and response.error is None:
-            # One more plain text part (no thought, signature or call) after
-            # the open text run, no finish: the hot path of a text stream.
+        if run is not None:
+            # _plain_text, inlined: this runs once per token.
             candidates = response.candidates
-            if candidates:
+            if candidates and response.error is None:
                 candidate = candidates[0]
                 content = candidate.content
                 if candidate.finish_reason is None and content is not None:
@@ -334,12 +354,22 @@ class GeminiStreamDecoder(_GeminiDecoding, ResponseDecoder):
             if self.done:
                 break  # nothing counts after the finishing event
             data = sse.data
-            if not data.strip():
+            if not data or data.isspace():
                 continue
             try:
                 response = _response_decoder.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, data) from None
+            run = self._run
+            if run is not None:
+                text = _plain_text(response)
+                if text:
+                    if response.usage_metadata:
+                        self._usage_raw = response.usage_metadata
+                    run.append(text)
+                    self._parts.append(text)
+                    chunks.append(Chunk(text))
+                    continue
             chunk = self._response_chunk(response, False)
             if chunk is not None:
                 chunks.append(chunk)

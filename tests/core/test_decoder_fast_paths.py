@@ -13,6 +13,8 @@ import pytest
 
 import mal
 from mal.protocols import get_protocol
+from mal.protocols._base import ResponseDecoder
+from mal.protocols.gemini import GeminiStreamDecoder
 
 
 def openai_event(delta: dict[str, object]) -> bytes:
@@ -49,11 +51,12 @@ def test_openai_text_beside_a_refusal_keeps_both(whole: bool) -> None:
     assert "".join(c.refusal for c in chunks) == "No."
 
 
-# Gemini: a paced stream is one whole GenerateContentResponse per piece; after
-# a plain text part, a response of one more plain text part takes the fast
-# path. Each case below follows such a part with a response that carries one
-# thing more, fed one event per piece (the fast path) and as one body (the
-# general path): both must give the same chunks and the same turn.
+# Gemini: after a plain text part, a response of one more plain text part
+# takes a fast path, both when a piece is one whole event (a paced stream) and
+# when the framing object cuts the events out of a bigger piece. Each case below
+# follows such a part with responses that carry one thing more, fed one event
+# per piece and as one body, and must give the same chunks and the same turn
+# as the general path alone.
 
 
 def gemini_event(parts: list[dict[str, object]], **more: object) -> bytes:
@@ -141,6 +144,15 @@ GEMINI_CASES = {
         ),
         gemini_text("after the end"),
     ],
+    "blank events between": [
+        gemini_text("A"),
+        b"data: \n\n",
+        gemini_text("B"),
+        b"data:\n\n",
+        b"data:  \t\n\n",
+        gemini_text("C"),
+        GEMINI_END,
+    ],
     "running usage, the last one counts": [
         gemini_text("A", usageMetadata={"promptTokenCount": 2}),
         gemini_text("B", usageMetadata={"promptTokenCount": 2, "candidatesTokenCount": 2}),
@@ -153,8 +165,25 @@ GEMINI_CASES = {
 }
 
 
-def gemini_outcome(pieces: list[bytes]) -> tuple[object, ...]:
-    decoder = get_protocol("gemini").decoder(True)
+class GeneralGeminiDecoder(GeminiStreamDecoder):
+    """The general path alone: the framing object cuts every piece, and every
+    response goes through the general decoding (there is never an open text
+    run to add to)."""
+
+    def feed(self, data: bytes) -> list[mal.Chunk]:
+        return ResponseDecoder.feed(self, data)
+
+    @property  # type: ignore[override]
+    def _run(self) -> None:
+        return None
+
+    @_run.setter
+    def _run(self, value: object) -> None:
+        pass
+
+
+def gemini_outcome(pieces: list[bytes], general: bool = False) -> tuple[object, ...]:
+    decoder = GeneralGeminiDecoder() if general else get_protocol("gemini").decoder(True)
     chunks: list[mal.Chunk] = []
     for piece in pieces:
         chunks += decoder.feed(piece)
@@ -174,7 +203,9 @@ def gemini_outcome(pieces: list[bytes]) -> tuple[object, ...]:
 @pytest.mark.parametrize("case", list(GEMINI_CASES))
 def test_gemini_fast_path_agrees_with_the_general_one(case: str) -> None:
     events = GEMINI_CASES[case]
-    assert gemini_outcome(events) == gemini_outcome([b"".join(events)])
+    general = gemini_outcome(events, general=True)
+    assert gemini_outcome(events) == general
+    assert gemini_outcome([b"".join(events)]) == general
 
 
 def test_gemini_fast_path_keeps_the_signatures_of_the_turn() -> None:
