@@ -311,8 +311,10 @@ class GeminiStreamDecoder(_GeminiDecoding, ResponseDecoder):
 
     def feed(self, data: bytes) -> list[Chunk]:
         payload = self._whole_event(data)
-        if payload is None or self.done:
+        if payload is None:
             return super().feed(data)
+        if self.done:
+            return []  # nothing counts after the finishing event
         # One whole event, the common case of a paced stream: it is decoded
         # here and goes straight to its chunk. What does not decode (a blank or
         # broken event) takes the general path, which says what it is.

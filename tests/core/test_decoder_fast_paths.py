@@ -253,3 +253,18 @@ def test_gemini_error_after_text_keeps_the_partial_text(whole: bool) -> None:
         feed("gemini", [b"".join(pieces)] if whole else pieces)
     assert caught.value.partial_text == "AB"
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["event per piece", "whole body"])
+def test_gemini_events_after_the_end_are_counted_once(whole: bool) -> None:
+    # Nothing counts after the finishing response, but the bytes are still
+    # counted once: a broken byte after them is reported where it is.
+    pieces = [gemini_text("A"), gemini_text("B", finish="STOP"), gemini_text("C")]
+    decoder = get_protocol("gemini").decoder(True)
+    chunks: list[mal.Chunk] = []
+    for piece in [b"".join(pieces)] if whole else pieces:
+        chunks += decoder.feed(piece)
+    assert "".join(c.text for c in chunks) == "AB"
+    offset = len(b"".join(pieces))
+    with pytest.raises(mal.DecodeError, match=f"byte {offset + 6} of the response body"):
+        decoder.feed(b"data: \xff\n\n")
