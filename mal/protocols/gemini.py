@@ -12,11 +12,11 @@ ends before it was cut short. This module contains no networking code at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgspec
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MALError
 from ..framing import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..images import Image
 from ..types import Chunk, Message, ToolCall, ToolCallDelta, Usage
@@ -134,6 +134,27 @@ def _usage(decoder: ResponseDecoder, raw: msgspec.Raw) -> Usage | None:
     )
 
 
+def _plain_text(response: _Response) -> str | None:
+    """The text of a response that is one plain text part of the first
+    candidate (no thought, signature or call), without a finish reason or an
+    error: the hot path of a text stream. None for any other response."""
+    candidates = response.candidates
+    if candidates and response.error is None:
+        candidate = candidates[0]
+        content = candidate.content
+        if candidate.finish_reason is None and content is not None:
+            parts = content.parts
+            if len(parts) == 1:
+                part = parts[0]
+                if (
+                    not part.thought
+                    and part.thought_signature is None
+                    and part.function_call is None
+                ):
+                    return part.text
+    return None
+
+
 class _Turn:
     """The model's turn as its parts came, for sending it back: consecutive text
     pieces of one kind join into one part, which takes the signature that closes
@@ -196,6 +217,11 @@ class _GeminiDecoding:
     def _setup(self) -> None:
         self._turn = _Turn()
         self._usage_raw: msgspec.Raw | None = None
+        # The text pieces of the turn's last part while it is an open run of
+        # plain text (no signature yet) that the last response ended with, and
+        # no call is open: a response of one more plain text part only adds
+        # its text to it. None otherwise.
+        self._run: list[str] | None = None
 
     def _response_chunk(self: Any, response: _Response, last: bool) -> Chunk | None:
         """The chunk of one response (an event, or the whole body); ``last``:
@@ -210,12 +236,14 @@ class _GeminiDecoding:
         thoughts: list[str] = []
         calls: list[ToolCallDelta] = []
         finish_raw = None
+        self._run = None
         if response.candidates:
             candidate = response.candidates[0]
             if candidate.content is not None:
                 turn = self._turn
                 for part in candidate.content.parts:
                     turn.add(part)
+                    self._run = None
                     call = part.function_call
                     if call is not None:
                         args = call.get("args")
@@ -232,6 +260,9 @@ class _GeminiDecoding:
                         else:
                             self._tools.other_output()
                             texts.append(part.text)
+                            if part.thought_signature is None:
+                                # The turn's last part is this open text run.
+                                self._run = turn.parts[-1][1]
             finish_raw = candidate.finish_reason
         elif response.prompt_feedback is not None and response.prompt_feedback.block_reason:
             # The prompt was blocked: no candidates, the reason in promptFeedback
@@ -245,6 +276,7 @@ class _GeminiDecoding:
         if finish_raw is not None:
             finish = self._finish(finish_raw, FINISH_REASONS)
             self.done = True
+            self._run = None
         if finish is not None or last:
             usage = self._final_usage()
         text = "".join(texts) if len(texts) != 1 else texts[0]
@@ -275,18 +307,71 @@ class GeminiStreamDecoder(_GeminiDecoding, ResponseDecoder):
     def __init__(self, max_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         super().__init__(max_size)
         self._setup()
+        self._whole_event = cast(SSEParser, self._framer).whole_event
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        payload = self._whole_event(data)
+        if payload is None:
+            return super().feed(data)
+        if self.done:
+            return []  # nothing counts after the finishing event
+        # One whole event, the common case of a paced stream: it is decoded
+        # here and goes straight to its chunk. What does not decode (a blank or
+        # broken event) takes the general path, which says what it is.
+        try:
+            response = _response_decoder.decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return self._taken([ServerSentEvent(data=payload)])
+        run = self._run
+        if run is not None:
+            # _plain_text, inlined: this runs once per token.
+            candidates = response.candidates
+            if candidates and response.error is None:
+                candidate = candidates[0]
+                content = candidate.content
+                if candidate.finish_reason is None and content is not None:
+                    parts = content.parts
+                    if len(parts) == 1:
+                        part = parts[0]
+                        text = part.text
+                        if (
+                            text
+                            and not part.thought
+                            and part.thought_signature is None
+                            and part.function_call is None
+                        ):
+                            if response.usage_metadata:
+                                self._usage_raw = response.usage_metadata
+                            run.append(text)
+                            self._parts.append(text)
+                            return [Chunk(text)]
+        try:
+            chunk = self._response_chunk(response, False)
+        except MALError as exc:
+            raise self._failed(exc, []) from None
+        return [chunk] if chunk is not None else []
 
     def _chunks(self, events: list[ServerSentEvent], chunks: list[Chunk]) -> list[Chunk]:
         for sse in events:
             if self.done:
                 break  # nothing counts after the finishing event
             data = sse.data
-            if not data.strip():
+            if not data or data.isspace():
                 continue
             try:
                 response = _response_decoder.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._decode_error(exc, data) from None
+            run = self._run
+            if run is not None:
+                text = _plain_text(response)
+                if text:
+                    if response.usage_metadata:
+                        self._usage_raw = response.usage_metadata
+                    run.append(text)
+                    self._parts.append(text)
+                    chunks.append(Chunk(text))
+                    continue
             chunk = self._response_chunk(response, False)
             if chunk is not None:
                 chunks.append(chunk)
