@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import anyio
 import httpx
 
-from ._base import AsyncClosing, ClientBase, StreamBase, generated, with_schema
+from ._base import AsyncClosing, ClientBase, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
@@ -328,6 +328,7 @@ class AsyncClient(ClientBase, AsyncClosing):
         random: Callable[[], float] | None = None,
         transport: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
+        check_http_client(http_client, httpx.AsyncClient, "httpx.AsyncClient")
         super().__init__(
             config,
             environ,

@@ -217,6 +217,24 @@ def replaced_config(config: MALConfig, changes: Mapping[str, Any]) -> MALConfig:
         raise ConfigError(str(exc)) from None
 
 
+def check_http_client(value: object, expected: type, name: str) -> None:
+    """Refuse an ``http_client`` that is not ``expected`` (httpx's own client
+    class), naming what to pass. The official SDKs and much of the ecosystem
+    moved to ``httpx2``, a fork whose classes only look like httpx's: handed
+    to mal they would fail at the first call with a raw ``TypeError``."""
+    if value is None or isinstance(value, expected):
+        return
+    kind = type(value)
+    given = f"{kind.__module__.partition('.')[0]}.{kind.__qualname__}"
+    hint = ""
+    if given.startswith("httpx2."):
+        hint = (
+            " mal sends its requests with httpx, not its fork httpx2: give an "
+            f"{name} (with the proxies, certificates or transport you need), or none"
+        )
+    raise ConfigError(f"http_client must be an {name}, not {given}.{hint}")
+
+
 class ClientBase:
     """Configuration and call preparation, shared by both clients."""
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import httpx
 
 from . import _watchdog
-from ._base import ClientBase, Closing, StreamBase, generated, with_schema
+from ._base import ClientBase, Closing, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import (
     MAX_ERROR_BODY,
@@ -364,6 +364,7 @@ class Client(ClientBase, Closing):
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
     ) -> None:
+        check_http_client(http_client, httpx.Client, "httpx.Client")
         super().__init__(
             config,
             environ,
