@@ -459,11 +459,8 @@ class AsyncClient(ClientBase, AsyncClosing):
         :class:`mal.MALConfig` (``max_retries=0``, ``read_timeout=5``...).
         Closing the new client leaves the pool open; closing this one closes it.
         """
-        changes = dict(fields, api_key=api_key, base_url=base_url)
-        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
-            if value is not None:
-                changes[name] = value
-        client = AsyncClient(http_client=self._http, **self._derived(changes))
+        derived = self._derived(api_key, base_url, timeout, max_retries, fields)
+        client = AsyncClient(http_client=self._http, **derived)
         client._asyncio_only = self._asyncio_only
         return client
 

@@ -284,12 +284,22 @@ class ClientBase:
             random=random if random is not None else _random.random,
         )
 
-    def _derived(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """The arguments of a client made by ``with_options(**changes)``: this
-        one's config with ``changes`` replaced, its api_key and base_url unless
-        given, its hooks, clock, randomness and environment as read."""
-        api_key = changes.pop("api_key", None)
-        base_url = changes.pop("base_url", None)
+    def _derived(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: Any,
+        max_retries: int | None,
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The arguments of a client made by ``with_options(...)``: this one's
+        config with ``timeout``, ``max_retries`` (when given) and the config
+        ``fields`` replaced, its api_key and base_url unless given, its hooks,
+        clock, randomness and environment as read."""
+        changes = dict(fields)
+        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
+            if value is not None:
+                changes[name] = value
         runtime = self._runtime
         return {
             "config": replaced_config(self.config, changes),

@@ -471,11 +471,8 @@ class Client(ClientBase, Closing):
         :class:`mal.MALConfig` (``max_retries=0``, ``read_timeout=5``...).
         Closing the new client leaves the pool open; closing this one closes it.
         """
-        changes = dict(fields, api_key=api_key, base_url=base_url)
-        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
-            if value is not None:
-                changes[name] = value
-        return Client(http_client=self._http, **self._derived(changes))
+        derived = self._derived(api_key, base_url, timeout, max_retries, fields)
+        return Client(http_client=self._http, **derived)
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""
