@@ -23,7 +23,7 @@ from .types import Prompt, Response
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._lifecycle import CallOptions, EmbedOptions, GenerateOptions
+    from ._prepare import CallOptions, EmbedOptions, GenerateOptions
 
 __all__ = [
     "acomplete",

@@ -22,19 +22,9 @@ import httpx
 
 from ._base import AsyncClosing, ClientBase, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
-from ._lifecycle import (
-    MAX_ERROR_BODY,
-    RECEIVE,
-    Await,
-    Call,
-    Handoff,
-    Receive,
-    ResponseHead,
-    Runtime,
-    Send,
-    Sleep,
-    run_call,
-)
+from ._lifecycle import Runtime, run_call
+from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
+from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
     USER_AGENT,
@@ -55,7 +45,7 @@ from .types import Chunk, Prompt, Response
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._lifecycle import CallOptions, EmbedOptions, GenerateOptions
+    from ._prepare import CallOptions, EmbedOptions, GenerateOptions
 
 __all__ = ["AsyncClient", "AsyncStream"]
 

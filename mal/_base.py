@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from ._complete import Run, check_complete_options, response_of, run_loop
-from ._lifecycle import UNSET, Call, CallState, Runtime, prepare_call, run_call
+from ._lifecycle import UNSET, CallState, Runtime, run_call
+from ._prepare import Call, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError, OutputValidationError
 from .hooks import CallStats, ClientMetrics, Hooks
@@ -334,7 +335,7 @@ class ClientBase:
     ) -> tuple[list[Call], str, str]:
         """The calls of ``embed``, a batch each, built before anything is sent;
         and the provider and model."""
-        from ._lifecycle import prepare_embed_calls
+        from ._prepare import prepare_embed_calls
 
         return prepare_embed_calls(self.config, self._endpoints, texts, model, options)
 

@@ -25,7 +25,9 @@ from typing import Any
 
 import msgspec
 
-from ._lifecycle import Call, CallGenerator, CallState, Op, Runtime, run_call
+from ._lifecycle import CallState, Runtime, run_call
+from ._ops import CallGenerator, Op
+from ._prepare import Call
 from .errors import ConfigError, MALError, OutputValidationError, RefusalError, ToolError
 from .protocols._base import forced_tool
 from .tools import Tool, format_result

@@ -1,59 +1,42 @@
 """The life of one call, written once for the sync and the async driver.
 
 This module contains no networking code at all. :func:`run_call` is a
-generator that yields what it needs done and the chunks for the caller
-(psycopg's generators and httpx's ``auth_flow`` have the same shape):
-
-* ``Send(request, timeouts, clock)``: send the request; the driver sends back
-  the response's :class:`ResponseHead` (status and headers), its body still
-  unread. ``clock``, when set, is a :class:`Receive`: the head must have come
-  within ``clock.timeout`` seconds, else the send fails with ``clock.expired()``.
-  When the send fails, the driver also sets ``reused`` and ``unanswered`` on
-  the op before it throws the error (see :class:`Send`);
-* ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
-* ``Receive(timeout, phase)``: the same, but a read that has not returned after
-  ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``: this is
-  how the first-token, idle and total clocks reach a blocked read;
-* ``READ_ERROR_BODY``: the driver sends back the (bounded) rest of the body;
-* ``Sleep(seconds)``: the driver sleeps (a back-off before a retry);
-* ``Await(awaitable)``: the driver awaits it (what an async
-  ``progress_callback`` returned; only the async driver meets it: a sync
-  client refuses an async callback before anything is sent);
-* a :class:`mal.Chunk`: the driver hands it to the caller and resumes the
-  generator with ``None`` when the caller asks for the next one;
-* a :class:`Handoff`: the driver hands its ``chunk`` to the caller and, when
-  the caller asks for the next one, does what ``RECEIVE`` asks. Once text
-  flows with no clock or hook to run, the last chunk of each piece comes so:
-  one resumption of the generator per token instead of two.
-
-When an operation fails, the driver throws the :class:`mal.MALError` it maps
-the failure to into the generator, which adds what it knows (``partial_text``)
-and decides what happens next: a retry, a fallback model, or the error for
-the caller. Whatever happens, the driver closes the response when the
-generator ends or sends a new request: a body read to its end leaves its
-connection in the pool, and one cut short drops it, which is the only way to
-stop a server (Ollama above all) from generating on.
+generator that runs a prepared :class:`mal._prepare.Call`: its attempts, the
+clocks of each (first token, idle, total), its retries with their back-off,
+the resend of a request that met a closed kept-alive connection, and its
+fallback models. It yields ops for its driver and chunks for the caller:
+what it yields, what it is sent back and what it returns is the protocol of
+:mod:`mal._ops`.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+from collections.abc import Callable
+from typing import Any, Final
 
-import msgspec
-
-from .config import Endpoint, MALConfig, timeout_parts
+from ._log import describe, log_attempt, logger
+from ._ops import (
+    READ_ERROR_BODY,
+    RECEIVE,
+    Await,
+    CallGenerator,
+    Handoff,
+    Receive,
+    ResponseHead,
+    Send,
+    Sleep,
+    _Op,
+)
+from ._prepare import Call
+from .config import MALConfig
 from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    ConfigError,
     DecodeError,
     MALError,
     RunawayError,
@@ -61,43 +44,11 @@ from .errors import (
     request_id_of,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
-from .protocols import (
-    GenerateParams,
-    HTTPRequest,
-    Protocol,
-    ResponseDecoder,
-    get_protocol,
-    split_model,
-    unknown_prefix_hint,
-)
-from .protocols._base import prompt_length
-from .schema import OutputSchema
-from .tools import Tool, as_tools
-from .types import Chunk, Prompt, Usage
+from .protocols import ResponseDecoder
+from .types import Chunk, Usage
 
-if TYPE_CHECKING:
-    from httpx import Timeout
+__all__ = ["UNSET", "CallState", "Runtime", "run_call"]
 
-__all__ = [
-    "READ_ERROR_BODY",
-    "RECEIVE",
-    "Await",
-    "Handoff",
-    "Call",
-    "CallOptions",
-    "CallState",
-    "GenerateOptions",
-    "Receive",
-    "ResponseHead",
-    "Runtime",
-    "Send",
-    "Sleep",
-    "prepare_call",
-    "run_call",
-]
-
-#: How much of an error response's body is read to build its error.
-MAX_ERROR_BODY = 64 * 1024
 #: Exponential back-off with full jitter: a retry waits a random time between
 #: 0 and min(BACKOFF_CAP, BACKOFF_BASE * 2 ** retry) seconds, so that clients
 #: that failed together do not retry together.
@@ -105,194 +56,8 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 
 
-class EmbedOptions(TypedDict, total=False):
-    """The keyword options of ``embed``."""
-
-    dimensions: int | None
-    batch_size: int
-    timeout: float | Timeout | None
-    max_retries: int | None
-    base_url: str | None
-    api_key: str | None
-    extra_body: dict[str, Any] | None
-    extra_headers: dict[str, str] | None
-    extra_query: dict[str, Any] | None
-
-
-class CallOptions(TypedDict, total=False):
-    """The keyword options of ``stream`` (and of ``generate``, with ``stream``)."""
-
-    system: str | None
-    temperature: float | None
-    max_tokens: int | None
-    top_p: float | None
-    stop: str | list[str] | None
-    seed: int | None
-    extra_body: dict[str, Any] | None
-    extra_headers: dict[str, str] | None
-    extra_query: dict[str, Any] | None
-    base_url: str | None
-    api_key: str | None
-    timeout: float | Timeout | None
-    max_retries: int | None
-    fallbacks: list[str] | None
-    progress_callback: Callable[[str], object] | None
-    tools: Sequence[Tool | Callable[..., Any]] | None
-    tool_choice: str | None
-    parallel_tool_calls: bool | None
-    cache_system: bool
-    cache_tools: bool
-    schema_retries: int
-    tool_rounds: int
-    tool_errors: Literal["raise", "send"]
-
-
-class GenerateOptions(CallOptions, total=False):
-    """The keyword options of ``generate`` and ``complete``."""
-
-    stream: bool | None
-
-
-#: ``schema`` is a keyword of its own in the signatures, for their overloads.
-_KNOWN_OPTIONS = frozenset(GenerateOptions.__annotations__) | {"schema"}
-#: Options that only a call that runs to its end (generate, complete) takes.
-_COMPLETE_ONLY = frozenset({"stream"})
-_PARAM_OPTIONS = (
-    "system",
-    "temperature",
-    "max_tokens",
-    "top_p",
-    "stop",
-    "seed",
-    "extra_body",
-    "extra_headers",
-    "extra_query",
-)
-
-
-class Receive(msgspec.Struct, gc=False):
-    #: Seconds the read may take before it fails with ``expired()``.
-    timeout: float
-    #: The clock that runs out then: "first_token", "idle" or "total".
-    phase: str
-
-    def expired(self) -> APITimeoutError:
-        return APITimeoutError(_CLOCK_MESSAGES[self.phase], phase=self.phase)
-
-
-_CLOCK_MESSAGES = {
-    "first_token": "no text arrived within MALConfig.first_token_timeout",
-    "idle": "no new text arrived within MALConfig.idle_timeout",
-    "total": "the call ran past MALConfig.total_timeout",
-}
-
-
-class Send(msgspec.Struct):
-    request: HTTPRequest
-    #: httpx's (connect, read, write, pool) seconds, None for no limit.
-    timeouts: tuple[float | None, ...]
-    #: The first-token or total clock, if one runs while the head is awaited.
-    clock: Receive | None = None
-    #: Set by the driver when the send fails: whether the request went out on
-    #: a kept-alive connection reused from the pool (False when unknown)...
-    reused: bool = False
-    #: ...and whether the server closed or reset the connection before any
-    #: byte of a response came (not a timeout). Both: see :func:`_attempt`.
-    unanswered: bool = False
-
-    def head_timeouts(self) -> tuple[float | None, ...]:
-        """The timeouts shortened to what the clock leaves, for a driver that
-        cannot cancel a blocked send (a sync one): its httpx timeouts then end
-        the wait, and the driver reports ``clock.expired()``."""
-        if self.clock is None:
-            return self.timeouts
-        left = max(self.clock.timeout, 1e-3)
-        return tuple(left if t is None else min(t, left) for t in self.timeouts)
-
-
-class Sleep(msgspec.Struct):
-    seconds: float
-
-
-class Await:
-    """An awaitable for the driver to await before it resumes the generator."""
-
-    __slots__ = ("awaitable",)
-
-    def __init__(self, awaitable: Any) -> None:
-        self.awaitable = awaitable
-
-
-class _Op:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-RECEIVE: Final = _Op("RECEIVE")
-
-
-class Handoff:
-    """A chunk for the caller, then ``RECEIVE``: one op of each attempt,
-    reused for every hand-off (the driver reads ``chunk`` before anything
-    else can run)."""
-
-    __slots__ = ("chunk",)
-
-    def __init__(self) -> None:
-        self.chunk = Chunk()
-
-    def __repr__(self) -> str:
-        return f"Handoff({self.chunk!r})"
-
-
 #: A value not computed yet.
 UNSET: Final = _Op("UNSET")
-READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
-
-Op = Send | Receive | Sleep | Handoff | Await | _Op
-#: What :func:`run_call` yields, is sent and returns.
-CallGenerator = Generator["Op | Chunk", Any, None]
-
-
-class ResponseHead(msgspec.Struct):
-    status: int
-    headers: Mapping[str, str]
-
-
-class Call(msgspec.Struct, kw_only=True):
-    """Everything one call needs, resolved from the options and the client."""
-
-    provider: str
-    model: str
-    protocol: Protocol
-    params: GenerateParams
-    endpoint: Endpoint
-    timeouts: tuple[float | None, ...]
-    max_event_size: int
-    progress_callback: Callable[[str], object] | None = None
-    #: Whether ``progress_callback`` is async: what it returns is awaited.
-    callback_awaits: bool = False
-    max_retries: int = 0
-    fallbacks: list[str] = []
-    #: The options the call was made with, for building its fallbacks.
-    options: Mapping[str, Any] = {}
-    #: The request, built once when the call is prepared: a bad option is a
-    #: ConfigError before anything is sent, and a retry sends the same bytes
-    #: (images are encoded once per call, not per attempt).
-    request: HTTPRequest | None = None
-    #: What a connection error of this call adds: that the model's prefix
-    #: was not a known provider (see :func:`mal.protocols.unknown_prefix_hint`).
-    unknown_prefix: str | None = None
-    #: Which model call of a loop this is (0, 1, ...): its chunks' ``step``.
-    step: int = 0
-
-    def __repr__(self) -> str:
-        return f"Call({self.provider}/{self.model}, stream={self.params.stream})"
 
 
 class Runtime:
@@ -356,283 +121,6 @@ class CallState:
         return self.decoder.usage if self.decoder is not None else None
 
 
-#: Anthropic models without structured outputs: ``anthropic_schema="auto"``
-#: asks them for a schema with a forced tool.
-_ANTHROPIC_TOOL_SCHEMA_MODELS = ("claude-3", "claude-2", "claude-instant")
-
-
-def _schema_tool(provider: str, model: str, config: MALConfig) -> bool:
-    """Whether ``schema=`` goes to this model as a forced tool."""
-    if provider != "anthropic":
-        return False
-    mode = config.anthropic_schema
-    if mode == "auto":
-        return model.startswith(_ANTHROPIC_TOOL_SCHEMA_MODELS)
-    return mode == "tool"
-
-
-def prepare_call(
-    config: MALConfig,
-    endpoints: Mapping[str, Endpoint],
-    prompt: Prompt,
-    model: str,
-    options: Mapping[str, Any],
-    *,
-    for_generate: bool,
-    stream: bool | None = None,
-    allow_async: bool = True,
-) -> Call:
-    """Check the options of a call and resolve them against the client's config.
-
-    ``stream``, when given, overrides the streaming decision (a fallback keeps
-    the decision of the call it replaces).
-    """
-    check_known(options, _KNOWN_OPTIONS, "")
-    if not for_generate:
-        only = sorted(_COMPLETE_ONLY.intersection(options))
-        if only:
-            raise ConfigError(
-                f"{only[0]!r} is an option of generate() and complete(), not of stream()"
-            )
-    if not isinstance(prompt, (str, list, tuple)):
-        raise ConfigError(
-            f"prompt must be a str or a list of messages, not {type(prompt).__name__}"
-        )
-    provider, name = split_model(model, config.default_provider)
-    protocol = get_protocol(provider)
-    hint = unknown_prefix_hint(model, name, provider)
-    callback = options.get("progress_callback")
-    if callback is not None and not callable(callback):
-        raise ConfigError("progress_callback must be callable")
-    awaits = callback is not None and is_async_callable(callback)
-    if awaits and not allow_async:
-        raise ConfigError(
-            "progress_callback is an async function: pass it to mal.AsyncClient "
-            "(mal.Client calls sync callbacks only)"
-        )
-    if stream is None:
-        if for_generate:
-            system = options.get("system")
-            stream = decide_stream(config, options.get("stream"), prompt, system, callback)
-        else:
-            stream = True
-    schema = options.get("schema")
-    tools = as_tools(options.get("tools"))
-    endpoint = endpoints[provider].replaced(options.get("base_url"), options.get("api_key"))
-    check_base_url(provider, protocol, endpoint)
-    param_options = {key: options[key] for key in _PARAM_OPTIONS if options.get(key) is not None}
-    if endpoint.headers:
-        param_options["extra_headers"] = with_headers(endpoint, options.get("extra_headers"))
-    params = GenerateParams(
-        model=name,
-        prompt=prompt,
-        stream=stream,
-        schema=OutputSchema.of(schema) if schema is not None else None,
-        tools=tools,
-        tool_choice=check_tool_choice(options.get("tool_choice"), tools),
-        parallel_tool_calls=check_parallel(options.get("parallel_tool_calls")),
-        schema_tool=schema is not None and _schema_tool(provider, name, config),
-        cache_system=check_flag("cache_system", options.get("cache_system", False)),
-        cache_tools=check_flag("cache_tools", options.get("cache_tools", False)),
-        **param_options,
-    )
-    timeout = options.get("timeout")
-    timeout_parts("timeout", timeout)
-    max_retries = checked_retries(options, config)
-    fallbacks = options.get("fallbacks")
-    if fallbacks is None:
-        fallbacks = config.fallbacks
-    else:
-        if not isinstance(fallbacks, (list, tuple)):
-            raise ConfigError("fallbacks must be a list of model names")
-        for fallback in fallbacks:
-            split_model(fallback, config.default_provider)
-    request = protocol.build_request(params, base_url=endpoint.base_url, api_key=endpoint.api_key)
-    return Call(
-        request=request,
-        provider=provider,
-        model=name,
-        protocol=protocol,
-        params=params,
-        endpoint=endpoint,
-        timeouts=config.timeouts(timeout),
-        max_event_size=config.max_event_size,
-        progress_callback=callback,
-        callback_awaits=awaits,
-        max_retries=max_retries,
-        fallbacks=list(fallbacks),
-        options=options,
-        unknown_prefix=hint,
-    )
-
-
-def is_async_callable(function: Any) -> bool:
-    """Whether calling ``function`` returns a coroutine: an ``async def``
-    function (or a partial of one), or an object whose ``__call__`` is one."""
-    if inspect.iscoroutinefunction(function):
-        return True
-    return inspect.iscoroutinefunction(type(function).__call__)
-
-
-def with_headers(endpoint: Endpoint, extra: Mapping[str, str] | None) -> dict[str, str] | None:
-    """A call's ``extra_headers`` after the endpoint's own headers (from the
-    environment), which they replace (names compared in lower case)."""
-    if not endpoint.headers:
-        return dict(extra) if extra else None
-    merged = dict(endpoint.headers)
-    for name, value in (extra or {}).items():
-        merged[name.lower()] = value
-    return merged
-
-
-#: The options of ``embed``.
-EMBED_OPTIONS = frozenset(EmbedOptions.__annotations__)
-
-
-def prepare_embed_calls(
-    config: MALConfig,
-    endpoints: Mapping[str, Endpoint],
-    texts: Any,
-    model: str,
-    options: Mapping[str, Any],
-) -> tuple[list[Call], str, str]:
-    """The calls that embed ``texts``, one per batch of ``batch_size``, each
-    run by the same lifecycle as a generation (retries, clocks, hooks, stats,
-    logging; no fallbacks: another model's vectors would not compare)."""
-    from .embeddings import EmbedProtocol, check_texts, default_batch_size, embed_request
-
-    check_known(options, EMBED_OPTIONS, " of embed()")
-    items = check_texts(texts)
-    provider, name = split_model(model, config.default_provider)
-    hint = unknown_prefix_hint(model, name, provider)
-    batch = options.get("batch_size", default_batch_size(provider))
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"batch_size must be an integer >= 1, not {batch!r}")
-    timeout = options.get("timeout")
-    timeout_parts("timeout", timeout)
-    max_retries = checked_retries(options, config)
-    endpoint = endpoints[provider].replaced(
-        options.get("base_url") or None, options.get("api_key") or None
-    )
-    base = get_protocol(provider)
-    check_base_url(provider, base, endpoint)
-    calls = []
-    for start in range(0, len(items), batch):
-        chunk = items[start : start + batch]
-        request = embed_request(
-            provider,
-            name,
-            chunk,
-            dimensions=options.get("dimensions"),
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key,
-            extra_body=options.get("extra_body"),
-            extra_headers=with_headers(endpoint, options.get("extra_headers")),
-            extra_query=options.get("extra_query"),
-            first=start,
-        )
-        calls.append(
-            Call(
-                request=request,
-                provider=provider,
-                model=name,
-                protocol=EmbedProtocol(base, len(chunk)),
-                params=GenerateParams(model=name, prompt="", stream=False),
-                endpoint=endpoint,
-                timeouts=config.timeouts(timeout),
-                max_event_size=config.max_event_size,
-                max_retries=max_retries,
-                options=options,
-                unknown_prefix=hint,
-            )
-        )
-    if not items:  # nothing to send; still a bad provider is an error
-        embed_request(provider, name, [], base_url=endpoint.base_url, api_key=None)
-    return calls, provider, name
-
-
-def check_known(options: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    """A ConfigError for an option that is not one of ``known``, with the
-    closest known name as a hint."""
-    unknown = set(options) - known
-    if unknown:
-        name = sorted(unknown)[0]
-        hint = difflib.get_close_matches(name, known, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint and hint[0] != name else ""
-        raise ConfigError(f"unknown option {name!r}{where}{suggestion}")
-
-
-def checked_retries(options: Mapping[str, Any], config: MALConfig) -> int:
-    """``max_retries``: the call's, else the config's."""
-    value = options.get("max_retries")
-    if value is None:
-        return config.max_retries
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"max_retries must be an integer >= 0, not {value!r}")
-    return value
-
-
-def check_base_url(provider: str, protocol: Protocol, endpoint: Endpoint) -> None:
-    """A base URL that can be sent to: set, and http(s)."""
-    if not endpoint.base_url and protocol.base_url_env:
-        raise ConfigError(
-            f"{provider} has no base URL: set {protocol.base_url_env} or "
-            f"MALConfig(base_urls={{{provider!r}: ...}})"
-        )
-    if not endpoint.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"base_url for {provider} must start with http:// or https://, "
-            f"not {endpoint.base_url!r}"
-        )
-
-
-def check_tool_choice(choice: Any, tools: list[Tool] | None) -> str | None:
-    """``tool_choice``, checked: "auto", "none", "required" or a tool's name."""
-    if choice is None:
-        return None
-    if not isinstance(choice, str):
-        raise ConfigError(
-            f"tool_choice must be 'auto', 'none', 'required' or a tool's name, not {choice!r}"
-        )
-    if not tools:
-        raise ConfigError("tool_choice needs tools")
-    if choice not in ("auto", "none", "required") and all(t.name != choice for t in tools):
-        names = ", ".join(repr(t.name) for t in tools)
-        raise ConfigError(f"tool_choice={choice!r} is not one of the tools ({names})")
-    return choice
-
-
-def check_parallel(value: Any) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"parallel_tool_calls must be True, False or None, not {value!r}")
-    return value
-
-
-def check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def decide_stream(
-    config: MALConfig,
-    stream: bool | None,
-    prompt: Prompt,
-    system: str | None,
-    progress_callback: Callable[[str], object] | None,
-) -> bool:
-    """Whether to stream: as asked, or by the config's rule when ``stream`` is None."""
-    if stream is not None:
-        if not isinstance(stream, bool):
-            raise ConfigError(f"stream must be True, False or None, not {stream!r}")
-        return stream
-    if not config.use_streaming:
-        return False
-    if progress_callback is not None:
-        return True
-    return prompt_length(prompt, system) > config.streaming_threshold
-
-
 def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
     """The lifecycle of one call: its attempts, retries and fallbacks.
 
@@ -680,7 +168,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                         current.provider,
                         current.model,
                         delay,
-                        _describe(exc),
+                        describe(exc),
                         attempt,
                         current.max_retries,
                     )
@@ -697,7 +185,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                 current.provider,
                 current.model,
                 following,
-                _describe(error),
+                describe(error),
             )
             current = runtime.make_call(following, call)
             current.step = call.step
@@ -965,7 +453,7 @@ def _attempt(
         stats.bytes += received
         stats.chunks += handed
         if logger.isEnabledFor(logging.DEBUG):
-            _log_attempt(
+            log_attempt(
                 call,
                 request,
                 attempt,
@@ -982,64 +470,6 @@ def _attempt(
                 outcome,
                 config.log_prompts,
             )
-
-
-#: mal's log: DEBUG, a line per request (and its body, with
-#: ``MALConfig.log_prompts``); INFO, retries and fallbacks. Never an API key:
-#: they travel in headers, which are not logged, and URLs lose their query.
-logger = logging.getLogger("mal")
-
-
-def _public_url(url: str) -> str:
-    """A URL fit for a log: without its query (where some gateways put keys)."""
-    base, sep, _ = url.partition("?")
-    return f"{base}?…" if sep else base
-
-
-def _describe(exc: BaseException | None) -> str:
-    status = getattr(exc, "status_code", None)
-    name = type(exc).__name__
-    return f"{name} {status}" if status is not None else name
-
-
-def _ending(outcome: BaseException) -> str:
-    if isinstance(outcome, GeneratorExit):
-        return "closed early by the caller"
-    return f"ended by {_describe(outcome)}"
-
-
-def _log_attempt(
-    call: Call,
-    request: HTTPRequest,
-    attempt: int,
-    status: int | None,
-    seconds: float,
-    head: float | None,
-    first_token: float | None,
-    received: int,
-    handed: int,
-    outcome: BaseException | None,
-    with_body: bool,
-) -> None:
-    """The DEBUG line of one request, when it ended."""
-    url = _public_url(request.url)
-    if with_body:
-        logger.debug("request body to %s: %s", url, request.body.decode("utf-8", "replace"))
-    logger.debug(
-        "%s %s -> %s in %.3f s (head %s, first token %s), %d bytes, %d chunks, %s/%s, attempt %d%s",
-        request.method,
-        url,
-        status if status is not None else "-",
-        seconds,
-        f"{head:.3f} s" if head is not None else "-",
-        f"{first_token:.3f} s" if first_token is not None else "-",
-        received,
-        handed,
-        call.provider,
-        call.model,
-        attempt + 1,
-        "" if outcome is None else f", {_ending(outcome)}",
-    )
 
 
 class _Guard:

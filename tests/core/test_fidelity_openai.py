@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mal
-from mal._lifecycle import prepare_embed_calls
+from mal._prepare import prepare_embed_calls
 from mal.config import Endpoint
 from mal.embeddings import embed_request
 from mal.protocols import GenerateParams, get_protocol

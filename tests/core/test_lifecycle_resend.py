@@ -9,15 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 import mal
-from mal._lifecycle import (
-    RECEIVE,
-    CallGenerator,
-    CallState,
-    ResponseHead,
-    Send,
-    Sleep,
-    run_call,
-)
+from mal._lifecycle import CallState, run_call
+from mal._ops import RECEIVE, CallGenerator, ResponseHead, Send, Sleep
 
 BODY = (
     b'{"model":"m","response":"Hi","done":false}\n'

@@ -38,6 +38,10 @@ CORE_MODULES = [
     "mal.tools",
     "mal.protocols._tools",
     "mal.embeddings",
+    "mal._ops",
+    "mal._prepare",
+    "mal._log",
+    "mal._lifecycle",
 ]
 
 #: Networking and async libraries: none may be loaded by the core.
@@ -164,6 +168,7 @@ CORE_FILES = [
     "protocols/anthropic.py",
     "protocols/services.py",
     "protocols/gemini.py",
+    "_ops.py",
 ]
 CORE_NAMES = {
     "mal.framing",
@@ -184,6 +189,7 @@ CORE_NAMES = {
     "mal.protocols.responses",
     "mal.protocols.services",
     "mal.protocols.gemini",
+    "mal._ops",
 }
 
 

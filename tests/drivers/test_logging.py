@@ -9,7 +9,7 @@ import logging
 import pytest
 
 import mal
-from mal._lifecycle import _public_url
+from mal._log import public_url
 from mal.testing import MockServer, Reply
 
 from ..support.adapters import Api, collect, make_config
@@ -111,8 +111,8 @@ async def test_nothing_is_logged_below_the_level(
 
 
 def test_urls_lose_their_query() -> None:
-    assert _public_url("https://gw.example/v1/chat?key=abc&x=1") == "https://gw.example/v1/chat?…"
-    assert _public_url("http://localhost:11434/api/chat") == "http://localhost:11434/api/chat"
+    assert public_url("https://gw.example/v1/chat?key=abc&x=1") == "https://gw.example/v1/chat?…"
+    assert public_url("http://localhost:11434/api/chat") == "http://localhost:11434/api/chat"
 
 
 def test_log_prompts_is_checked() -> None:
