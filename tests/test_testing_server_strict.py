@@ -219,6 +219,7 @@ def test_the_next_reply_answers_after_a_rejection(server: MockServer, stub: Rule
 
 def test_strict_false_skips_the_rules(stub: Rules) -> None:
     stub.violation = BROKEN
+    # strict=False is what this test is about: the rules are not consulted.
     with MockServer(strict=False) as server:
         server.add(Reply(text="accepted"))
         raw = call(server, "/v1/chat/completions", CHAT)
@@ -230,7 +231,7 @@ def test_strict_false_skips_the_rules(stub: Rules) -> None:
 
 def test_strict_is_the_default() -> None:
     assert MockServer().strict is True
-    assert MockServer(strict=False).strict is False
+    assert MockServer(strict=False).strict is False  # the switch itself, off
 
 
 def test_requests_the_rules_do_not_see(server: MockServer, stub: Rules) -> None:
