@@ -2,9 +2,9 @@
 ``httpx.AsyncClient``, on anyio (asyncio and trio alike).
 
 It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; it is :mod:`mal._sync` with ``await``, less what only a sync driver
-needs: here a read is given a deadline by an anyio cancel scope, and anyio
-cancellation closes the response.
+providers; it is :mod:`mal._sync` with ``await``. A client of mal's own sends
+through :class:`mal._http11_async.AsyncHTTP11Transport`, whose body reads take
+the clocks' deadlines; anyio cancellation closes the response.
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ import httpx
 
 from ._base import AsyncClosing, ClientBase, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
+from ._http11 import HeadTimeout
+from ._http11_async import AsyncHTTP11Transport
 from ._lifecycle import Runtime, run_call
 from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
 from ._prepare import Call
 from ._transport import (
+    EMPTY,
     TRANSPORT_ERRORS,
     USER_AGENT,
+    AsyncIterBody,
     ConnectionTrace,
-    async_body,
+    env_proxies,
     make_limits,
     make_timeout,
     map_error,
@@ -79,6 +83,11 @@ class AsyncStream(StreamBase, AsyncClosing):
         self._response: httpx.Response | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
+        # The reading task while it is in a read or a send (not while a chunk
+        # is with the caller), for aclose() from another task.
+        self._reader: object = None
+        self._interrupted = False
+        self._scope: anyio.CancelScope | None = None
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         # A fresh generator that the stream does not keep: when an ``async for``
@@ -98,10 +107,12 @@ class AsyncStream(StreamBase, AsyncClosing):
         if self._closed:
             return
         gen = self._gen
-        body: AsyncIterator[bytes] = _empty()
+        body: Any = EMPTY  # the response's body reader: read(timeout) -> bytes
+        read_timeout: float | None = None
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
+        reader = self._reader = anyio.get_current_task().id
         try:
             while True:
                 try:
@@ -112,18 +123,20 @@ class AsyncStream(StreamBase, AsyncClosing):
                 # Text flows: a chunk, then a read, then the next hand-off,
                 # in a loop of their own.
                 while type(op) is Handoff:
+                    self._reader = None
                     yield op.chunk
                     if self._closed:
                         return  # closed by the caller between two chunks
+                    self._reader = reader
                     try:
-                        data = await body.__anext__()
-                    except StopAsyncIteration:
-                        data = b""
+                        data = await body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
+                        if self._interrupted:
                             return  # closed by another task
                         error = map_error(exc, url, in_body=True)
                         break
+                    if self._interrupted:
+                        return
                     try:
                         op = gen.send(data)
                     except StopIteration:
@@ -132,41 +145,50 @@ class AsyncStream(StreamBase, AsyncClosing):
                     continue
                 if op is RECEIVE:
                     try:
-                        value = await body.__anext__()
-                    except StopAsyncIteration:
-                        value = b""
+                        value = await body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
+                        if self._interrupted:
                             return  # closed by another task
                         error = map_error(exc, url, in_body=True)
+                    if self._interrupted:
+                        return
                 elif type(op) is Chunk:
+                    self._reader = None
                     yield op
+                    self._reader = reader
                 elif type(op) is Receive:
+                    # The clock's deadline on this read, unless the read
+                    # timeout is the shorter.
+                    clock = read_timeout is None or op.timeout < read_timeout
                     try:
-                        with anyio.fail_after(op.timeout):
-                            value = await anext(body, b"")
-                    except TimeoutError:
-                        error = op.expired()
+                        value = await body.read(op.timeout if clock else read_timeout)
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
+                        if self._interrupted:
                             return  # closed by another task
-                        error = map_error(exc, url, in_body=True)
+                        if clock and isinstance(exc, httpx.ReadTimeout):
+                            error = op.expired()
+                            error.__cause__ = exc
+                        else:
+                            error = map_error(exc, url, in_body=True)
+                    if self._interrupted:
+                        return
                 elif type(op) is Send:
                     url = op.request.url
-                    clock = op.clock
+                    read_timeout = op.timeouts[1]
                     trace = ConnectionTrace()
                     try:
-                        if clock is None:
+                        with anyio.CancelScope() as self._scope:
                             value, body = await self._send(op, trace)
-                        else:
-                            with anyio.fail_after(clock.timeout):
-                                value, body = await self._send(op, trace)
-                    except TimeoutError:
-                        assert clock is not None
-                        error = clock.expired()
+                    except HeadTimeout as exc:
+                        assert op.clock is not None
+                        error = op.clock.expired()
+                        error.__cause__ = exc
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
+                    self._scope = None
+                    if self._interrupted:
+                        return  # aclose() from another task cancelled the send
                 elif type(op) is Sleep:
                     await anyio.sleep(op.seconds)
                 elif type(op) is Await:
@@ -176,40 +198,40 @@ class AsyncStream(StreamBase, AsyncClosing):
                     value = await _run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
-                        value = await _read_bounded(body)
+                        value = await _read_bounded(body, read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
         finally:
+            self._reader = None
             await self.aclose()
 
-    async def _send(
-        self, op: Send, trace: ConnectionTrace
-    ) -> tuple[ResponseHead, AsyncIterator[bytes]]:
+    async def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Any]:
         await self._release()
         request = op.request
-        response = await self._http.send(
-            self._http.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                content=request.body,
-                timeout=make_timeout(op.timeouts),
-                extensions={"trace": trace.atrace},
-            ),
-            stream=True,
-            # Never follow: a redirect to another host would carry the API key.
-            follow_redirects=False,
+        clock = op.clock
+        extensions: dict[str, Any] = {"trace": trace.atrace}
+        if clock is not None:
+            # mal's transport ends the wait for the head there (HeadTimeout).
+            extensions["mal.head_timeout"] = clock.timeout
+        built = self._http.build_request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            timeout=make_timeout(op.timeouts),
+            extensions=extensions,
         )
-        self._response = response
-        # The body's pieces, read from the connection (see async_body), without
-        # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
-        # compressed the body.
-        encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if encoded or not isinstance(response.stream, httpx.AsyncByteStream):
-            body = response.aiter_bytes()
+        # Never follow: a redirect to another host would carry the API key.
+        if clock is None:
+            response = await self._http.send(built, stream=True, follow_redirects=False)
         else:
-            body = async_body(response)
-        return ResponseHead(response.status_code, response.headers), body
+            # Another transport, which knows no head deadline, is cancelled.
+            with anyio.move_on_after(clock.timeout) as scope:
+                response = await self._http.send(built, stream=True, follow_redirects=False)
+            if scope.cancelled_caught:
+                raise HeadTimeout("the response head did not come in time", request=built)
+        self._response = response
+        return ResponseHead(response.status_code, response.headers), _body(response, op)
 
     async def _release(self) -> None:
         if self._response is not None:
@@ -218,8 +240,22 @@ class AsyncStream(StreamBase, AsyncClosing):
                 await self._response.aclose()
 
     async def aclose(self) -> None:
-        """Close the response at once; ``text`` keeps what arrived."""
+        """Close the response at once; ``text`` keeps what arrived.
+
+        From another task than the one reading, this cancels a send waiting
+        for its head, or wakes a body read by shutting its socket down, and
+        the reading task ends the stream."""
         if self._closed:
+            return
+        reader = self._reader
+        if reader is not None and reader != anyio.get_current_task().id:
+            self._interrupted = True
+            if self._scope is not None:
+                self._scope.cancel()
+            elif self._response is not None:
+                network = self._response.extensions.get("network_stream")
+                if network is not None:
+                    shutdown(network.get_extra_info("socket"))
             return
         self._closed = True
         self._gen.close()
@@ -243,15 +279,24 @@ class AsyncStream(StreamBase, AsyncClosing):
                 shutdown(network.get_extra_info("socket"))
 
 
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""
+def _body(response: httpx.Response, op: Send) -> Any:
+    """The body reader: mal's transport's own (``read(timeout)`` with a
+    deadline on that read), or httpx's stream in the same shape (another
+    transport: a user's ``http_client``, a proxy, aiohttp; or a compressed
+    body, which httpx decodes)."""
+    timeout = op.timeouts[1]
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return AsyncIterBody(response.aiter_bytes(), timeout)
+    body = response.extensions.get("mal.body")
+    if body is None:
+        return AsyncIterBody(response.aiter_raw(), timeout)
+    return body
 
 
-async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
+async def _read_bounded(body: Any, timeout: float | None) -> bytes:
     pieces = []
     size = 0
-    async for piece in body:
+    while piece := await body.read(timeout):
         pieces.append(piece)
         size += len(piece)
         if size >= MAX_ERROR_BODY:
@@ -339,6 +384,9 @@ class AsyncClient(ClientBase, AsyncClosing):
                 headers={"user-agent": USER_AGENT},
                 timeout=make_timeout(self.config.timeouts()),
                 limits=make_limits(),
+                # mal's own transport; httpx's where the environment names a
+                # proxy (trust_env), which a transport passed here would bypass.
+                transport=None if env_proxies() else AsyncHTTP11Transport(limits=make_limits()),
             )
         elif transport == "aiohttp":
             try:

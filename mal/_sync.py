@@ -1,9 +1,11 @@
 """The sync driver: :class:`Client` and :class:`Stream` over ``httpx.Client``.
 
 It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; :mod:`mal._async` is the same driver with ``await``. What only a
-sync driver needs: a blocked read cannot be cancelled, so the clocks and a
-``close()`` from another thread wake it by shutting its socket down.
+providers; :mod:`mal._async` is the same driver with ``await``. A client of
+mal's own sends through :class:`mal._http11_sync.HTTP11Transport`, whose body
+reads take the clocks' deadlines; what only a sync driver needs: a blocked
+read cannot be cancelled, so a ``close()`` from another thread wakes it by
+shutting its socket down.
 """
 
 from __future__ import annotations
@@ -18,25 +20,24 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 
-from . import _watchdog
 from ._base import ClientBase, Closing, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
+from ._http11 import HeadTimeout
+from ._http11_sync import HTTP11Transport
 from ._lifecycle import Runtime, run_call
 from ._ops import MAX_ERROR_BODY, RECEIVE, Handoff, Receive, ResponseHead, Send, Sleep
 from ._prepare import Call
 from ._transport import (
+    EMPTY,
     TRANSPORT_ERRORS,
     USER_AGENT,
     ConnectionTrace,
-    clock_ran_out,
+    IterBody,
+    env_proxies,
     make_limits,
-    make_sync_transport,
     make_timeout,
     map_error,
-    restore_read_timeout,
     shutdown,
-    sync_body,
-    take_written_socket,
     unanswered,
 )
 from .config import MALConfig
@@ -85,12 +86,9 @@ class Stream(StreamBase, Closing):
         # The reading thread while it runs the lifecycle, for close() from others.
         self._reader: int | None = None
         self._interrupted = False
-        # The clock of the read in progress, watched by the watchdog thread.
+        # The socket of the request in progress, for close() from another thread.
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
-        self._deadline: float | None = None
-        self._watch_at: float | None = None
-        self._expired = False
         # Set by close() from another thread, to cut a back-off sleep short.
         self._wake = threading.Event()
 
@@ -111,7 +109,8 @@ class Stream(StreamBase, Closing):
         if self._closed:
             return
         gen = self._gen
-        body: Iterator[bytes] = iter(())
+        body: Any = EMPTY  # the response's body reader: read(timeout) -> bytes
+        read_timeout: float | None = None
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
@@ -132,7 +131,7 @@ class Stream(StreamBase, Closing):
                         return  # closed by the caller between two chunks
                     self._reader = reader
                     try:
-                        data = next(body, b"")
+                        data = body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         if self._interrupted:
                             return
@@ -148,7 +147,7 @@ class Stream(StreamBase, Closing):
                     continue
                 if op is RECEIVE:
                     try:
-                        value = next(body, b"")
+                        value = body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         if self._interrupted:
                             return
@@ -160,31 +159,34 @@ class Stream(StreamBase, Closing):
                     yield op
                     self._reader = reader
                 elif type(op) is Receive:
-                    self._arm(op.timeout)
+                    # The clock's deadline on this read, unless the read
+                    # timeout is the shorter.
+                    clock = read_timeout is None or op.timeout < read_timeout
                     try:
-                        value = next(body, b"")
+                        value = body.read(op.timeout if clock else read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         if self._interrupted:
                             return
-                        error = map_error(exc, url, in_body=True)
-                    self._deadline = None
+                        if clock and isinstance(exc, httpx.ReadTimeout):
+                            error = op.expired()
+                            error.__cause__ = exc
+                        else:
+                            error = map_error(exc, url, in_body=True)
                     if self._interrupted:
                         return  # closed from another thread while the read went on
-                    if self._expired:
-                        error = op.expired()
                 elif type(op) is Send:
                     url = op.request.url
-                    trace = ConnectionTrace()
+                    read_timeout = op.timeouts[1]
+                    trace = ConnectionTrace(self._learn)
                     try:
                         value, body = self._send(op, trace)
+                    except HeadTimeout as exc:
+                        assert op.clock is not None
+                        error = op.clock.expired()
+                        error.__cause__ = exc
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
-                        if op.clock is not None and clock_ran_out(
-                            exc, op.timeouts, op.clock.timeout
-                        ):
-                            error = op.clock.expired()
-                            error.__cause__ = exc
                     if self._interrupted:
                         return
                 elif type(op) is Sleep:
@@ -197,78 +199,58 @@ class Stream(StreamBase, Closing):
                         return  # closed from another thread while the tools ran
                 else:  # READ_ERROR_BODY
                     try:
-                        value = _read_bounded(body)
+                        value = _read_bounded(body, read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
         finally:
             self._reader = None
             self.close()
 
-    def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Iterator[bytes]]:
+    def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Any]:
         self._release()
         request = op.request
-        try:
-            response = self._http.send(
-                self._http.build_request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.body,
-                    timeout=make_timeout(op.head_timeouts()),
-                    extensions={"trace": trace.trace},
-                ),
-                stream=True,
-                # Never follow: a redirect to another host would carry the API key.
-                follow_redirects=False,
-            )
-        finally:
-            take_written_socket()
+        clock = op.clock
+        extensions: dict[str, Any] = {"trace": trace.trace}
+        if clock is not None:
+            # mal's transport ends the wait for the head there (HeadTimeout).
+            extensions["mal.head_timeout"] = clock.timeout
+            sent = time.monotonic()
+        response = self._http.send(
+            self._http.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.body,
+                timeout=make_timeout(op.timeouts),
+                extensions=extensions,
+            ),
+            stream=True,
+            # Never follow: a redirect to another host would carry the API key.
+            follow_redirects=False,
+        )
         self._response = response
-        if op.clock is not None:
-            restore_read_timeout(response, op.timeouts[1])
+        if clock is not None and time.monotonic() - sent > clock.timeout:
+            # Another transport, which knows no head deadline: the clock is
+            # checked when the head comes.
+            raise HeadTimeout("the response head came too late", request=response.request)
         network = response.extensions.get("network_stream")
-        with self._lock:
-            self._socket = network.get_extra_info("socket") if network is not None else None
-            self._expired = False
-        # The body's pieces, read from the connection (see sync_body), without
-        # iter_raw()'s per-piece bookkeeping; iter_bytes() if the server
-        # compressed the body.
-        encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if encoded or not isinstance(response.stream, httpx.SyncByteStream):
-            body = response.iter_bytes()
-        else:
-            body = sync_body(response)
-        return ResponseHead(response.status_code, response.headers), body
+        if network is not None:
+            self._learn(network)
+        return ResponseHead(response.status_code, response.headers), _body(response, op)
 
-    def _arm(self, timeout: float) -> None:
-        """Give the read about to start a deadline, watched by the watchdog."""
-        deadline = time.monotonic() + timeout
+    def _learn(self, network: Any) -> None:
+        """The network stream of the request in progress (from its trace, or
+        its response): the socket that close() from another thread shuts down."""
+        sock = network.get_extra_info("socket")
         with self._lock:
-            self._deadline = deadline
-            if self._watch_at is None or deadline < self._watch_at:
-                self._watch_at = deadline
-                _watchdog.watch(self, deadline)
-
-    def _check_deadline(self, now: float) -> float | None:
-        """The watchdog's call (on its thread): past the deadline, wake the read."""
-        with self._lock:
-            deadline = self._deadline
-            if deadline is not None and deadline > now:
-                self._watch_at = deadline
-                return deadline
-            self._watch_at = None
-            if deadline is None:
-                return None
-            self._deadline = None
-            self._expired = True
-            sock = self._socket
-        shutdown(sock)
-        return None
+            self._socket = sock
+            interrupted = self._interrupted
+        if interrupted:  # close() came before the socket was known
+            shutdown(sock)
 
     def _release(self) -> None:
-        """Let the response go: no clock may touch its socket after this."""
+        """Let the response go: close() may no longer touch its socket."""
         with self._lock:
-            self._deadline = None
             self._socket = None
         if self._response is not None:
             self._response.close()
@@ -285,7 +267,7 @@ class Stream(StreamBase, Closing):
         if reader is not None and reader != threading.get_ident():
             with self._lock:
                 self._interrupted = True
-                sock = self._socket or take_written_socket(reader)
+                sock = self._socket
             self._wake.set()
             shutdown(sock)
             return
@@ -321,10 +303,24 @@ def _run_tool(run: ToolRun) -> Outcome:
     return value, None
 
 
-def _read_bounded(body: Iterator[bytes]) -> bytes:
+def _body(response: httpx.Response, op: Send) -> Any:
+    """The body reader: mal's transport's own (``read(timeout)`` with a
+    deadline on that read), or httpx's stream in the same shape (another
+    transport: a user's ``http_client``, a proxy; or a compressed body, which
+    httpx decodes)."""
+    timeout = op.timeouts[1]
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return IterBody(response.iter_bytes(), timeout)
+    body = response.extensions.get("mal.body")
+    if body is None:
+        return IterBody(response.iter_raw(), timeout)
+    return body
+
+
+def _read_bounded(body: Any, timeout: float | None) -> bytes:
     pieces = []
     size = 0
-    for piece in body:
+    while piece := body.read(timeout):
         pieces.append(piece)
         size += len(piece)
         if size >= MAX_ERROR_BODY:
@@ -371,7 +367,10 @@ class Client(ClientBase, Closing):
         self._http = http_client or httpx.Client(
             headers={"user-agent": USER_AGENT},
             timeout=make_timeout(self.config.timeouts()),
-            transport=make_sync_transport(make_limits()),
+            limits=make_limits(),
+            # mal's own transport; httpx's where the environment names a
+            # proxy (trust_env), which a transport passed here would bypass.
+            transport=None if env_proxies() else HTTP11Transport(limits=make_limits()),
         )
 
     def stream(
