@@ -309,3 +309,42 @@ async def test_trio_cancel_scope_closes_the_response(api: Api, server: MockServe
         server.add(Reply(tokens=SHORT_TOKENS))
         assert await client.generate("Hi", model=MODELS["ollama"]) == SHORT_TEXT
     assert "".join(texts) == "Hello"
+
+
+# --------------------------------------------------------------------------- aclose() from a task
+
+
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])
+@pytest.mark.anyio
+@pytest.mark.parametrize("stage", ["body", "headers"])
+async def test_aclose_from_another_task_ends_a_blocked_read(
+    api: Api, server: MockServer, stage: str
+) -> None:
+    # The reading task is blocked on a stalled body, or on a head that takes
+    # its time; another task closes the stream: the read ends at once, the
+    # reading task ends its loop quietly, the server sees the client go.
+    server.add(STALLED if stage == "body" else Reply(headers_delay=5))
+    texts: list[str] = []
+    async with api.client(make_config(server, max_retries=0)) as client:
+        stream = client.stream("Hi", model=MODELS["openai"])
+        raw = stream.raw
+        done = anyio.Event()
+
+        async def reader() -> None:
+            async for chunk in raw:
+                texts.append(chunk.text)
+            done.set()
+
+        start = time.monotonic()
+        async with anyio.create_task_group() as group:
+            group.start_soon(reader)
+            await anyio.sleep(0.3)
+            assert not done.is_set()
+            await raw.aclose()
+            with anyio.fail_after(5):
+                await done.wait()
+        elapsed = time.monotonic() - start
+        assert elapsed < 1.5, f"aclose() took {elapsed:.2f} s to end the read"
+        assert await wait_disconnect(server)
+        assert [chunk async for chunk in raw] == []  # closed stays closed
+    assert "".join(texts) == ("Hello" if stage == "body" else "")
