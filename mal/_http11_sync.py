@@ -34,6 +34,7 @@ response's stream.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -59,6 +60,10 @@ from ._http11 import (
 __all__ = ["Body", "HTTP11Transport"]
 
 _Conn = Connection[httpcore.NetworkStream]
+#: Connections opened, reused, kept and closed, at DEBUG (never a header).
+_log = logging.getLogger("mal.http11")
+_DATA = h11.Data
+_NEED_DATA = h11.NEED_DATA
 _PORTS = {"http": 80, "https": 443}
 _NO_TIMEOUTS: dict[str, float | None] = {}
 
@@ -131,8 +136,10 @@ class HTTP11Transport(httpx.BaseTransport):
             signal = _http11.Signal()
             conn, new, closing = pool.checkout(key, signal)
             for stale in closing:
+                _log.debug("closing an idle connection to %s:%d", *stale.key[1:])
                 _close(stale)
             if conn is not None:
+                _log.debug("reusing a kept-alive connection to %s:%d", *key[1:])
                 return conn
             if new:
                 break
@@ -201,6 +208,7 @@ class HTTP11Transport(httpx.BaseTransport):
                 raise_httpx(exc, request)
             if trace is not None:
                 trace("connection.start_tls.complete", {"return_value": stream})
+        _log.debug("connected to %s:%d (%s)", host, port, scheme)
         return Connection(key, stream)
 
     def _exchange(
@@ -326,8 +334,10 @@ class HTTP11Transport(httpx.BaseTransport):
         ):
             state.start_next_cycle()
             for stale in self._pool.checkin(conn):
+                _log.debug("closing a connection to %s:%d: the pool is full", *stale.key[1:])
                 _close(stale)
         else:
+            _log.debug("closing a connection to %s:%d: not reusable", *conn.key[1:])
             self._drop(conn)
 
     def _drop(self, conn: _Conn) -> None:
@@ -385,9 +395,9 @@ class Body(httpx.SyncByteStream):
             except h11.ProtocolError as exc:
                 self.close()
                 raise_protocol(exc, self._request)
-            if type(event) is h11.Data:
+            if type(event) is _DATA:
                 return bytes(event.data)
-            if event is not h11.NEED_DATA:  # the end: EndOfMessage, or the close ending it
+            if event is not _NEED_DATA:  # the end: EndOfMessage, or the close ending it
                 self.close()
                 return b""
             if timeout is not None:

@@ -6,6 +6,7 @@ async one under asyncio and trio."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -560,3 +561,20 @@ async def _pause(seconds: float) -> None:
     import anyio
 
     await anyio.sleep(seconds)
+
+
+async def test_connections_are_logged_at_debug_without_headers(
+    http: Http, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mal.http11")
+    with RawServer(respond(BODY)) as server:
+        assert await http.get(server.url, extensions={}) == BODY
+        response = await http.send(server.url)
+        await http.close(response)  # unread: closed
+    messages = [record.getMessage() for record in caplog.records]
+    port = server.port
+    assert messages == [
+        f"connected to 127.0.0.1:{port} (http)",
+        f"reusing a kept-alive connection to 127.0.0.1:{port}",
+        f"closing a connection to 127.0.0.1:{port}: not reusable",
+    ]
