@@ -122,28 +122,28 @@ def unasync(source: str, text: str) -> str:
     return header(source) + _sort_imports(lines)
 
 
-def generate(pair: tuple[str, str]) -> tuple[str, str | None]:
+def generate(pair: tuple[str, str], root: Path = ROOT) -> tuple[str, str | None]:
     """What the target of ``pair`` should hold, and what it holds (None: absent)."""
     source, target = pair
-    expected = unasync(source, (ROOT / source).read_text(encoding="utf-8"))
-    path = ROOT / target
+    expected = unasync(source, (root / source).read_text(encoding="utf-8"))
+    path = root / target
     current = path.read_text(encoding="utf-8") if path.exists() else None
     return expected, current
 
 
-def write() -> None:
+def write(root: Path = ROOT) -> None:
     for pair in FILES:
-        expected, current = generate(pair)
+        expected, current = generate(pair, root)
         if expected != current:
-            (ROOT / pair[1]).write_text(expected, encoding="utf-8")
+            (root / pair[1]).write_text(expected, encoding="utf-8")
             print(f"wrote {pair[1]}")
 
 
-def check() -> str:
+def check(root: Path = ROOT) -> str:
     """A unified diff from each checked-in target to what it should be; "" when all are."""
     diffs = []
     for source, target in FILES:
-        expected, current = generate((source, target))
+        expected, current = generate((source, target), root)
         if expected != current:
             diffs.append(
                 "".join(
@@ -154,7 +154,6 @@ def check() -> str:
                         tofile=f"{target} (generated from {source})",
                     )
                 )
-                or f"{target}: missing\n"
             )
     return "".join(diffs)
 
