@@ -1,3 +1,5 @@
+# Generated from mal/_http11_async.py by `python scripts/unasync.py`: do not edit by hand.
+# Edit mal/_http11_async.py (or its helpers) and run the script again.
 """mal's own HTTP/1.1 transport for httpx's clients.
 
 h11 speaks the protocol; httpcore's public network backend moves the bytes
@@ -359,7 +361,7 @@ class Body(httpx.SyncByteStream):
     """A response's body, read from its connection.
 
     :meth:`read` is the fast path: the next piece, each read within a
-    deadline of its own; iterating (what ``aiter_raw()`` does) reads with the
+    deadline of its own; iterating (what ``iter_raw()`` does) reads with the
     request's read timeout. A body read to its end gives its connection back
     to the pool; one closed before its end closes the connection, which is
     how a client tells a server to stop sending.
