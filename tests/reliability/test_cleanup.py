@@ -386,4 +386,3 @@ async def test_trio_cancel_scope_closes_the_response(api: Api, server: MockServe
         server.add(Reply(tokens=SHORT_TOKENS))
         assert await client.generate("Hi", model=MODELS["ollama"]) == SHORT_TEXT
     assert "".join(texts) == "Hello"
-
