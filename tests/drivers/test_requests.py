@@ -137,11 +137,11 @@ def fake_provider(request: httpx.Request) -> httpx.Response:
 def _httpx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest-httpx mocks httpx's own transport: mal's clients keep it, as
     they do when the environment names a proxy, instead of mal's own."""
-    import mal._async
-    import mal._sync
+    import mal._helpers_async
+    import mal._helpers_sync
 
-    monkeypatch.setattr(mal._sync, "env_proxies", lambda: True)
-    monkeypatch.setattr(mal._async, "env_proxies", lambda: True)
+    monkeypatch.setattr(mal._helpers_sync, "env_proxies", lambda: True)
+    monkeypatch.setattr(mal._helpers_async, "env_proxies", lambda: True)
 
 
 @pytest.fixture
