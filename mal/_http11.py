@@ -177,20 +177,21 @@ class Pool(Generic[S]):
         #: Open or being opened.
         self._open = 0
         self._waiters: list[Any] = []
+        #: Counts the times a place may have come free, for :meth:`wait`.
+        self._generation = 0
         self.closed = False
 
-    def checkout(
-        self, key: Key, waiter: Any
-    ) -> tuple[Connection[S] | None, bool, list[Connection[S]]]:
+    def checkout(self, key: Key) -> tuple[Connection[S] | None, bool, list[Connection[S]], int]:
         """A connection for a request to ``key``: ``(connection, False, ...)``
         to reuse one; ``(None, True, ...)``: open a new one (its place is
         taken: call :meth:`discard` if opening fails); ``(None, False, ...)``:
-        none is free, ``waiter.set()`` will be called when one may be. The
-        list: connections to close (expired, closed by the server, or idle
-        ones of another key making room)."""
+        none is free, :meth:`wait` with the last item. The list: connections
+        to close (expired, closed by the server, or idle ones of another key
+        making room)."""
         closing: list[Connection[S]] = []
         now = time.monotonic()
         with self._lock:
+            generation = self._generation
             idle = self._idle.get(key)
             while idle:
                 conn = idle.pop()
@@ -205,10 +206,10 @@ class Pool(Generic[S]):
                     closing.append(conn)
                     continue
                 conn.expires = None
-                return conn, False, closing
+                return conn, False, closing, generation
             if self.max_connections is None or self._open < self.max_connections:
                 self._open += 1
-                return None, True, closing
+                return None, True, closing, generation
             # Make room: close the longest idle connection of another key.
             oldest: Connection[S] | None = None
             for conns in self._idle.values():
@@ -218,9 +219,17 @@ class Pool(Generic[S]):
                 self._idle[oldest.key].remove(oldest)
                 self._idle_count -= 1
                 closing.append(oldest)
-                return None, True, closing  # its place goes to the new one
-            self._waiters.append(waiter)
-            return None, False, closing
+                return None, True, closing, generation  # its place goes to the new one
+            return None, False, closing, generation
+
+    def wait(self, waiter: Any, generation: int) -> None:
+        """Have ``waiter.set()`` called when a place may have come free: at
+        once if one may have since the :meth:`checkout` that said to wait."""
+        with self._lock:
+            if generation == self._generation:
+                self._waiters.append(waiter)
+                return
+        waiter.set()
 
     def forget(self, waiter: Any) -> None:
         """A waiter that gave up."""
@@ -264,6 +273,7 @@ class Pool(Generic[S]):
         return closing
 
     def _wake(self) -> None:
+        self._generation += 1
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.set()

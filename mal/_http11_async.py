@@ -113,7 +113,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             headers=event.headers.raw_items(),
             stream=body,
             extensions={
-                "http_version": b"HTTP/1.1",
+                "http_version": b"HTTP/" + event.http_version,
                 "reason_phrase": event.reason,
                 "network_stream": stream,
                 "mal.body": body,
@@ -133,8 +133,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         pool_timeout = timeouts.get("pool")
         until = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
-            signal = _http11.AsyncSignal()
-            conn, new, closing = pool.checkout(key, signal)
+            conn, new, closing, generation = pool.checkout(key)
             for stale in closing:
                 _log.debug("closing an idle connection to %s:%d", *stale.key[1:])
                 await _close(stale)
@@ -143,6 +142,8 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 return conn
             if new:
                 break
+            signal = _http11.AsyncSignal()
+            pool.wait(signal, generation)
             wait, binding = bound(pool_timeout, deadline)
             if until is not None and not binding:
                 wait = max(until - time.monotonic(), 0.0)

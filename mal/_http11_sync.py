@@ -115,7 +115,7 @@ class HTTP11Transport(httpx.BaseTransport):
             headers=event.headers.raw_items(),
             stream=body,
             extensions={
-                "http_version": b"HTTP/1.1",
+                "http_version": b"HTTP/" + event.http_version,
                 "reason_phrase": event.reason,
                 "network_stream": stream,
                 "mal.body": body,
@@ -135,8 +135,7 @@ class HTTP11Transport(httpx.BaseTransport):
         pool_timeout = timeouts.get("pool")
         until = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
-            signal = _http11.Signal()
-            conn, new, closing = pool.checkout(key, signal)
+            conn, new, closing, generation = pool.checkout(key)
             for stale in closing:
                 _log.debug("closing an idle connection to %s:%d", *stale.key[1:])
                 _close(stale)
@@ -145,6 +144,8 @@ class HTTP11Transport(httpx.BaseTransport):
                 return conn
             if new:
                 break
+            signal = _http11.Signal()
+            pool.wait(signal, generation)
             wait, binding = bound(pool_timeout, deadline)
             if until is not None and not binding:
                 wait = max(until - time.monotonic(), 0.0)

@@ -99,6 +99,20 @@ async def test_a_close_delimited_body_ends_with_the_connection(http: Http) -> No
         assert server.accepted == 2
 
 
+async def test_an_http_1_0_response_is_not_kept_alive(http: Http) -> None:
+    def script(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            peer.send(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+
+    with RawServer(script) as server:
+        response = await http.send(server.url)
+        assert response.extensions["http_version"] == b"HTTP/1.0"
+        assert await http.read_all(response) == BODY
+        await http.close(response)
+        assert await http.get(server.url) == BODY
+        assert server.accepted == 2
+
+
 async def test_informational_responses_are_skipped(http: Http) -> None:
     def script(peer: Peer) -> None:
         peer.read_request()
