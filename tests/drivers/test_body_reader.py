@@ -16,8 +16,6 @@ import httpx
 import pytest
 
 import mal
-from mal._http11_async import AsyncHTTP11Transport
-from mal._http11_sync import HTTP11Transport
 from mal._transport import AsyncIterBody, IterBody, as_httpx_error, env_proxies, map_error
 from mal.testing import MockServer, Reply
 
@@ -28,26 +26,35 @@ def server() -> Iterator[MockServer]:
         yield running
 
 
-def test_a_client_of_mals_own_sends_through_mals_transport() -> None:
-    with mal.Client() as client:
-        assert isinstance(client._http._transport, HTTP11Transport)
-
-
 @pytest.mark.anyio
-async def test_an_async_client_of_mals_own_sends_through_mals_transport() -> None:
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_an_async_client_of_mals_own_sends_through_mals_transport(
+    server: MockServer, anyio_backend: str
+) -> None:
+    server.add(Reply(text="Hello there"))
     async with mal.AsyncClient() as client:
-        assert isinstance(client._http._transport, AsyncHTTP11Transport)
+        url = server.url("openai")
+        async with client.stream("Hi", model="openai/m", base_url=url, api_key="k") as stream:
+            assert "".join([chunk.text async for chunk in stream]) == "Hello there"
+            assert stream._response is not None
+            assert "mal.body" in stream._response.extensions
 
 
-@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"])
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
 def test_a_proxy_in_the_environment_keeps_httpx_transport(
-    variable: str, monkeypatch: pytest.MonkeyPatch
+    variable: str, server: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert not env_proxies()
     monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the test's server is reached directly
     assert env_proxies()
+    server.add(Reply(text="Hello there"))
     with mal.Client() as client:
-        assert isinstance(client._http._transport, httpx.HTTPTransport)
+        url = server.url("openai")
+        with client.stream("Hi", model="openai/m", base_url=url, api_key="k") as stream:
+            assert "".join(chunk.text for chunk in stream) == "Hello there"
+            assert stream._response is not None
+            assert "mal.body" not in stream._response.extensions  # httpx's transport
 
 
 def test_a_stream_reads_mals_body_reader(server: MockServer) -> None:
