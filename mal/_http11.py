@@ -6,9 +6,9 @@ with ``await`` taken out (``HTTP11Transport``, behind ``httpx.BaseTransport``).
 They speak HTTP/1.1 with h11 (sans-I/O, like mal's own core) over httpcore's
 public network backends. This module holds what does no I/O: the pool of
 connections as state (:class:`Pool`: which connection to reuse, which to
-close, who waits), the SSL context, the mapping of errors to httpx's public
-exception classes, and the two ways of waiting for the pool
-(:class:`AsyncSignal` and :class:`Signal`).
+close, who waits), a response body's framing (:class:`BodyReader`), the SSL
+context, the mapping of errors to httpx's public exception classes, and the
+two ways of waiting for the pool (:class:`AsyncSignal` and :class:`Signal`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,23 @@ import httpcore
 import httpx
 
 __all__ = [
+    "CHUNKED",
     "DISCONNECTED",
+    "LENGTH",
+    "NO_BODY",
     "READ_SIZE",
+    "UNTIL_CLOSE",
     "AsyncSignal",
+    "BodyError",
+    "BodyReader",
     "Connection",
     "HeadTimeout",
     "Pool",
     "Signal",
+    "body_framing",
     "bound",
     "client_ssl_context",
+    "keeps_alive",
     "raise_httpx",
     "raise_protocol",
 ]
@@ -113,7 +121,7 @@ Key = tuple[str, str, int]
 class Connection(Generic[S]):
     """One HTTP/1.1 connection: its network stream and its h11 state."""
 
-    __slots__ = ("expires", "h11", "key", "stream")
+    __slots__ = ("broken", "expires", "h11", "key", "stream")
 
     def __init__(self, key: Key, stream: S) -> None:
         self.key = key
@@ -121,6 +129,13 @@ class Connection(Generic[S]):
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         #: When an idle connection may no longer be reused (monotonic).
         self.expires: float | None = None
+        #: A write failed: whatever the server answers, no next request.
+        self.broken = False
+
+    def next_cycle(self) -> None:
+        """Ready for the next request. h11 read this response's head only
+        (its body was read by :class:`BodyReader`): a new h11 state machine."""
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
 
 
 class AsyncSignal:
@@ -281,3 +296,159 @@ class Pool(Generic[S]):
 
 def _expiry(conn: Connection[Any]) -> float:
     return conn.expires if conn.expires is not None else float("inf")
+
+
+class BodyError(Exception):
+    """The response body broke HTTP/1.1's framing (or ended too soon)."""
+
+
+#: How a response body ends (RFC 9112 section 6.3).
+NO_BODY, CHUNKED, LENGTH, UNTIL_CLOSE = range(4)
+
+#: The longest chunk-size line or trailer line kept while waiting for its end.
+MAX_LINE = 64 * 1024
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def body_framing(method: str, event: h11.Response) -> tuple[int, int]:
+    """How the body of the response ``event`` to a ``method`` request ends,
+    and its length for LENGTH (RFC 9112 section 6.3): no body after HEAD, a
+    1xx, 204 or 304; chunked when a Transfer-Encoding came (h11 refused any
+    other coding with the head); Content-Length (h11 checked it); else at
+    the close."""
+    status = event.status_code
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        return NO_BODY, 0
+    length = None
+    for name, value in event.headers:
+        if name == b"transfer-encoding":
+            return CHUNKED, 0
+        if name == b"content-length":
+            length = int(value)
+    if length is not None:
+        return LENGTH, length
+    return UNTIL_CLOSE, 0
+
+
+def keeps_alive(event: h11.Response) -> bool:
+    """Whether the server lets the connection carry another request: HTTP/1.1
+    without a ``close`` connection option (RFC 9112 section 9.3)."""
+    if event.http_version != b"1.1":
+        return False
+    for name, value in event.headers:
+        if name == b"connection" and b"close" in {
+            token.strip() for token in value.lower().split(b",")
+        }:
+            return False
+    return True
+
+
+class BodyReader:
+    """A response body's framing, sans I/O: :meth:`feed` it the bytes the
+    connection gives (``b""`` when it closes), take the pieces with
+    :meth:`next`. Each piece is what the buffer holds of one HTTP chunk (of
+    the body, for other framings), as h11's ``Data`` events are; what h11
+    does per piece in a dozen calls, this does in a few string operations,
+    which is most of a token's cost in a stream.
+
+    Chunked coding: RFC 9112 section 7.1 (chunk extensions are ignored,
+    section 7.1.1; trailer fields are read and dropped, section 7.1.2)."""
+
+    __slots__ = ("_buf", "_eof", "_left", "_mode", "_pos", "done")
+
+    # _left, in CHUNKED mode: > 0: bytes of the chunk still to come; -1: a
+    # chunk-size line is next; -2: the CRLF after a chunk's data; -3: the
+    # trailer section.
+
+    def __init__(self, mode: int, length: int, data: bytes) -> None:
+        self._mode = mode
+        self._buf = data
+        self._pos = 0
+        self._eof = False
+        self._left = length if mode == LENGTH else -1
+        self.done = mode == NO_BODY or (mode == LENGTH and length == 0)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the connection; ``b""``: it closed."""
+        if not data:
+            self._eof = True
+        elif self._pos < len(self._buf):
+            self._buf = self._buf[self._pos :] + data
+            self._pos = 0
+        else:
+            self._buf = data
+            self._pos = 0
+
+    @property
+    def clean(self) -> bool:
+        """Whether the body ended with nothing after it, the connection open."""
+        return self.done and not self._eof and self._pos >= len(self._buf)
+
+    def next(self) -> bytes | None:
+        """The next piece; ``b""`` at the end of the body (then ``done``);
+        None when more bytes are needed. Raises :class:`BodyError`."""
+        if self.done:
+            return b""
+        mode = self._mode
+        buf = self._buf
+        pos = self._pos
+        if mode == CHUNKED:
+            while True:
+                left = self._left
+                if left > 0:
+                    end = pos + left
+                    if end <= len(buf):
+                        self._pos = end
+                        self._left = -2
+                        return buf[pos:end]
+                    if pos < len(buf):
+                        self._left = end - len(buf)
+                        self._pos = len(buf)
+                        return buf[pos:]
+                    break
+                if left == -2:
+                    if len(buf) - pos < 2:
+                        break
+                    if buf[pos : pos + 2] != b"\r\n":
+                        raise BodyError("a chunk's data is not followed by CRLF")
+                    pos += 2
+                    self._left = -1
+                    continue
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_LINE:
+                        raise BodyError("a chunk-size or trailer line is too long")
+                    break
+                line = buf[pos:end]
+                pos = end + 2
+                if left == -1:
+                    size = line.split(b";", 1)[0].rstrip(b" \t")
+                    if not size or len(size) > 16 or not _HEX.issuperset(size):
+                        raise BodyError(f"not a chunk size: {line[:40]!r}")
+                    self._left = int(size, 16) or -3
+                elif not line:  # the blank line that ends the trailer section
+                    self._pos = pos
+                    self.done = True
+                    return b""
+            self._pos = pos
+            if self._eof:
+                raise BodyError(
+                    "the connection closed before the end of the body (incomplete chunked read)"
+                )
+            return None
+        if pos < len(buf):
+            if mode == LENGTH:
+                end = min(pos + self._left, len(buf))
+                self._left -= end - pos
+                self._pos = end
+                self.done = self._left == 0
+                return buf[pos:end] if pos or end < len(buf) else buf
+            self._pos = len(buf)
+            return buf[pos:] if pos else buf
+        if self._eof:
+            if mode == UNTIL_CLOSE:
+                self.done = True
+                return b""
+            raise BodyError(f"the connection closed {self._left} bytes before the end of the body")
+        return None
