@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .config import SHARED_STATE_SCHEMES, hide_password
 from .errors import ConfigError
 from .limits import Acquire, Command, Cooling, Correct, Pause, RateLimit, Release, Report, Store
 
@@ -233,16 +234,13 @@ class LocalStore:
 #: The store of every client of this process whose config shares no state.
 PROCESS_STORE = LocalStore()
 
-#: The schemes of ``shared_state`` that name a Redis server.
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
 
 def make_store(shared_state: str | None) -> Store:
     """The store of a config's ``shared_state``: this process's own for
     None, a Redis store (with this process's as its fallback) for a Redis URL."""
     if shared_state is None:
         return PROCESS_STORE
-    if isinstance(shared_state, str) and shared_state.startswith(REDIS_SCHEMES):
+    if isinstance(shared_state, str) and shared_state.startswith(SHARED_STATE_SCHEMES):
         try:
             redis_store = importlib.import_module("mal._redis")
         except ModuleNotFoundError as exc:
@@ -256,5 +254,6 @@ def make_store(shared_state: str | None) -> Store:
         store: Store = redis_store.RedisStore(shared_state, fallback=PROCESS_STORE)
         return store
     raise ConfigError(
-        f"shared_state must be None or a redis://, rediss:// or unix:// URL, not {shared_state!r}"
+        "shared_state must be None or a redis://, rediss:// or unix:// URL, "
+        f"not {hide_password(shared_state)!r}"
     )
