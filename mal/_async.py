@@ -23,7 +23,17 @@ import httpx
 from ._base import AsyncClosing, ClientBase, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Await,
+    Handoff,
+    Receive,
+    ResponseHead,
+    Send,
+    Shared,
+    Sleep,
+)
 from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -77,6 +87,8 @@ class AsyncStream(StreamBase, AsyncClosing):
         self._run = run
         self._gen = gen
         self._response: httpx.Response | None = None
+        # What frees the response's turn under the rate limits, once let go.
+        self._lease: Shared | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
 
@@ -168,7 +180,11 @@ class AsyncStream(StreamBase, AsyncClosing):
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
+                    await self._release()
                     await anyio.sleep(op.seconds)
+                elif type(op) is Shared:
+                    await self._release()
+                    value = await op.store.aexecute(op.command)
                 elif type(op) is Await:
                     await op.awaitable
                 elif type(op) is RunTools:
@@ -186,6 +202,7 @@ class AsyncStream(StreamBase, AsyncClosing):
         self, op: Send, trace: ConnectionTrace
     ) -> tuple[ResponseHead, AsyncIterator[bytes]]:
         await self._release()
+        self._lease = op.release
         request = op.request
         response = await self._http.send(
             self._http.build_request(
@@ -212,10 +229,14 @@ class AsyncStream(StreamBase, AsyncClosing):
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:
-        if self._response is not None:
+        if self._response is not None or self._lease is not None:
             # Shielded: a cancelled task must still close what it opened.
             with anyio.CancelScope(shield=True):
-                await self._response.aclose()
+                if self._response is not None:
+                    await self._response.aclose()
+                if self._lease is not None:
+                    lease, self._lease = self._lease, None
+                    await lease.store.aexecute(lease.command)
 
     async def aclose(self) -> None:
         """Close the response at once; ``text`` keeps what arrived."""
@@ -238,6 +259,8 @@ class AsyncStream(StreamBase, AsyncClosing):
             # model); the pool drops the dead connection when it next looks.
             self._closed = True
             self._gen.close()
+            if self._lease is not None:  # a store never blocks for long
+                self._lease.store.execute(self._lease.command)
             network = self._response.extensions.get("network_stream")
             if network is not None:
                 shutdown(network.get_extra_info("socket"))

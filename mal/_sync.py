@@ -22,7 +22,7 @@ from . import _watchdog
 from ._base import ClientBase, Closing, StreamBase, check_http_client, generated, with_schema
 from ._complete import Outcome, Run, RunTools, ToolRun
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import MAX_ERROR_BODY, RECEIVE, Handoff, Receive, ResponseHead, Send, Shared, Sleep
 from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -80,6 +80,8 @@ class Stream(StreamBase, Closing):
         self._run = run
         self._gen = gen
         self._response: httpx.Response | None = None
+        # What frees the response's turn under the rate limits, once let go.
+        self._lease: Shared | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
         # The reading thread while it runs the lifecycle, for close() from others.
@@ -188,8 +190,12 @@ class Stream(StreamBase, Closing):
                     if self._interrupted:
                         return
                 elif type(op) is Sleep:
+                    self._release()
                     if self._wake.wait(op.seconds):
                         return  # closed from another thread
+                elif type(op) is Shared:
+                    self._release()
+                    value = op.store.execute(op.command)
                 elif type(op) is RunTools:
                     self._release()  # the step's response was read to its end
                     value = [_run_tool(run) for run in op.runs]
@@ -206,6 +212,7 @@ class Stream(StreamBase, Closing):
 
     def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Iterator[bytes]]:
         self._release()
+        self._lease = op.release
         request = op.request
         try:
             response = self._http.send(
@@ -272,6 +279,9 @@ class Stream(StreamBase, Closing):
             self._socket = None
         if self._response is not None:
             self._response.close()
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            lease.store.execute(lease.command)
 
     def close(self) -> None:
         """Close the response at once; ``text`` keeps what arrived.
