@@ -4,9 +4,10 @@ This module contains no networking code at all. :func:`run_call` is a
 generator that runs a prepared :class:`mal._prepare.Call`: its attempts, the
 clocks of each (first token, idle, total), its retries with their back-off,
 the resend of a request that met a closed kept-alive connection, and its
-fallback models. It yields ops for its driver and chunks for the caller:
-what it yields, what it is sent back and what it returns is the protocol of
-:mod:`mal._ops`.
+fallback models; with ``MALConfig.rate_limits``, the turn of each request
+under them, and with cool-downs, the order of the models. It yields ops for
+its driver and chunks for the caller: what it yields, what it is sent back
+and what it returns is the protocol of :mod:`mal._ops`.
 """
 
 from __future__ import annotations

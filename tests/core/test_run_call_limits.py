@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import mal
+from mal._complete import RunTools
 from mal._lifecycle import BYTES_PER_TOKEN, CallState, run_call
 from mal._limits import LocalStore
 from mal._ops import (
@@ -488,3 +489,44 @@ def test_a_cool_down_ends_with_its_time(clock: Clock) -> None:
     clock.now += 30.0
     _, _, send = driver.start({"max_retries": 0, "fallbacks": ["ollama/m2"]})
     assert model_of(send) == "m"
+
+
+# A tool loop -------------------------------------------------------------------------
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+def test_each_step_of_a_tool_loop_takes_its_own_turn(clock: Clock) -> None:
+    limits = {"ollama": mal.RateLimit(requests_per_minute=1, concurrent=1)}
+    client, driver = make(clock, rate_limits=limits)
+    options = {"tools": [add], "tool_rounds": 1, "stream": True, "max_retries": 0}
+    _, _, gen = client._start("What is 1+2?", "ollama/m", options, for_generate=True)
+    send = driver.run(gen, next(gen))
+    assert type(send) is Send
+    call = {"function": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+    head = ResponseHead(200, {"content-type": "application/x-ndjson"})
+    assert gen.send(head) is RECEIVE
+    body = (
+        json.dumps({"model": "m", "message": {"role": "assistant", "tool_calls": [call]}})
+        + "\n"
+        + json.dumps({"model": "m", "message": {"role": "assistant"}, "done": True})
+        + "\n"
+    ).encode()
+    op = driver.send(gen, body)
+    while type(op) is not RunTools:
+        op = driver.send(gen, None if isinstance(op, mal.Chunk) else b"")
+    # The driver lets the step's response go before it runs the tools.
+    assert send.release is not None
+    send.release.store.execute(send.release.command)
+    results = gen.send([(3, None)])
+    assert isinstance(results, mal.Chunk)
+    op = driver.send(gen, None)
+    # The second step waits for its turn: one request a minute.
+    assert op == Sleep(pytest.approx(60.0))
+    clock.now += 60.0
+    second = driver.send(gen, None)
+    assert type(second) is Send
+    assert len({command.lease for command in driver.of(Acquire)}) == 2
