@@ -26,6 +26,7 @@ from ._helpers_sync import (
     Transport,
     Waiter,
     abandon,
+    ask,
     check_loop,
     make_http,
     release,
@@ -33,7 +34,17 @@ from ._helpers_sync import (
     settle,
 )
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Await,
+    Handoff,
+    Receive,
+    ResponseHead,
+    Send,
+    Shared,
+    Sleep,
+)
 from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -84,6 +95,8 @@ class Stream(StreamBase, Closing):
         self._run = run
         self._gen = gen
         self._response: httpx.Response | None = None
+        # What frees the response's turn under the rate limits, once let go.
+        self._lease: Shared | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
         self._waiter = Waiter()
@@ -178,7 +191,11 @@ class Stream(StreamBase, Closing):
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
+                    self._release()  # a turn under the rate limits is free again
                     waiter.sleep(op.seconds)
+                elif type(op) is Shared:
+                    self._release()
+                    value = ask(op)
                 elif type(op) is Await:
                     settle(op.awaitable)
                 elif type(op) is RunTools:
@@ -201,6 +218,7 @@ class Stream(StreamBase, Closing):
         trace: ConnectionTrace,
     ) -> tuple[ResponseHead, Iterator[bytes]]:
         self._release()
+        self._lease = op.release
         response = self._waiter.send(self._http, op, trace)
         self._response = response
         self._waiter.attach(response)
@@ -215,10 +233,14 @@ class Stream(StreamBase, Closing):
         return ResponseHead(response.status_code, response.headers), body
 
     def _release(self) -> None:
-        """Let the response go: nothing may touch its socket after this."""
+        """Let the response go, and its turn under the rate limits: nothing may
+        touch its socket after this."""
         self._waiter.detach()
         if self._response is not None:
             release(self._response)
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            ask(lease)
 
     def close(self) -> None:
         """Close the response at once; ``text`` keeps what arrived.
@@ -248,6 +270,8 @@ class Stream(StreamBase, Closing):
             self._closed = True
             self._gen.close()
             abandon(self._response)
+            if self._lease is not None:  # a store never blocks for long
+                self._lease.store.execute(self._lease.command)
 
 
 def _empty() -> Iterator[bytes]:
