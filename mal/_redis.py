@@ -37,13 +37,16 @@ limit that it may also enforce over shorter periods, "60,000
 requests/minute may be enforced as 1,000 requests/second"
 (https://platform.openai.com/docs/guides/rate-limits). The log's cost is
 memory: one entry per request in the window (a few dozen bytes), O(limit)
-per limit, and a refusal reads up to that many entries; at per-minute
-limits of thousands this is kilobytes and microseconds.
+per limit; a grant costs O(log n) plus the entries that left, and a token
+refusal reads the oldest entries until enough tokens would be free. At
+per-minute limits of thousands this is kilobytes and microseconds.
 
 **Keys** of the limit ``name`` (a provider, or "provider/model") are
 ``mal:rl:{provider}:<name>:<part>``: the request log ``req`` (lease ->
-time), the token log ``tok`` (lease -> time) with the token cost of each
-entry in the hash ``cost`` (lease -> tokens, corrected by :class:`Correct`),
+time), the token log ``tok`` (lease -> time) with the hash ``cost`` of each
+entry's tokens (``l:<lease>``, corrected by :class:`Correct`) and of their
+total (``sum``, kept as entries come and go, so that a grant reads one
+number),
 the concurrency slots ``lease`` (lease -> expiry time), and the ``pause``
 key (a string with a PX expiry). A model's cool-down is ``mal:cd:{provider}:
 <model>:cool`` (PX expiry) and its count of failures in a row ``...:fails``.
@@ -124,12 +127,20 @@ local function extend(key, ms)
 end
 """
 
-# Lua's unpack() is limited by the C stack (LUAI_MAXCSTACK, 8000): delete in slices.
-_HDEL_ALL = """
-local function hdel_all(key, fields)
-  for i = 1, #fields, 1000 do
-    redis.call('HDEL', key, unpack(fields, i, math.min(i + 999, #fields)))
+# The costs of entries that left the window, out of the total and the hash.
+# (Lua's unpack() is limited by the C stack, LUAI_MAXCSTACK = 8000: slices.)
+_FORGET = """
+local function forget(costs, leases)
+  local freed = 0
+  for i = 1, #leases, 1000 do
+    local fields = {}
+    for j = i, math.min(i + 999, #leases) do fields[#fields + 1] = 'l:' .. leases[j] end
+    for _, v in ipairs(redis.call('HMGET', costs, unpack(fields))) do
+      freed = freed + (tonumber(v) or 0)
+    end
+    redis.call('HDEL', costs, unpack(fields))
   end
+  redis.call('HINCRBY', costs, 'sum', -freed)
 end
 """
 
@@ -140,7 +151,7 @@ end
 _ACQUIRE = (
     _NOW
     + _EXTEND
-    + _HDEL_ALL
+    + _FORGET
     + """
 local cost, lease = tonumber(ARGV[1]), ARGV[2]
 local ttl, window, poll = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -167,21 +178,30 @@ for i = 0, n - 1 do
   if tokens > 0 then
     local gone = redis.call('ZRANGEBYSCORE', tok, '-inf', now - window)
     if #gone > 0 then
-      hdel_all(costs, gone)
+      forget(costs, gone)
       redis.call('ZREMRANGEBYSCORE', tok, '-inf', now - window)
     end
     local c = math.min(cost, tokens)
-    local used = 0
-    for _, v in ipairs(redis.call('HVALS', costs)) do used = used + tonumber(v) end
+    local used = tonumber(redis.call('HGET', costs, 'sum') or '0')
     if used + c > tokens then
-      local entries = redis.call('ZRANGE', tok, 0, -1, 'WITHSCORES')
-      for j = 1, #entries, 2 do
-        used = used - tonumber(redis.call('HGET', costs, entries[j]) or '0')
-        if used + c <= tokens then
-          w = math.max(w, tonumber(entries[j+1]) + window - now)
-          break
+      -- Wait until enough of the oldest entries have left; read a page at a time.
+      local found, from = false, 0
+      while not found do
+        local page = redis.call('ZRANGE', tok, from, from + 99, 'WITHSCORES')
+        if #page == 0 then break end
+        for j = 1, #page, 2 do
+          used = used - tonumber(redis.call('HGET', costs, 'l:' .. page[j]) or '0')
+          if used + c <= tokens then
+            w = math.max(w, tonumber(page[j+1]) + window - now)
+            found = true
+            break
+          end
         end
+        from = from + 100
       end
+      -- A total above its entries (a key lost to eviction): wait a window, and
+      -- the keys, no longer written, expire.
+      if not found then w = math.max(w, window) end
     end
   end
   if concurrent > 0 then
@@ -205,8 +225,10 @@ for i = 0, n - 1 do
     extend(req, keep)
   end
   if tokens > 0 then
+    local c = math.min(cost, tokens)
     redis.call('ZADD', tok, now, lease)
-    redis.call('HSET', costs, lease, math.min(cost, tokens))
+    redis.call('HSET', costs, 'l:' .. lease, c)
+    redis.call('HINCRBY', costs, 'sum', c)
     extend(tok, keep)
     extend(costs, keep)
   end
@@ -234,13 +256,17 @@ local lease, cost, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 0, #KEYS / 2 - 1 do
   local tok, costs = KEYS[2*i+1], KEYS[2*i+2]
   local at = redis.call('ZSCORE', tok, lease)
-  if at and tonumber(at) > now - window and redis.call('HEXISTS', costs, lease) == 1 then
-    redis.call('HSET', costs, lease, math.min(cost, tonumber(ARGV[4+i])))
+  local old = redis.call('HGET', costs, 'l:' .. lease)
+  if at and old and tonumber(at) > now - window then
+    local new = math.min(cost, tonumber(ARGV[4+i]))
+    redis.call('HSET', costs, 'l:' .. lease, new)
+    redis.call('HINCRBY', costs, 'sum', new - tonumber(old))
   end
 end
 return 0
 """
 )
+
 
 #: KEYS: the pause keys. ARGV: milliseconds.
 _PAUSE = """

@@ -20,7 +20,7 @@ import redis
 import mal
 from mal import _redis
 from mal._redis import RedisStore, redact
-from mal.limits import Acquire, Command, Cooling, Pause, RateLimit, Release, Report
+from mal.limits import Acquire, Command, Cooling, Correct, Pause, RateLimit, Release, Report
 
 from ..support.redis_server import RedisServer, free_port
 from ._support import Do, RecordingStore, RefusingStore, through, unique_provider
@@ -76,8 +76,8 @@ def test_every_key_of_a_limit_has_its_providers_hash_tag_and_an_expiry(
             assert _redis.FAILURES_TTL - 5 < seconds <= _redis.FAILURES_TTL, key
         else:
             assert 5.0 < seconds <= 6.0, key
-    # The cost of the entry is the estimate, the score Redis's own time.
-    assert redis_client.hget(f"mal:rl:{{{p}}}:{p}:cost", "one") == "7"
+    # The cost of the entry is the estimate, and the total; the score is Redis's own time.
+    assert redis_client.hgetall(f"mal:rl:{{{p}}}:{p}:cost") == {"l:one": "7", "sum": "7"}
     seconds, micros = redis_client.time()
     score = redis_client.zscore(f"mal:rl:{{{p}}}:{p}:req", "one")
     assert score is not None and 0 <= seconds * 1_000_000 + micros - score < 5_000_000
@@ -99,6 +99,42 @@ def test_keys_are_gone_once_nothing_in_them_counts(
     time.sleep(0.5)
     assert redis_client.keys(f"*{{{p}}}*") == []
     store.close()
+
+
+def test_the_token_total_stays_the_sum_of_its_entries(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    # A grant reads the total rather than every entry: entries leaving the
+    # window (more than one slice of the script's deletions) and corrections
+    # must keep it right.
+    p = unique_provider()
+    store = RedisStore(redis_server.url, fallback=RefusingStore())
+    limits = ((p, RateLimit(tokens_per_minute=10**9)),)
+    cost_key = f"mal:rl:{{{p}}}:{p}:cost"
+    with redis_client.pipeline(transaction=False) as pipe:
+        for i in range(2500):
+            pipe.evalsha(
+                store._sync.scripts["acquire"].sha,
+                *_acquire_call(
+                    Acquire(limits, cost=i % 7, lease=f"old{i}", lease_ttl=5, window=0.6)
+                ),
+            )
+        store.execute(acquire(limits))  # loads the script
+        pipe.execute()
+    store.execute(Correct(limits, lease="old3", cost=100, window=0.6))
+    costs = redis_client.hgetall(cost_key)
+    entries = {k: int(v) for k, v in costs.items() if k.startswith("l:")}
+    assert int(costs["sum"]) == sum(entries.values()) and len(entries) == 2501
+    time.sleep(0.7)
+    store.execute(Acquire(limits, cost=5, lease="new", lease_ttl=5, window=0.6))
+    assert redis_client.hgetall(cost_key) == {"l:new": "5", "sum": "5"}
+    assert redis_client.zcard(f"mal:rl:{{{p}}}:{p}:tok") == 1
+    store.close()
+
+
+def _acquire_call(command: Acquire) -> list[object]:
+    _, keys, args = _redis._call(command)
+    return [len(keys), *keys, *args]
 
 
 # --------------------------------------------------------------- processes
