@@ -407,6 +407,11 @@ def _empty(command: Command) -> Any:
     return None
 
 
+#: Commands the fallback is given too, Redis or not: a request granted by
+#: the fallback while Redis failed frees its slot and corrects its cost there
+#: (the lease is unknown elsewhere, so it changes nothing else).
+_BOTH = (Release, Correct)
+
 # -------------------------------------------------------------------- urls
 
 
@@ -464,6 +469,8 @@ class RedisStore:
         self._public = redact(url)
         self._secrets = _secrets(url)
         self._fallback = fallback
+        #: The limits this store has granted concurrency slots under.
+        self._slotted: set[str] = set()
         self._lock = threading.Lock()
         #: None while Redis answers; else the monotonic time to try it again.
         self._down_until: float | None = None
@@ -499,26 +506,29 @@ class RedisStore:
 
     def execute(self, command: Command) -> Any:
         """Carry out ``command`` on Redis, or on the fallback while Redis fails."""
-        call = _call(command)
-        if not call[1]:
-            return _empty(command)
-        if self._try_redis():
+        call = self._plan(command)
+        result = _empty(command)
+        if call[1]:
+            if not self._try_redis():
+                return self._fallback.execute(command)
             try:
                 result = self._run_sync(command, call)
             except Exception as exc:
                 if not self._failed(exc):
                     raise
-            else:
-                self._answered()
-                return result
-        return self._fallback.execute(command)
+                return self._fallback.execute(command)
+            self._answered()
+        if isinstance(command, _BOTH):
+            self._fallback.execute(command)
+        return result
 
     async def aexecute(self, command: Command) -> Any:
         """:meth:`execute` for async code, under asyncio or trio."""
-        call = _call(command)
-        if not call[1]:
-            return _empty(command)
-        if self._try_redis():
+        call = self._plan(command)
+        result = _empty(command)
+        if call[1]:
+            if not self._try_redis():
+                return await self._fallback.aexecute(command)
             try:
                 try:
                     loop = asyncio.get_running_loop()
@@ -530,10 +540,11 @@ class RedisStore:
             except Exception as exc:
                 if not self._failed(exc):
                     raise
-            else:
-                self._answered()
-                return result
-        return await self._fallback.aexecute(command)
+                return await self._fallback.aexecute(command)
+            self._answered()
+        if isinstance(command, _BOTH):
+            await self._fallback.aexecute(command)
+        return result
 
     def close(self) -> None:
         """Close the sync client's connections (it opens new ones if used again)."""
@@ -553,6 +564,22 @@ class RedisStore:
             await closing()
 
     # ------------------------------------------------------------ internals
+
+    def _plan(self, command: Command) -> _Call:
+        """The script call of ``command``. A Release names only the limits
+        this store ever granted a concurrency slot under: a lease holds a slot
+        only where its Acquire, in this process, recorded one, so the others
+        have nothing to free, and a Release with nothing to free costs no
+        round trip."""
+        if isinstance(command, Acquire):
+            for name, limit in command.limits:
+                if limit.concurrent is not None and name not in self._slotted:
+                    self._slotted.add(name)
+        elif isinstance(command, Release):
+            names = tuple(n for n in command.names if n in self._slotted)
+            if names != command.names:
+                command = Release(names, command.lease)
+        return _call(command)
 
     def _run_sync(self, command: Command, call: _Call) -> Any:
         script, keys, args = call

@@ -137,6 +137,45 @@ def _acquire_call(command: Acquire) -> list[object]:
     return [len(keys), *keys, *args]
 
 
+def _script_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+def test_a_release_with_no_slot_to_free_asks_redis_nothing(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    p = unique_provider()
+    store = RedisStore(redis_server.url, fallback=RefusingStore())
+    rpm = ((p, RateLimit(requests_per_minute=10)),)
+    both = ((p, RateLimit(requests_per_minute=10)), (f"{p}/m", RateLimit(concurrent=1)))
+    store.execute(Acquire(rpm, cost=1, lease="a", lease_ttl=5))
+    before = _script_calls(redis_client)
+    store.execute(Release((p,), "a"))
+    assert _script_calls(redis_client) == before
+    # Once a slot was granted under a limit, a Release frees it there.
+    store.execute(Acquire(both, cost=1, lease="b", lease_ttl=5))
+    assert store.execute(Acquire(both, cost=1, lease="c", lease_ttl=5))[1] == f"{p}/m"
+    store.execute(Release((p, f"{p}/m"), "b"))
+    assert store.execute(Acquire(both, cost=1, lease="c", lease_ttl=5)) == (0.0, "")
+    store.close()
+
+
+def test_release_and_correct_reach_the_fallback_too(redis_server: RedisServer) -> None:
+    # A request granted by the fallback while Redis failed holds its slot
+    # there: its Release, after Redis is back, must free it there as well.
+    p = unique_provider()
+    fallback = RecordingStore()
+    store = RedisStore(redis_server.url, fallback=fallback)
+    limits = ((p, RateLimit(tokens_per_minute=100, concurrent=1)),)
+    assert store.execute(Acquire(limits, cost=1, lease="x", lease_ttl=5)) == (0.0, "")
+    release, correct = Release((p,), "x"), Correct(limits, lease="x", cost=5)
+    store.execute(release)
+    store.execute(correct)
+    assert fallback.commands == [release, correct]
+    store.close()
+
+
 # --------------------------------------------------------------- processes
 
 
