@@ -1,44 +1,49 @@
-"""The async driver: :class:`AsyncClient` and :class:`AsyncStream` over
-``httpx.AsyncClient``, on anyio (asyncio and trio alike).
+"""The driver: :class:`AsyncClient` and :class:`AsyncStream` over ``httpx.AsyncClient``.
 
-It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; it is :mod:`mal._sync` with ``await``, less what only a sync driver
-needs: here a read is given a deadline by an anyio cancel scope, and anyio
-cancellation closes the response.
+It runs the lifecycle generator of :mod:`mal._lifecycle` (with the tool loop
+of :mod:`mal._complete` around it) and knows nothing of providers: it does
+what each op asks (see :mod:`mal._ops`). The sync driver is generated from
+the async one by ``scripts/unasync.py``, so the two cannot drift apart; what
+truly differs between the runtimes (how a wait is cut short, how tools run,
+what moves the bytes) is in :mod:`mal._helpers_async`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import anyio
 import httpx
 
 from ._base import AsyncClosing, ClientBase, StreamBase, check_http_client, generated, with_schema
-from ._complete import Outcome, Run, RunTools, ToolRun
+from ._complete import Run, RunTools
+from ._helpers_async import (
+    RUNS_ASYNC_TOOLS,
+    Transport,
+    Waiter,
+    abandon,
+    check_loop,
+    make_http,
+    release,
+    run_tools,
+    settle,
+)
 from ._lifecycle import Runtime, run_call
 from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
 from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
-    USER_AGENT,
     ConnectionTrace,
     async_body,
-    make_limits,
     make_timeout,
     map_error,
-    shutdown,
     unanswered,
 )
 from .config import MALConfig
 from .embeddings import Embeddings, _EmbedDecoder, join_embeddings
-from .errors import ConfigError, MALError
+from .errors import MALError
 from .hooks import Hooks
 from .types import Chunk, Prompt, Response
 
@@ -53,12 +58,12 @@ T = TypeVar("T")
 
 
 class AsyncStream(StreamBase, AsyncClosing):
-    """A streamed generation: ``async for`` it for :class:`mal.Chunk` objects.
+    """A streamed generation, read with ``async for``: :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
-    leaving the ``async with`` block, calling :meth:`aclose` or cancelling the
-    task closes the response at once; a stream read to its end leaves its
-    connection in the pool.
+    leaving the ``async with`` block, an exception raised in it or
+    :meth:`aclose` closes the response at once; a stream read to its end
+    leaves its connection in the pool.
     """
 
     def __init__(
@@ -79,12 +84,13 @@ class AsyncStream(StreamBase, AsyncClosing):
         self._response: httpx.Response | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
+        self._waiter = Waiter()
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
-        # A fresh generator that the stream does not keep: when an ``async for``
-        # loop breaks, it is dropped, and the event loop's async-generator hooks
-        # (asyncio's and trio's alike) run its ``finally``, closing the response.
-        # Once ``anext()`` has started the stream's own, a loop goes on with it.
+        # A fresh generator that the stream does not keep: when a loop over
+        # it breaks, it is dropped, and its ``finally`` closes the response.
+        # Once the stream's own has started (a first ``__anext__``), a loop
+        # goes on with it.
         if self._iterator is not None:
             return self._iterator
         return self._iterate()
@@ -98,10 +104,14 @@ class AsyncStream(StreamBase, AsyncClosing):
         if self._closed:
             return
         gen = self._gen
+        waiter = self._waiter
         body: AsyncIterator[bytes] = _empty()
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
+        # Each wait below ends early when the stream is closed from elsewhere
+        # (waiter.interrupt()); the stream then ends quietly, here.
+        reader = waiter.enter()
         try:
             while True:
                 try:
@@ -112,17 +122,20 @@ class AsyncStream(StreamBase, AsyncClosing):
                 # Text flows: a chunk, then a read, then the next hand-off,
                 # in a loop of their own.
                 while type(op) is Handoff:
+                    waiter.reader = None
                     yield op.chunk
                     if self._closed:
                         return  # closed by the caller between two chunks
+                    waiter.reader = reader
                     try:
                         data = await body.__anext__()
                     except StopAsyncIteration:
                         data = b""
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
-                            return  # closed by another task
                         error = map_error(exc, url, in_body=True)
+                    if waiter.interrupted:
+                        return
+                    if error is not None:
                         break
                     try:
                         op = gen.send(data)
@@ -136,73 +149,61 @@ class AsyncStream(StreamBase, AsyncClosing):
                     except StopAsyncIteration:
                         value = b""
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
-                            return  # closed by another task
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Chunk:
+                    waiter.reader = None
                     yield op
+                    if self._closed:
+                        return
+                    waiter.reader = reader
                 elif type(op) is Receive:
                     try:
-                        with anyio.fail_after(op.timeout):
-                            value = await anext(body, b"")
+                        value = await waiter.read_within(body, op.timeout)
                     except TimeoutError:
                         error = op.expired()
                     except TRANSPORT_ERRORS as exc:
-                        if self._closed:
-                            return  # closed by another task
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
-                    clock = op.clock
                     trace = ConnectionTrace()
                     try:
-                        if clock is None:
-                            value, body = await self._send(op, trace)
-                        else:
-                            with anyio.fail_after(clock.timeout):
-                                value, body = await self._send(op, trace)
-                    except TimeoutError:
-                        assert clock is not None
-                        error = clock.expired()
+                        value, body = await self._send(op, trace)
+                    except TimeoutError as exc:
+                        assert op.clock is not None
+                        error = op.clock.expired()
+                        error.__cause__ = exc.__cause__  # httpx's, where it ended the wait
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
-                    await anyio.sleep(op.seconds)
+                    await waiter.sleep(op.seconds)
                 elif type(op) is Await:
-                    await op.awaitable
+                    await settle(op.awaitable)
                 elif type(op) is RunTools:
                     await self._release()  # the step's response was read to its end
-                    value = await _run_tools(op.runs)
+                    value = await run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
                         value = await _read_bounded(body)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
+                if waiter.interrupted:
+                    return  # closed from elsewhere while the op went on
         finally:
+            waiter.reader = None
             await self.aclose()
 
     async def _send(
-        self, op: Send, trace: ConnectionTrace
+        self,
+        op: Send,
+        trace: ConnectionTrace,
     ) -> tuple[ResponseHead, AsyncIterator[bytes]]:
         await self._release()
-        request = op.request
-        response = await self._http.send(
-            self._http.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                content=request.body,
-                timeout=make_timeout(op.timeouts),
-                extensions={"trace": trace.atrace},
-            ),
-            stream=True,
-            # Never follow: a redirect to another host would carry the API key.
-            follow_redirects=False,
-        )
+        response = await self._waiter.send(self._http, op, trace)
         self._response = response
+        self._waiter.attach(response)
         # The body's pieces, read from the connection (see async_body), without
-        # aiter_raw()'s per-piece bookkeeping; aiter_bytes() if the server
+        # httpx's per-piece bookkeeping; httpx's decoded pieces if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
         if encoded or not isinstance(response.stream, httpx.AsyncByteStream):
@@ -212,14 +213,22 @@ class AsyncStream(StreamBase, AsyncClosing):
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:
+        """Let the response go: nothing may touch its socket after this."""
+        self._waiter.detach()
         if self._response is not None:
-            # Shielded: a cancelled task must still close what it opened.
-            with anyio.CancelScope(shield=True):
-                await self._response.aclose()
+            await release(self._response)
 
     async def aclose(self) -> None:
-        """Close the response at once; ``text`` keeps what arrived."""
+        """Close the response at once; ``text`` keeps what arrived.
+
+        While another task reads the stream, this ends the wait it is in (a
+        read, a back-off, a request waiting for its response) at once, and
+        that task ends the stream.
+        """
         if self._closed:
+            return
+        if self._waiter.elsewhere():
+            self._waiter.interrupt()
             return
         self._closed = True
         self._gen.close()
@@ -233,14 +242,10 @@ class AsyncStream(StreamBase, AsyncClosing):
                 stacklevel=2,
                 source=self,
             )
-            # Nothing can be awaited here: close what closes without the loop.
-            # Shutting the socket down tells the server at once (it stops the
-            # model); the pool drops the dead connection when it next looks.
+            # Nothing can be awaited here: close what closes without it.
             self._closed = True
             self._gen.close()
-            network = self._response.extensions.get("network_stream")
-            if network is not None:
-                shutdown(network.get_extra_info("socket"))
+            abandon(self._response)
 
 
 async def _empty() -> AsyncIterator[bytes]:
@@ -259,49 +264,19 @@ async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
     return b"".join(pieces)
 
 
-async def _run_tools(runs: list[ToolRun]) -> list[Outcome]:
-    """Call the tool functions of one turn concurrently: coroutine functions
-    on the event loop, sync ones in worker threads. What a tool raised is its
-    outcome, not an error here; the outcomes keep the order of the runs."""
-    outcomes: list[Outcome] = [(None, None)] * len(runs)
-
-    async def run_one(i: int, run: ToolRun) -> None:
-        function = run.tool.function
-        assert function is not None
-        try:
-            if run.tool.is_async:
-                value = await function(*run.args, **run.kwargs)
-            else:
-                value = await anyio.to_thread.run_sync(
-                    functools.partial(function, *run.args, **run.kwargs)
-                )
-                if inspect.isawaitable(value):  # a sync callable that returned a coroutine
-                    value = await value
-            outcomes[i] = (value, None)
-        except Exception as exc:
-            outcomes[i] = (None, exc)
-
-    if len(runs) == 1:
-        await run_one(0, runs[0])
-        return outcomes
-    async with anyio.create_task_group() as group:
-        for i, run in enumerate(runs):
-            group.start_soon(run_one, i, run)
-    return outcomes
-
-
 class AsyncClient(ClientBase, AsyncClosing):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies,
     certificates, transports); mal then leaves closing it to you.
-    ``transport="aiohttp"`` (``pip install 'mal-llm[aiohttp]'``, asyncio only) moves
-    the bytes with aiohttp's C HTTP parser instead of httpx's pure-Python one.
+    ``transport`` picks what moves the bytes: ``"httpx"``, or in an async
+    client on asyncio ``"aiohttp"`` (``pip install 'mal-llm[aiohttp]'``),
+    aiohttp's C HTTP parser instead of httpx's pure-Python one.
     ``hooks`` are called through the life of every call; ``clock`` and
     ``random`` are there for tests.
     """
 
-    _runs_async_tools = True
+    _runs_async_tools = RUNS_ASYNC_TOOLS
 
     def __init__(
         self,
@@ -316,7 +291,7 @@ class AsyncClient(ClientBase, AsyncClosing):
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
-        transport: Literal["httpx", "aiohttp"] = "httpx",
+        transport: Transport = "httpx",
     ) -> None:
         check_http_client(http_client, httpx.AsyncClient, "httpx.AsyncClient")
         super().__init__(
@@ -331,29 +306,11 @@ class AsyncClient(ClientBase, AsyncClosing):
             max_retries=max_retries,
         )
         self._own_http = http_client is None
-        self._asyncio_only = transport == "aiohttp"
-        if http_client is not None:
-            self._http = http_client
-        elif transport == "httpx":
-            self._http = httpx.AsyncClient(
-                headers={"user-agent": USER_AGENT},
-                timeout=make_timeout(self.config.timeouts()),
-                limits=make_limits(),
-            )
-        elif transport == "aiohttp":
-            try:
-                from httpx_aiohttp import HttpxAiohttpClient
-            except ImportError:
-                raise ConfigError(
-                    "transport='aiohttp' needs httpx-aiohttp: pip install 'mal-llm[aiohttp]'"
-                ) from None
-            self._http = HttpxAiohttpClient(
-                headers={"user-agent": USER_AGENT},
-                timeout=make_timeout(self.config.timeouts()),
-                limits=make_limits(),
-            )
+        self._transport: str = transport
+        if http_client is None:
+            self._http = make_http(transport, make_timeout(self.config.timeouts()))
         else:
-            raise ConfigError(f"transport must be 'httpx' or 'aiohttp', not {transport!r}")
+            self._http = http_client
 
     def stream(
         self,
@@ -363,13 +320,17 @@ class AsyncClient(ClientBase, AsyncClosing):
         schema: Any = None,
         **options: Unpack[CallOptions],
     ) -> AsyncStream:
-        """Start a streamed generation; ``async for`` the returned
-        :class:`AsyncStream`. With ``tool_rounds``, the whole tool loop: see
-        :meth:`mal.Client.stream`."""
+        """Start a streamed generation; read the returned :class:`AsyncStream`
+        with ``async for``.
+
+        With ``tool_rounds``, the stream is the whole tool loop: each chunk
+        says its ``step``; after a step's tools ran, one chunk holds their
+        ``tool_results``, then the next step streams. ``response()`` is then
+        the whole call, with its ``steps``."""
         call, run, gen = self._start(
             prompt, model, with_schema(options, schema), for_generate=False
         )
-        self._check_loop()
+        check_loop(self._transport)
         return AsyncStream(self._http, call, self._runtime, run, gen)
 
     @overload
@@ -400,30 +361,25 @@ class AsyncClient(ClientBase, AsyncClosing):
     async def complete(
         self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
     ) -> Response:
-        """Run a call to its end and return its :class:`mal.Response`; see
-        :meth:`mal.Client.complete`."""
+        """Run a call to its end and return its :class:`mal.Response`: with
+        ``schema``, the output decoded (re-asked up to ``schema_retries``
+        times when it does not match), with ``tool_rounds`` the tools run."""
         call, run, gen = self._start(prompt, model, with_schema(options, schema), for_generate=True)
-        self._check_loop()
+        check_loop(self._transport)
         async with AsyncStream(self._http, call, self._runtime, run, gen) as stream:
             async for _ in stream:
                 pass
         assert run.final is not None
         return run.final
 
-    def _check_loop(self) -> None:
-        if self._asyncio_only:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                raise ConfigError(
-                    "transport='aiohttp' runs on asyncio only; use the default transport under trio"
-                ) from None
-
     async def embed(
         self, texts: str | Sequence[str], *, model: str, **options: Unpack[EmbedOptions]
     ) -> Embeddings:
-        """The embedding vectors of ``texts``; see :meth:`mal.Client.embed`."""
+        """The embedding vectors of ``texts`` (OpenAI-compatible, Ollama and
+        Gemini models), sent in batches of ``batch_size`` (512; Gemini's 100);
+        ``dimensions`` asks for shorter vectors where the model can give them."""
         calls, provider, name = self._embed_calls(texts, model, options)
+        check_loop(self._transport)
         parts = []
         for call in calls:
             async with AsyncStream(self._http, call, self._runtime) as stream:
@@ -451,7 +407,7 @@ class AsyncClient(ClientBase, AsyncClosing):
         """
         derived = self._derived(api_key, base_url, timeout, max_retries, fields)
         client = AsyncClient(http_client=self._http, **derived)
-        client._asyncio_only = self._asyncio_only
+        client._transport = self._transport
         return client
 
     async def aclose(self) -> None:

@@ -16,9 +16,9 @@ from ._prepare import Call, prepare_call
 from .config import Endpoint, MALConfig, resolve_endpoint
 from .errors import ConfigError, OutputValidationError
 from .hooks import CallStats, ClientMetrics, Hooks
-from .protocols import PROTOCOLS, split_model
+from .protocols import PROTOCOLS
 from .schema import partial_json
-from .types import Message, MessageLike, Prompt, Response, ToolCall, Usage
+from .types import Message, Prompt, Response, ToolCall, Usage
 
 __all__ = ["AsyncClosing", "ClientBase", "Closing", "StreamBase"]
 
@@ -279,7 +279,7 @@ class ClientBase:
         }
         self._runtime = Runtime(
             config,
-            self._fallback_call,
+            self._endpoints,
             hooks=hooks,
             clock=clock,
             random=random if random is not None else _random.random,
@@ -352,7 +352,6 @@ class ClientBase:
         if for_generate or checked.tool_rounds or checked.schema_retries:
             gen = run_loop(
                 call,
-                self._round_call,
                 checked,
                 self._runtime,
                 run,
@@ -365,42 +364,6 @@ class ClientBase:
 
     #: Whether the client's complete() can run coroutine-function tools.
     _runs_async_tools = False
-
-    def _round_call(
-        self, messages: list[MessageLike], first: Call, overrides: Mapping[str, Any]
-    ) -> Call:
-        # A tool round or a re-ask: the same model and options (with
-        # ``overrides``), a longer prompt, streamed as the first call was.
-        options = {**first.options, **overrides} if overrides else first.options
-        return prepare_call(
-            self.config,
-            self._endpoints,
-            messages,
-            f"{first.provider}/{first.model}",
-            options,
-            for_generate=True,
-            stream=first.params.stream,
-        )
-
-    def _fallback_call(self, model: str, call: Call) -> Call:
-        # A fallback of the call's own provider keeps the call's base_url and
-        # api_key (the same self-hosted server, another model); one of another
-        # provider uses the client's settings for that provider. Either keeps
-        # the streaming decision of the call it replaces.
-        provider, _ = split_model(model, self.config.default_provider)
-        dropped = ["fallbacks"]
-        if provider != call.provider:
-            dropped += ["base_url", "api_key"]
-        options = {key: value for key, value in call.options.items() if key not in dropped}
-        return prepare_call(
-            self.config,
-            self._endpoints,
-            call.params.prompt,
-            model,
-            options,
-            for_generate=True,
-            stream=call.params.stream,
-        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.config!r}>"

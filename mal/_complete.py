@@ -27,7 +27,7 @@ import msgspec
 
 from ._lifecycle import CallState, Runtime, run_call
 from ._ops import CallGenerator, Op
-from ._prepare import Call
+from ._prepare import Call, round_call
 from .errors import ConfigError, MALError, OutputValidationError, RefusalError, ToolError
 from .protocols._base import forced_tool
 from .tools import Tool, format_result
@@ -120,13 +120,8 @@ def check_complete_options(options: Mapping[str, Any]) -> CompleteOptions:
     return CompleteOptions(retries, rounds, errors)
 
 
-#: How a round's call is prepared: ``make_round(messages, first, overrides)``.
-MakeRound = Callable[[list[MessageLike], Call, Mapping[str, Any]], Call]
-
-
 def run_loop(
     first: Call,
-    make_round: MakeRound,
     options: CompleteOptions,
     runtime: Runtime,
     run: Run,
@@ -136,17 +131,16 @@ def run_loop(
 ) -> LoopGenerator:
     """A call run to its end, with its tool rounds and schema re-asks.
 
-    ``make_round(messages, first, overrides)`` prepares the next call, whose
-    prompt is ``messages`` and whose options are the first call's with
-    ``overrides``. ``run`` holds the state of each step as it runs.
+    Each step after the first is prepared by
+    :func:`mal._prepare.round_call`: its prompt is the conversation so far,
+    its options the first call's (with ``tool_choice`` left to the model
+    after a forced call). ``run`` holds the state of each step as it runs.
     ``allow_async``: whether the driver can run coroutine functions. See the
     module docstring for what it yields.
     """
     steps = run.steps
     try:
-        response = yield from _loop(
-            first, make_round, options, runtime, run, allow_async, on_schema_retry
-        )
+        response = yield from _loop(first, options, runtime, run, allow_async, on_schema_retry)
     except MALError as exc:
         # What arrived is kept: the steps that ended (the text of the one
         # under way is the error's partial_text).
@@ -159,7 +153,6 @@ def run_loop(
 
 def _loop(
     first: Call,
-    make_round: MakeRound,
     options: CompleteOptions,
     runtime: Runtime,
     run: Run,
@@ -180,6 +173,10 @@ def _loop(
     reasks = rounds = 0
     call = first
     state = run.state
+
+    def next_round(messages: list[MessageLike]) -> Call:
+        return round_call(runtime.config, runtime.endpoints, messages, first, overrides)
+
     while True:
         step: CallGenerator = run_call(call, state, runtime)
         yield from step
@@ -217,7 +214,7 @@ def _loop(
                 added += messages
                 conversation += [response.message, *messages]
                 rounds += 1
-                call = _next_step(make_round(list(conversation), first, overrides), run)
+                call = _next_step(next_round(list(conversation)), run)
                 state = run.state
                 continue
         if schema is None or (response.tool_calls and response.finish_reason == "tool_calls"):
@@ -244,7 +241,7 @@ def _loop(
             break
         added.append(reask)
         conversation += [response.message, reask]
-        call = _next_step(make_round(list(conversation), first, overrides), run)
+        call = _next_step(next_round(list(conversation)), run)
         state = run.state
     return _finish(response, steps, added, reasks)
 

@@ -15,7 +15,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ._log import describe, log_attempt, logger
@@ -31,8 +31,8 @@ from ._ops import (
     Sleep,
     _Op,
 )
-from ._prepare import Call
-from .config import MALConfig
+from ._prepare import Call, fallback_call
+from .config import Endpoint, MALConfig
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -61,22 +61,22 @@ UNSET: Final = _Op("UNSET")
 
 
 class Runtime:
-    """What a client lends its calls: config, clock, randomness, hooks, counters,
-    and the way to prepare a fallback's call."""
+    """What a client lends its calls: config, endpoints (to prepare a
+    fallback's call or a tool round's), clock, randomness, hooks, counters."""
 
-    __slots__ = ("call_ids", "clock", "config", "hooks", "make_call", "metrics", "random")
+    __slots__ = ("call_ids", "clock", "config", "endpoints", "hooks", "metrics", "random")
 
     def __init__(
         self,
         config: MALConfig,
-        make_call: Callable[[str, Call], Call],
+        endpoints: Mapping[str, Endpoint],
         *,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
-        self.make_call = make_call
+        self.endpoints = endpoints
         self.hooks = hooks if hooks is not None else Hooks()
         self.metrics = ClientMetrics()
         self.clock: Callable[[], float] = clock
@@ -187,7 +187,7 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                 following,
                 describe(error),
             )
-            current = runtime.make_call(following, call)
+            current = fallback_call(config, runtime.endpoints, following, call)
             current.step = call.step
             state.provider = stats.provider = current.provider
             state.model = stats.model = current.model

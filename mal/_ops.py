@@ -22,7 +22,8 @@ the same shape). Its type is :data:`CallGenerator`,
 * ``READ_ERROR_BODY``: the driver sends back the rest of the body, at most
   :data:`MAX_ERROR_BODY` bytes;
 * ``Sleep(seconds)``: the driver sleeps (a back-off before a retry) and sends
-  back ``None``;
+  back ``None``; a close of the stream from another task or thread ends the
+  sleep, and the stream, at once;
 * ``Await(awaitable)``: the driver awaits it and sends back ``None`` (what an
   async ``progress_callback`` returned; only the async driver meets it: a sync
   client refuses an async callback before anything is sent);

@@ -29,7 +29,7 @@ from .protocols import (
 from .protocols._base import prompt_length
 from .schema import OutputSchema
 from .tools import Tool, as_tools
-from .types import Prompt
+from .types import MessageLike, Prompt
 
 if TYPE_CHECKING:
     from httpx import Timeout
@@ -247,6 +247,52 @@ def prepare_call(
         fallbacks=list(fallbacks),
         options=options,
         unknown_prefix=hint,
+    )
+
+
+def round_call(
+    config: MALConfig,
+    endpoints: Mapping[str, Endpoint],
+    messages: list[MessageLike],
+    first: Call,
+    overrides: Mapping[str, Any],
+) -> Call:
+    """The call of a tool round or a schema re-ask: ``first``'s model and
+    options (with ``overrides``), ``messages`` as the prompt, streamed as
+    ``first`` was."""
+    options = {**first.options, **overrides} if overrides else first.options
+    return prepare_call(
+        config,
+        endpoints,
+        messages,
+        f"{first.provider}/{first.model}",
+        options,
+        for_generate=True,
+        stream=first.params.stream,
+    )
+
+
+def fallback_call(
+    config: MALConfig, endpoints: Mapping[str, Endpoint], model: str, call: Call
+) -> Call:
+    """The call of fallback ``model`` for ``call``. One of the call's own
+    provider keeps the call's base_url and api_key (the same self-hosted
+    server, another model); one of another provider uses the client's
+    settings for that provider. Either keeps the streaming decision of the
+    call it replaces."""
+    provider, _ = split_model(model, config.default_provider)
+    dropped = ["fallbacks"]
+    if provider != call.provider:
+        dropped += ["base_url", "api_key"]
+    options = {key: value for key, value in call.options.items() if key not in dropped}
+    return prepare_call(
+        config,
+        endpoints,
+        call.params.prompt,
+        model,
+        options,
+        for_generate=True,
+        stream=call.params.stream,
     )
 
 

@@ -1,16 +1,17 @@
-"""The sync driver: :class:`Client` and :class:`Stream` over ``httpx.Client``.
+# Generated from mal/_async.py by `python scripts/unasync.py`: do not edit by hand.
+# Edit mal/_async.py (or its helpers) and run the script again.
+"""The driver: :class:`Client` and :class:`Stream` over ``httpx.Client``.
 
-It runs the lifecycle generator of :mod:`mal._lifecycle` and knows nothing of
-providers; :mod:`mal._async` is the same driver with ``await``. What only a
-sync driver needs: a blocked read cannot be cancelled, so the clocks and a
-``close()`` from another thread wake it by shutting its socket down.
+It runs the lifecycle generator of :mod:`mal._lifecycle` (with the tool loop
+of :mod:`mal._complete` around it) and knows nothing of providers: it does
+what each op asks (see :mod:`mal._ops`). The sync driver is generated from
+the async one by ``scripts/unasync.py``, so the two cannot drift apart; what
+truly differs between the runtimes (how a wait is cut short, how tools run,
+what moves the bytes) is in :mod:`mal._helpers_sync`.
 """
 
 from __future__ import annotations
 
-import inspect
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -18,25 +19,28 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 
-from . import _watchdog
 from ._base import ClientBase, Closing, StreamBase, check_http_client, generated, with_schema
-from ._complete import Outcome, Run, RunTools, ToolRun
+from ._complete import Run, RunTools
+from ._helpers_sync import (
+    RUNS_ASYNC_TOOLS,
+    Transport,
+    Waiter,
+    abandon,
+    check_loop,
+    make_http,
+    release,
+    run_tools,
+    settle,
+)
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
 from ._prepare import Call
 from ._transport import (
     TRANSPORT_ERRORS,
-    USER_AGENT,
     ConnectionTrace,
-    clock_ran_out,
-    make_limits,
-    make_sync_transport,
     make_timeout,
     map_error,
-    restore_read_timeout,
-    shutdown,
     sync_body,
-    take_written_socket,
     unanswered,
 )
 from .config import MALConfig
@@ -56,12 +60,12 @@ T = TypeVar("T")
 
 
 class Stream(StreamBase, Closing):
-    """A streamed generation: iterate it for :class:`mal.Chunk` objects.
+    """A streamed generation, read with ``for``: :class:`mal.Chunk` objects.
 
     The request is sent when iteration starts. Breaking out of the loop,
-    leaving the ``with`` block or calling :meth:`close` (from any thread)
-    closes the response at once; a stream read to its end leaves its
-    connection in the pool.
+    leaving the ``with`` block, an exception raised in it or
+    :meth:`close` closes the response at once; a stream read to its end
+    leaves its connection in the pool.
     """
 
     def __init__(
@@ -82,22 +86,13 @@ class Stream(StreamBase, Closing):
         self._response: httpx.Response | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
-        # The reading thread while it runs the lifecycle, for close() from others.
-        self._reader: int | None = None
-        self._interrupted = False
-        # The clock of the read in progress, watched by the watchdog thread.
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._deadline: float | None = None
-        self._watch_at: float | None = None
-        self._expired = False
-        # Set by close() from another thread, to cut a back-off sleep short.
-        self._wake = threading.Event()
+        self._waiter = Waiter()
 
     def __iter__(self) -> Iterator[Chunk]:
-        # A fresh generator that the stream does not keep: when a ``for`` loop
-        # breaks, it is dropped at once and its ``finally`` closes the response.
-        # Once ``next()`` has started the stream's own, a loop goes on with it.
+        # A fresh generator that the stream does not keep: when a loop over
+        # it breaks, it is dropped, and its ``finally`` closes the response.
+        # Once the stream's own has started (a first ``__next__``), a loop
+        # goes on with it.
         if self._iterator is not None:
             return self._iterator
         return self._iterate()
@@ -105,17 +100,20 @@ class Stream(StreamBase, Closing):
     def __next__(self) -> Chunk:
         if self._iterator is None:
             self._iterator = self._iterate()
-        return next(self._iterator)
+        return self._iterator.__next__()
 
     def _iterate(self) -> Iterator[Chunk]:
         if self._closed:
             return
         gen = self._gen
-        body: Iterator[bytes] = iter(())
+        waiter = self._waiter
+        body: Iterator[bytes] = _empty()
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
-        reader = self._reader = threading.get_ident()
+        # Each wait below ends early when the stream is closed from elsewhere
+        # (waiter.interrupt()); the stream then ends quietly, here.
+        reader = waiter.enter()
         try:
             while True:
                 try:
@@ -126,20 +124,21 @@ class Stream(StreamBase, Closing):
                 # Text flows: a chunk, then a read, then the next hand-off,
                 # in a loop of their own.
                 while type(op) is Handoff:
-                    self._reader = None
+                    waiter.reader = None
                     yield op.chunk
                     if self._closed:
                         return  # closed by the caller between two chunks
-                    self._reader = reader
+                    waiter.reader = reader
                     try:
-                        data = next(body, b"")
+                        data = body.__next__()
+                    except StopIteration:
+                        data = b""
                     except TRANSPORT_ERRORS as exc:
-                        if self._interrupted:
-                            return
                         error = map_error(exc, url, in_body=True)
+                    if waiter.interrupted:
+                        return
+                    if error is not None:
                         break
-                    if self._interrupted:
-                        return  # closed from another thread while the read went on
                     try:
                         op = gen.send(data)
                     except StopIteration:
@@ -148,90 +147,65 @@ class Stream(StreamBase, Closing):
                     continue
                 if op is RECEIVE:
                     try:
-                        value = next(body, b"")
+                        value = body.__next__()
+                    except StopIteration:
+                        value = b""
                     except TRANSPORT_ERRORS as exc:
-                        if self._interrupted:
-                            return
                         error = map_error(exc, url, in_body=True)
-                    if self._interrupted:
-                        return  # closed from another thread while the read went on
                 elif type(op) is Chunk:
-                    self._reader = None
+                    waiter.reader = None
                     yield op
-                    self._reader = reader
+                    if self._closed:
+                        return
+                    waiter.reader = reader
                 elif type(op) is Receive:
-                    self._arm(op.timeout)
                     try:
-                        value = next(body, b"")
-                    except TRANSPORT_ERRORS as exc:
-                        if self._interrupted:
-                            return
-                        error = map_error(exc, url, in_body=True)
-                    self._deadline = None
-                    if self._interrupted:
-                        return  # closed from another thread while the read went on
-                    if self._expired:
+                        value = waiter.read_within(body, op.timeout)
+                    except TimeoutError:
                         error = op.expired()
+                    except TRANSPORT_ERRORS as exc:
+                        error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
                     trace = ConnectionTrace()
                     try:
                         value, body = self._send(op, trace)
+                    except TimeoutError as exc:
+                        assert op.clock is not None
+                        error = op.clock.expired()
+                        error.__cause__ = exc.__cause__  # httpx's, where it ended the wait
                     except httpx.HTTPError as exc:
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
-                        if op.clock is not None and clock_ran_out(
-                            exc, op.timeouts, op.clock.timeout
-                        ):
-                            error = op.clock.expired()
-                            error.__cause__ = exc
-                    if self._interrupted:
-                        return
                 elif type(op) is Sleep:
-                    if self._wake.wait(op.seconds):
-                        return  # closed from another thread
+                    waiter.sleep(op.seconds)
+                elif type(op) is Await:
+                    settle(op.awaitable)
                 elif type(op) is RunTools:
                     self._release()  # the step's response was read to its end
-                    value = [_run_tool(run) for run in op.runs]
-                    if self._interrupted:
-                        return  # closed from another thread while the tools ran
+                    value = run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
                         value = _read_bounded(body)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
+                if waiter.interrupted:
+                    return  # closed from elsewhere while the op went on
         finally:
-            self._reader = None
+            waiter.reader = None
             self.close()
 
-    def _send(self, op: Send, trace: ConnectionTrace) -> tuple[ResponseHead, Iterator[bytes]]:
+    def _send(
+        self,
+        op: Send,
+        trace: ConnectionTrace,
+    ) -> tuple[ResponseHead, Iterator[bytes]]:
         self._release()
-        request = op.request
-        try:
-            response = self._http.send(
-                self._http.build_request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.body,
-                    timeout=make_timeout(op.head_timeouts()),
-                    extensions={"trace": trace.trace},
-                ),
-                stream=True,
-                # Never follow: a redirect to another host would carry the API key.
-                follow_redirects=False,
-            )
-        finally:
-            take_written_socket()
+        response = self._waiter.send(self._http, op, trace)
         self._response = response
-        if op.clock is not None:
-            restore_read_timeout(response, op.timeouts[1])
-        network = response.extensions.get("network_stream")
-        with self._lock:
-            self._socket = network.get_extra_info("socket") if network is not None else None
-            self._expired = False
+        self._waiter.attach(response)
         # The body's pieces, read from the connection (see sync_body), without
-        # iter_raw()'s per-piece bookkeeping; iter_bytes() if the server
+        # httpx's per-piece bookkeeping; httpx's decoded pieces if the server
         # compressed the body.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
         if encoded or not isinstance(response.stream, httpx.SyncByteStream):
@@ -240,54 +214,23 @@ class Stream(StreamBase, Closing):
             body = sync_body(response)
         return ResponseHead(response.status_code, response.headers), body
 
-    def _arm(self, timeout: float) -> None:
-        """Give the read about to start a deadline, watched by the watchdog."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._deadline = deadline
-            if self._watch_at is None or deadline < self._watch_at:
-                self._watch_at = deadline
-                _watchdog.watch(self, deadline)
-
-    def _check_deadline(self, now: float) -> float | None:
-        """The watchdog's call (on its thread): past the deadline, wake the read."""
-        with self._lock:
-            deadline = self._deadline
-            if deadline is not None and deadline > now:
-                self._watch_at = deadline
-                return deadline
-            self._watch_at = None
-            if deadline is None:
-                return None
-            self._deadline = None
-            self._expired = True
-            sock = self._socket
-        shutdown(sock)
-        return None
-
     def _release(self) -> None:
-        """Let the response go: no clock may touch its socket after this."""
-        with self._lock:
-            self._deadline = None
-            self._socket = None
+        """Let the response go: nothing may touch its socket after this."""
+        self._waiter.detach()
         if self._response is not None:
-            self._response.close()
+            release(self._response)
 
     def close(self) -> None:
         """Close the response at once; ``text`` keeps what arrived.
 
-        From another thread than the one reading, this wakes the blocked read
-        (by shutting the socket down), and the reading thread ends the stream.
+        While another thread reads the stream, this ends the wait it is in (a
+        read, a back-off, a request waiting for its response) at once, and
+        that task ends the stream.
         """
         if self._closed:
             return
-        reader = self._reader
-        if reader is not None and reader != threading.get_ident():
-            with self._lock:
-                self._interrupted = True
-                sock = self._socket or take_written_socket(reader)
-            self._wake.set()
-            shutdown(sock)
+        if self._waiter.elsewhere():
+            self._waiter.interrupt()
             return
         self._closed = True
         self._gen.close()
@@ -301,24 +244,15 @@ class Stream(StreamBase, Closing):
                 stacklevel=2,
                 source=self,
             )
-            self.close()
+            # Nothing can be awaited here: close what closes without it.
+            self._closed = True
+            self._gen.close()
+            abandon(self._response)
 
 
-def _run_tool(run: ToolRun) -> Outcome:
-    """Call one tool function; what it raised is the outcome, not an error here."""
-    function = run.tool.function
-    assert function is not None
-    try:
-        value = function(*run.args, **run.kwargs)
-    except Exception as exc:
-        return None, exc
-    if inspect.isawaitable(value):
-        if inspect.iscoroutine(value):
-            value.close()
-        return None, TypeError(
-            f"tool {run.tool.name!r} returned an awaitable; run it with mal.AsyncClient"
-        )
-    return value, None
+def _empty() -> Iterator[bytes]:
+    return
+    yield b""
 
 
 def _read_bounded(body: Iterator[bytes]) -> bytes:
@@ -336,10 +270,15 @@ class Client(ClientBase, Closing):
     """A pool of connections and one config for many calls.
 
     ``http_client`` lets you bring your own ``httpx.Client`` (proxies,
-    certificates, transports); mal then leaves closing it to you. ``hooks``
-    are called through the life of every call; ``clock`` and ``random`` are
-    there for tests.
+    certificates, transports); mal then leaves closing it to you.
+    ``transport`` picks what moves the bytes: ``"httpx"``, or in an async
+    client on asyncio ``"aiohttp"`` (``pip install 'mal-llm[aiohttp]'``),
+    aiohttp's C HTTP parser instead of httpx's pure-Python one.
+    ``hooks`` are called through the life of every call; ``clock`` and
+    ``random`` are there for tests.
     """
+
+    _runs_async_tools = RUNS_ASYNC_TOOLS
 
     def __init__(
         self,
@@ -354,6 +293,7 @@ class Client(ClientBase, Closing):
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
+        transport: Transport = "httpx",
     ) -> None:
         check_http_client(http_client, httpx.Client, "httpx.Client")
         super().__init__(
@@ -368,11 +308,11 @@ class Client(ClientBase, Closing):
             max_retries=max_retries,
         )
         self._own_http = http_client is None
-        self._http = http_client or httpx.Client(
-            headers={"user-agent": USER_AGENT},
-            timeout=make_timeout(self.config.timeouts()),
-            transport=make_sync_transport(make_limits()),
-        )
+        self._transport: str = transport
+        if http_client is None:
+            self._http = make_http(transport, make_timeout(self.config.timeouts()))
+        else:
+            self._http = http_client
 
     def stream(
         self,
@@ -382,7 +322,8 @@ class Client(ClientBase, Closing):
         schema: Any = None,
         **options: Unpack[CallOptions],
     ) -> Stream:
-        """Start a streamed generation; iterate the returned :class:`Stream`.
+        """Start a streamed generation; read the returned :class:`Stream`
+        with ``for``.
 
         With ``tool_rounds``, the stream is the whole tool loop: each chunk
         says its ``step``; after a step's tools ran, one chunk holds their
@@ -391,6 +332,7 @@ class Client(ClientBase, Closing):
         call, run, gen = self._start(
             prompt, model, with_schema(options, schema), for_generate=False
         )
+        check_loop(self._transport)
         return Stream(self._http, call, self._runtime, run, gen)
 
     @overload
@@ -415,7 +357,8 @@ class Client(ClientBase, Closing):
     ) -> Any:
         """Return the whole generated text (streamed or not, by ``stream``), or
         with ``schema`` the output decoded into it."""
-        return generated(self.complete(prompt, model=model, schema=schema, **options), schema)
+        response = self.complete(prompt, model=model, schema=schema, **options)
+        return generated(response, schema)
 
     def complete(
         self, prompt: Prompt, *, model: str, schema: Any = None, **options: Unpack[GenerateOptions]
@@ -424,6 +367,7 @@ class Client(ClientBase, Closing):
         ``schema``, the output decoded (re-asked up to ``schema_retries``
         times when it does not match), with ``tool_rounds`` the tools run."""
         call, run, gen = self._start(prompt, model, with_schema(options, schema), for_generate=True)
+        check_loop(self._transport)
         with Stream(self._http, call, self._runtime, run, gen) as stream:
             for _ in stream:
                 pass
@@ -437,6 +381,7 @@ class Client(ClientBase, Closing):
         Gemini models), sent in batches of ``batch_size`` (512; Gemini's 100);
         ``dimensions`` asks for shorter vectors where the model can give them."""
         calls, provider, name = self._embed_calls(texts, model, options)
+        check_loop(self._transport)
         parts = []
         for call in calls:
             with Stream(self._http, call, self._runtime) as stream:
@@ -463,7 +408,9 @@ class Client(ClientBase, Closing):
         Closing the new client leaves the pool open; closing this one closes it.
         """
         derived = self._derived(api_key, base_url, timeout, max_retries, fields)
-        return Client(http_client=self._http, **derived)
+        client = Client(http_client=self._http, **derived)
+        client._transport = self._transport
+        return client
 
     def close(self) -> None:
         """Close the pooled connections (not those of an ``http_client`` you passed)."""

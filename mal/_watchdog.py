@@ -3,10 +3,11 @@
 A sync read from a socket cannot be given a deadline once it has begun, and
 httpx's read timeout restarts with every byte, so a server that trickles
 keep-alive pings would hold a sync caller forever. The sync driver registers
-each stream that has a clock running; at the deadline the watchdog calls the
-stream back, and the stream shuts its socket down, which wakes the blocked
-read. Moving a deadline later costs an attribute write: the watchdog finds
-the new deadline when the old one comes and sleeps again.
+each stream that has a clock running (its ``Waiter``, in
+:mod:`mal._helpers_sync`); at the deadline the watchdog calls it back, and it
+shuts the stream's socket down, which wakes the blocked read. Moving a
+deadline later costs an attribute write: the watchdog finds the new deadline
+when the old one comes and sleeps again.
 """
 
 from __future__ import annotations

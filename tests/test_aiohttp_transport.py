@@ -92,3 +92,20 @@ def test_trio_is_refused_with_a_clear_error(server: MockServer) -> None:
 
     with pytest.raises(mal.ConfigError, match="asyncio only"):
         trio.run(main)
+
+
+def test_trio_is_refused_for_embeddings_too(server: MockServer) -> None:
+    async def main() -> None:
+        async with client_for(server) as client:
+            await client.embed("Hi", model="openai/text-embedding-mock")
+
+    with pytest.raises(mal.ConfigError, match="asyncio only"):
+        trio.run(main)
+    assert server.requests == []
+
+
+def test_a_sync_client_refuses_the_aiohttp_transport() -> None:
+    with pytest.raises(mal.ConfigError, match=r"transport='aiohttp' is for mal\.AsyncClient"):
+        mal.Client(transport="aiohttp")  # type: ignore[arg-type]
+    with pytest.raises(mal.ConfigError, match="transport must be 'httpx', not 'h2'"):
+        mal.Client(transport="h2")  # type: ignore[arg-type]

@@ -160,6 +160,26 @@ def test_the_idle_clock_starts_with_the_first_text(clock: Clock) -> None:
         assert info.value.partial_text == "Hi"
 
 
+def test_the_idle_clock_starts_again_with_each_piece_of_text(clock: Clock) -> None:
+    with make_client(clock, idle_timeout=2.0) as client:
+        gen, _, _ = start(client, {"max_retries": 0})
+        assert gen.send(HEAD) is RECEIVE
+        texts = []
+        for word in ("a", "b", "c"):
+            chunk = gen.send(line(word))
+            assert isinstance(chunk, mal.Chunk)
+            texts.append(chunk.text)
+            clock.now += 1.5  # each gap is shorter than the clock, their sum is not
+            op = gen.send(None)
+            # Measured from the last text, not from the first one.
+            assert op == Receive(0.5, "idle")
+        assert texts == ["a", "b", "c"]
+        # Bytes with no text (a keep-alive line) do not start it again.
+        clock.now += 0.25
+        op = gen.send(b'{"model": "m", "response": "", "done": false}\n')
+        assert op == Receive(0.25, "idle")
+
+
 def test_the_total_clock_runs_from_the_start_and_wins_when_sooner(clock: Clock) -> None:
     with make_client(clock, first_token_timeout=5.0, total_timeout=3.0) as client:
         gen, _, send = start(client, {"max_retries": 0})

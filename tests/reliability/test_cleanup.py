@@ -17,7 +17,7 @@ import pytest
 import mal
 from mal.testing import MockServer, Reply
 
-from ..support.adapters import MODELS, PROVIDERS, Api, make_config, read_into
+from ..support.adapters import MODELS, PROVIDERS, Api, StreamAdapter, make_config, read_into
 from ._support import LONG_TOKENS, SHORT_TEXT, SHORT_TOKENS, wait_disconnect
 
 #: A stream that sends two tokens, then stalls (no pings) for five seconds.
@@ -214,6 +214,83 @@ async def test_a_thousand_streams_leak_nothing(api: Api, server: MockServer) -> 
         assert server.connections <= broken + 3
         assert client.metrics.requests == 1000
         assert client.metrics.errors == {}
+
+
+# --------------------------------------------------------------------------- close() from elsewhere
+# The same in both APIs: close() from another thread, aclose() from another
+# task, ends whatever the reader waits for at once, and the stream ends quietly.
+
+
+async def read_closed_from_elsewhere(api: Api, stream: StreamAdapter, after: float) -> list[str]:
+    """Read ``stream`` in a bare loop while, ``after`` seconds in, another
+    thread (sync) or another task (async) closes it; the texts the loop saw."""
+    texts: list[str] = []
+    if isinstance(stream.raw, mal.Stream):
+        timer = threading.Timer(after, stream.raw.close)
+        timer.start()
+        try:
+            texts = [chunk.text for chunk in stream.raw]
+        finally:
+            timer.cancel()
+        return texts
+
+    async def close_later() -> None:
+        await anyio.sleep(after)
+        await stream.aclose()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(close_later)
+        await read_into(stream, texts, with_block=False)
+    return texts
+
+
+@pytest.mark.anyio
+async def test_close_from_elsewhere_ends_a_backoff_at_once(api: Api, server: MockServer) -> None:
+    # The server asks for 30 s before the retry; the caller gives up after 0.3 s.
+    server.default = Reply(status=503, headers={"retry-after": "30"})
+    async with api.client(make_config(server, max_retries=2)) as client:
+        stream = client.stream("Hi", model=MODELS["openai"])
+        start = time.monotonic()
+        texts = await read_closed_from_elsewhere(api, stream, 0.3)
+        elapsed = time.monotonic() - start
+        assert texts == []
+        assert elapsed < 2, f"the close took {elapsed:.2f} s to end the back-off"
+        assert len(server.requests) == 1, "no retry goes out after the close"
+        assert [chunk async for chunk in stream] == [], "a closed stream stays closed"
+        # The client still works afterwards.
+        server.default = None
+        server.add(Reply(tokens=SHORT_TOKENS))
+        assert await client.generate("Hi", model=MODELS["openai"]) == SHORT_TEXT
+
+
+@pytest.mark.anyio
+async def test_close_from_elsewhere_ends_the_wait_for_the_headers(
+    api: Api, server: MockServer
+) -> None:
+    server.add(Reply(headers_delay=5))
+    async with api.client(make_config(server, max_retries=2)) as client:
+        stream = client.stream("Hi", model=MODELS["ollama"])
+        start = time.monotonic()
+        texts = await read_closed_from_elsewhere(api, stream, 0.3)
+        elapsed = time.monotonic() - start
+        assert texts == []
+        assert elapsed < 2, f"the close took {elapsed:.2f} s to end the wait for the headers"
+        assert await wait_disconnect(server)
+        assert len(server.requests) == 1, "no retry goes out after the close"
+
+
+@pytest.mark.anyio
+async def test_close_from_elsewhere_ends_a_stalled_read(api: Api, server: MockServer) -> None:
+    server.add(STALLED)
+    async with api.client(make_config(server, max_retries=2)) as client:
+        stream = client.stream("Hi", model=MODELS["anthropic"])
+        start = time.monotonic()
+        texts = await read_closed_from_elsewhere(api, stream, 0.3)
+        elapsed = time.monotonic() - start
+        assert "".join(texts) == stream.text == "Hello"
+        assert elapsed < 2, f"the close took {elapsed:.2f} s to end the read"
+        assert await wait_disconnect(server)
+        assert [chunk async for chunk in stream] == [], "a closed stream stays closed"
 
 
 # --------------------------------------------------------------------------- anyio cancellation
