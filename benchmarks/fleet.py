@@ -36,6 +36,10 @@ any window** of ``--window`` seconds (must not exceed the limit). By default
 a full minute under the real 60 s window; ``--window 5 --seconds 30`` runs
 six windows in half a minute (the window of each process set to match).
 
+``--store-only`` leaves mal's calls out: the store's own latency, and a
+fleet whose threads take turns with ``Acquire`` directly, the time of each
+grant counted instead of the server's arrivals.
+
     python benchmarks/fleet.py [--calls 200] [--repeat 5] [--processes 4] [--limit 600]
                                [--seconds 60] [--window 60] [--json PATH]
 """
@@ -250,9 +254,57 @@ def store_alone(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ fleet
 
 
+def store_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """A process of a fleet on the store alone: threads take turns with
+    ``Acquire`` until the end of the run, sleeping the wait they are given;
+    each grant is reported as the times (``time.monotonic()``, one clock for
+    every process of the machine) before and after its ``execute``: it was
+    granted in between."""
+
+    class Refuse:
+        def execute(self, command: Any) -> Any:
+            if isinstance(command, Acquire):
+                raise SystemExit("Redis failed during the benchmark")
+
+        async def aexecute(self, command: Any) -> Any:
+            self.execute(command)
+
+    store = RedisStore(spec["redis_url"], fallback=Refuse())
+    limits = (("openai", RateLimit(requests_per_minute=spec["limit"])),)
+    grants: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    end = time.monotonic() + spec["seconds"]
+
+    def work(worker: int) -> None:
+        n = 0
+        while (left := end - time.monotonic()) > 0:
+            n += 1
+            lease = f"{os.getpid()}-{worker}-{n}"
+            command = Acquire(limits, cost=1, lease=lease, lease_ttl=60, window=spec["window"])
+            before = time.monotonic()
+            wait, _ = store.execute(command)
+            if wait == 0:
+                with lock:
+                    grants.append((before, time.monotonic()))
+            else:
+                time.sleep(min(wait, left))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(spec["concurrency"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    return {"grants": grants}
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """A process of the fleet: calls until the end of the run, as fast as its
     turns come, then reports what its calls did."""
+    if spec["mode"] == "store":
+        return store_child(spec)
     if spec["window"] != 60:
         set_window(spec["window"])
     limit = RateLimit(requests_per_minute=spec["limit"])
@@ -322,18 +374,29 @@ def most_in_a_window(arrivals: list[float], window: float) -> int:
     return most
 
 
-def fleet(args: argparse.Namespace, server: BenchServer, redis_url: str) -> dict[str, Any]:
-    before = len(server.arrivals())
+def most_surely_in_a_window(spans: list[tuple[float, float]], window: float) -> int:
+    """The most grants surely inside any span [t, t + window): those whose
+    whole (before, after) lies in it. (The store's own times are its clock's,
+    which the processes cannot read; a grant's span holds it.)"""
+    most = 0
+    for start, _ in spans:
+        most = max(most, sum(1 for b, a in spans if b >= start and a < start + window))
+    return most
+
+
+def fleet(args: argparse.Namespace, server: BenchServer | None, redis_url: str) -> dict[str, Any]:
+    """The fleet through mal, or with no server, on the store alone."""
+    before = len(server.arrivals()) if server is not None else 0
     procs = []
     for i in range(args.processes):
         spec = {
-            "url": server.url("openai"),
+            "url": server.url("openai") if server is not None else "",
             "redis_url": redis_url,
             "limit": args.limit,
             "window": args.window,
             "seconds": args.seconds,
             "concurrency": args.concurrency,
-            "mode": "sync" if i % 2 == 0 else "async",
+            "mode": "store" if server is None else "sync" if i % 2 == 0 else "async",
         }
         procs.append(
             subprocess.Popen(
@@ -350,13 +413,25 @@ def fleet(args: argparse.Namespace, server: BenchServer, redis_url: str) -> dict
             p.kill()
             sys.exit(f"a fleet process did not start: {p.communicate()[1][-2000:]}")
     print(f"fleet: {args.processes} processes for {args.seconds:g} s", file=sys.stderr)
+    for p in procs:  # all at once: communicate() waits for the process to end
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     results = []
     for p in procs:
-        out, err = p.communicate("go\n", timeout=args.seconds + args.window + 120)
+        out, err = p.communicate(timeout=args.seconds + args.window + 120)
         if p.returncode != 0:
             sys.exit(f"a fleet process failed: {err[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
-    arrivals = sorted(server.arrivals()[before:])
+    if server is not None:
+        arrivals = sorted(server.arrivals()[before:])
+        most = most_in_a_window(arrivals, args.window)
+    else:
+        spans = sorted(tuple(g) for r in results for g in r.pop("grants"))
+        for r in results:
+            r.update(ok=0, gave_up=0, errors=0)
+        arrivals = [a for _, a in spans]
+        most = most_surely_in_a_window(spans, args.window)
     t0 = arrivals[0] if arrivals else 0.0
     in_run = [t for t in arrivals if t < t0 + args.seconds]
     allowed = args.limit * args.seconds / args.window
@@ -369,7 +444,7 @@ def fleet(args: argparse.Namespace, server: BenchServer, redis_url: str) -> dict
         "arrived_in_run": len(in_run),
         "allowed_in_run": allowed,
         "achieved_pct": 100 * len(in_run) / allowed,
-        "most_in_a_window": most_in_a_window(arrivals, args.window),
+        "most_in_a_window": most,
         "limit": args.limit,
         "window": args.window,
         "seconds": args.seconds,
@@ -384,28 +459,32 @@ def verdict(ok: bool) -> str:
 
 
 def report(args: argparse.Namespace, lat: dict[str, Any], run: dict[str, Any]) -> None:
-    print("\n## Latency per call, a shared limit not reached (µs)\n")
-    rows = []
-    for mode in ("sync", "async"):
-        for c in CONTENDERS:
-            s = lat[mode][c]
-            added = "—" if c == "no limit" else _common.fmt(s["added_us"], 0)
-            rows.append([mode, c, _common.fmt(s["per_call_us"], 0), added])
-    print(_common.md_table(["mode", "contender", "per call", "added"], rows))
+    through_mal = "sync" in lat
+    if through_mal:
+        print("\n## Latency per call, a shared limit not reached (µs)\n")
+        rows = []
+        for mode in ("sync", "async"):
+            for c in CONTENDERS:
+                s = lat[mode][c]
+                added = "—" if c == "no limit" else _common.fmt(s["added_us"], 0)
+                rows.append([mode, c, _common.fmt(s["per_call_us"], 0), added])
+        print(_common.md_table(["mode", "contender", "per call", "added"], rows))
     store = lat["store"]
     print(
         f"\nThe store alone: Acquire {_common.fmt(store['acquire_us'], 0)} µs, "
         f"Release {_common.fmt(store['release_us'], 0)} µs per execute() on loopback Redis."
     )
-    print(f"\n## A fleet of {args.processes} processes under one limit\n")
+    who = "processes" if through_mal else "processes on the store alone (no HTTP)"
+    print(f"\n## A fleet of {args.processes} {who}, one limit\n")
     print(
         _common.md_table(
-            ["limit", "window", "run", "calls ok", "gave up at the end", "errors"],
+            ["limit", "window", "run", "granted", "calls ok", "gave up at the end", "errors"],
             [
                 [
                     f"{run['limit']} requests",
                     f"{run['window']:g} s",
                     f"{run['seconds']:g} s",
+                    run["arrived"],
                     run["calls_ok"],
                     run["gave_up"],
                     run["errors"],
@@ -413,15 +492,19 @@ def report(args: argparse.Namespace, lat: dict[str, Any], run: dict[str, Any]) -
             ],
         )
     )
-    added = [lat[m]["shared limit (Redis)"]["added_us"]["median"] for m in ("sync", "async")]
     print("\n## Against the targets\n")
-    rows = [
-        [
-            "added latency per call, shared limit not reached",
-            "< 1 ms",
-            f"{max(added) / 1000:.2f} ms (the larger of sync and async)",
-            verdict(max(added) < 1000),
-        ],
+    rows = []
+    if through_mal:
+        added = [lat[m]["shared limit (Redis)"]["added_us"]["median"] for m in ("sync", "async")]
+        rows.append(
+            [
+                "added latency per call, shared limit not reached",
+                "< 1 ms",
+                f"{max(added) / 1000:.2f} ms (the larger of sync and async)",
+                verdict(max(added) < 1000),
+            ]
+        )
+    rows += [
         [
             "achieved rate, % of the allowed rate",
             ">= 90 %",
@@ -435,8 +518,11 @@ def report(args: argparse.Namespace, lat: dict[str, Any], run: dict[str, Any]) -
             str(run["most_in_a_window"]),
             verdict(run["most_in_a_window"] <= run["limit"]),
         ],
-        ["errors reaching the caller", "0", str(run["errors"]), verdict(run["errors"] == 0)],
     ]
+    if through_mal:
+        rows.append(
+            ["errors reaching the caller", "0", str(run["errors"]), verdict(run["errors"] == 0)]
+        )
     print(_common.md_table(["what", "target", "measured", ""], rows))
 
 
@@ -450,6 +536,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=600, help="requests per window (600)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the fleet run (60)")
     ap.add_argument("--window", type=float, default=60.0, help="the limit's window (60)")
+    ap.add_argument(
+        "--store-only",
+        action="store_true",
+        help="the store alone: its latency, and the fleet taking turns with Acquire, no HTTP",
+    )
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -458,9 +549,13 @@ def main() -> None:
         return
     redis_server = RedisServer()
     try:
-        with BenchServer(16, short_chunks=16) as server:
-            lat = latency(args, server.url("openai"), redis_server.url)
-            run = fleet(args, server, redis_server.url)
+        if args.store_only:
+            lat = {"store": store_alone(args, redis_server.url)}
+            run = fleet(args, None, redis_server.url)
+        else:
+            with BenchServer(16, short_chunks=16) as server:
+                lat = latency(args, server.url("openai"), redis_server.url)
+                run = fleet(args, server, redis_server.url)
         report(args, lat, run)
         if args.json:
             _common.write_json(

@@ -196,9 +196,13 @@ def test_processes_share_one_limit(redis_server: RedisServer, flavours: tuple[st
         assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
     # They ask for 1.5 s, together; the window is longer, so no entry leaves
     # it: exactly the limit is granted, whoever asked.
+    for worker in workers:  # all at once: communicate() waits for the process to end
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
     granted = []
     for worker in workers:
-        out, err = worker.communicate("go\n", timeout=60)
+        out, err = worker.communicate(timeout=60)
         assert worker.returncode == 0, err
         granted.append(int(out))
     assert sum(granted) == limit, granted
