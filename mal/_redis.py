@@ -489,9 +489,11 @@ class RedisStore:
     def _options(retry: Any) -> dict[str, Any]:
         from redis.backoff import NoBackoff
 
-        # No retries inside the client: redis-py retries a failed connection
-        # by default (10 times with a backoff, in redis-py 6), and the store
-        # has the fallback instead. Replies decoded as text: names and counts.
+        # No retries inside the client: since redis-py 6.0 a client retries a
+        # failed command with an exponential back-off by default (3 times,
+        # 10 in later releases; https://github.com/redis/redis-py/releases/tag/v6.0.0),
+        # which would hold a call up for seconds; the store has the fallback
+        # instead. Replies decoded as text: names and counts.
         return {
             "socket_connect_timeout": TIMEOUT,
             "socket_timeout": TIMEOUT,
