@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from mal._limits import LocalStore
 from mal._redis import RedisStore
 from mal.limits import Store
 
@@ -64,6 +65,7 @@ def _redis_store(request: pytest.FixtureRequest) -> Callable[[], Store]:
 #: The stores every conformance test runs against, by name.
 STORES: dict[str, Callable[[pytest.FixtureRequest], Callable[[], Store]]] = {
     "redis": _redis_store,
+    "local": lambda request: LocalStore,
 }
 
 
