@@ -27,7 +27,10 @@ clients, not itself:
   (``_bodies.TOOL_BODIES``), and one for the model ``shape-X`` the body
   ``<kind>-X`` of ``_bodies.SHAPES`` (another server's shape of the same body);
 * ``GET /_stats`` answers its CPU seconds and counters, so a benchmark can tell
-  whether the server, rather than the client, was the bottleneck.
+  whether the server, rather than the client, was the bottleneck; ``GET
+  /_arrivals`` the time (``time.monotonic()``) at which the head of each
+  model request arrived, so a benchmark of rate limits can count the requests
+  in any window as the provider would.
 
 Routes: ``POST /api/generate``, ``/api/chat`` (Ollama), ``/v1/chat/completions``
 (OpenAI, also ``/chat/completions``), ``/v1/messages`` (Anthropic) and
@@ -51,6 +54,7 @@ import resource
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from typing import Any
 
@@ -103,6 +107,7 @@ class _Server:
             frames.append(b"0\r\n\r\n")
             self.responses[kind, short] = (head, frames)
         self.requests = 0
+        self.arrivals: list[float] = []
         self.connections = 0
         self.open = 0
         self.max_open = 0
@@ -151,6 +156,7 @@ class _Server:
                         return
                     buf += data
                 head, _, buf = buf.partition(b"\r\n\r\n")
+                arrived = time.monotonic()
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = lines[0].split(" ", 2)
                 headers = {}
@@ -170,8 +176,9 @@ class _Server:
                 self.requests += 1
                 path = target.partition("?")[0]
                 close = headers.get("connection", "").lower() == "close"
-                if path == "/_stats":
-                    payload = json.dumps(self.stats()).encode()
+                if path in ("/_stats", "/_arrivals"):
+                    found = self.stats() if path == "/_stats" else self.arrivals
+                    payload = json.dumps(found).encode()
                     await loop.sock_sendall(
                         conn,
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -191,6 +198,7 @@ class _Server:
                         b'content-length: 22\r\n\r\n{"error": "not found"}',
                     )
                     continue
+                self.arrivals.append(arrived)
                 if path == _GEMINI_AGENT or _AGENT_MODEL.search(body):
                     # A step of a tool loop: the first gets text and a call,
                     # the next (it sends the call's result back) text alone.
@@ -324,6 +332,11 @@ class BenchServer:
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.base_url + "/_stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def arrivals(self) -> list[float]:
+        """When each model request arrived (the server's ``time.monotonic()``)."""
+        with urllib.request.urlopen(self.base_url + "/_arrivals", timeout=10) as r:
             return json.loads(r.read())
 
 

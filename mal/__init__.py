@@ -40,6 +40,7 @@ from .errors import (
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
 from .images import Image
+from .limits import RateLimit
 from .tools import Tool
 from .types import Chunk, Message, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 
@@ -89,6 +90,7 @@ __all__ = [
     "Stream",
     "AsyncStream",
     "MALConfig",
+    "RateLimit",
     "Chunk",
     "Message",
     "Usage",

@@ -24,6 +24,7 @@ from ._helpers_async import (
     Transport,
     Waiter,
     abandon,
+    ask,
     body_reader,
     check_loop,
     make_http,
@@ -32,7 +33,17 @@ from ._helpers_async import (
     settle,
 )
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Await,
+    Handoff,
+    Receive,
+    ResponseHead,
+    Send,
+    Shared,
+    Sleep,
+)
 from ._prepare import Call
 from ._transport import (
     EMPTY,
@@ -83,6 +94,8 @@ class AsyncStream(StreamBase, AsyncClosing):
         self._run = run
         self._gen = gen
         self._response: httpx.Response | None = None
+        # What frees the response's turn under the rate limits, once let go.
+        self._lease: Shared | None = None
         self._iterator: AsyncIterator[Chunk] | None = None
         self._closed = False
         self._waiter = Waiter()
@@ -180,7 +193,11 @@ class AsyncStream(StreamBase, AsyncClosing):
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
+                    await self._release()  # a turn under the rate limits is free again
                     await waiter.sleep(op.seconds)
+                elif type(op) is Shared:
+                    await self._release()
+                    value = await ask(op)
                 elif type(op) is Await:
                     await settle(op.awaitable)
                 elif type(op) is RunTools:
@@ -203,6 +220,7 @@ class AsyncStream(StreamBase, AsyncClosing):
         trace: ConnectionTrace,
     ) -> tuple[ResponseHead, Any]:
         await self._release()
+        self._lease = op.release
         response = await self._waiter.send(self._http, op, trace)
         self._response = response
         self._waiter.attach(response)
@@ -212,10 +230,14 @@ class AsyncStream(StreamBase, AsyncClosing):
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:
-        """Let the response go: nothing may touch its socket after this."""
+        """Let the response go, and its turn under the rate limits: nothing may
+        touch its socket after this."""
         self._waiter.detach()
         if self._response is not None:
             await release(self._response)
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await ask(lease)
 
     async def aclose(self) -> None:
         """Close the response at once; ``text`` keeps what arrived.
@@ -245,6 +267,8 @@ class AsyncStream(StreamBase, AsyncClosing):
             self._closed = True
             self._gen.close()
             abandon(self._response)
+            if self._lease is not None:  # a store never blocks for long
+                self._lease.store.execute(self._lease.command)
 
 
 async def _read_bounded(body: Any, timeout: float | None) -> bytes:

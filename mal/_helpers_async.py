@@ -27,7 +27,7 @@ import httpx
 from ._complete import Outcome, ToolRun
 from ._http11 import HeadTimeout
 from ._http11_async import AsyncHTTP11Transport
-from ._ops import Send
+from ._ops import Send, Shared
 from ._transport import (
     USER_AGENT,
     AsyncIterBody,
@@ -44,6 +44,7 @@ __all__ = [
     "Transport",
     "Waiter",
     "abandon",
+    "ask",
     "body_reader",
     "check_loop",
     "make_http",
@@ -195,6 +196,13 @@ def abandon(response: httpx.Response) -> None:
     network = response.extensions.get("network_stream")
     if network is not None:
         shutdown(network.get_extra_info("socket"))
+
+
+async def ask(op: Shared) -> Any:
+    """Carry out a command of a store of rate limits; shielded: a cancelled
+    task must still give back its turn (a store never blocks for long)."""
+    with anyio.CancelScope(shield=True):
+        return await op.store.aexecute(op.command)
 
 
 async def run_tools(runs: list[ToolRun]) -> list[Outcome]:

@@ -22,7 +22,7 @@ import httpx
 from ._complete import Outcome, ToolRun
 from ._http11 import HeadTimeout
 from ._http11_sync import HTTP11Transport
-from ._ops import Send
+from ._ops import Send, Shared
 from ._transport import (
     USER_AGENT,
     ConnectionTrace,
@@ -39,6 +39,7 @@ __all__ = [
     "Transport",
     "Waiter",
     "abandon",
+    "ask",
     "body_reader",
     "check_loop",
     "make_http",
@@ -179,6 +180,11 @@ def release(response: httpx.Response) -> None:
 def abandon(response: httpx.Response) -> None:
     """Close a response dropped unclosed (no thread is reading it any more)."""
     response.close()
+
+
+def ask(op: Shared) -> Any:
+    """Carry out a command of a store of rate limits."""
+    return op.store.execute(op.command)
 
 
 def run_tools(runs: list[ToolRun]) -> list[Outcome]:

@@ -4,9 +4,10 @@ This module contains no networking code at all. :func:`run_call` is a
 generator that runs a prepared :class:`mal._prepare.Call`: its attempts, the
 clocks of each (first token, idle, total), its retries with their back-off,
 the resend of a request that met a closed kept-alive connection, and its
-fallback models. It yields ops for its driver and chunks for the caller:
-what it yields, what it is sent back and what it returns is the protocol of
-:mod:`mal._ops`.
+fallback models; with ``MALConfig.rate_limits``, the turn of each request
+under them, and with cool-downs, the order of the models. It yields ops for
+its driver and chunks for the caller: what it yields, what it is sent back
+and what it returns is the protocol of :mod:`mal._ops`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final
 
+from . import _limits
+from ._limits import make_store
 from ._log import describe, log_attempt, logger
 from ._ops import (
     READ_ERROR_BODY,
@@ -25,9 +29,11 @@ from ._ops import (
     Await,
     CallGenerator,
     Handoff,
+    Op,
     Receive,
     ResponseHead,
     Send,
+    Shared,
     Sleep,
     _Op,
 )
@@ -39,12 +45,14 @@ from .errors import (
     APITimeoutError,
     DecodeError,
     MALError,
+    RateLimitError,
     RunawayError,
     StreamError,
     request_id_of,
 )
 from .hooks import CallStats, ClientMetrics, Hooks, RequestInfo
-from .protocols import ResponseDecoder
+from .limits import Acquire, Cooling, Correct, Pause, RateLimit, Release, Report, Store
+from .protocols import GenerateParams, HTTPRequest, ResponseDecoder, split_model
 from .types import Chunk, Usage
 
 __all__ = ["UNSET", "CallState", "Runtime", "run_call"]
@@ -62,9 +70,19 @@ UNSET: Final = _Op("UNSET")
 
 class Runtime:
     """What a client lends its calls: config, endpoints (to prepare a
-    fallback's call or a tool round's), clock, randomness, hooks, counters."""
+    fallback's call or a tool round's), clock, randomness, hooks, counters,
+    and the store of its rate limits and cool-downs."""
 
-    __slots__ = ("call_ids", "clock", "config", "endpoints", "hooks", "metrics", "random")
+    __slots__ = (
+        "call_ids",
+        "clock",
+        "config",
+        "endpoints",
+        "hooks",
+        "metrics",
+        "random",
+        "store",
+    )
 
     def __init__(
         self,
@@ -82,6 +100,13 @@ class Runtime:
         self.clock: Callable[[], float] = clock
         self.random: Callable[[], float] = random
         self.call_ids = itertools.count(1)
+        #: Where the rate limits and cool-downs are kept; None when the config
+        #: has neither (then a call asks nothing of a store).
+        self.store: Store | None = (
+            make_store(config.shared_state)
+            if config.rate_limits or config.cooldown_failures is not None
+            else None
+        )
 
 
 class CallState:
@@ -134,25 +159,54 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
     stats.call_id = next(runtime.call_ids)
     start = clock()
     total_at = start + config.total_timeout if config.total_timeout is not None else None
-    fallbacks = iter(call.fallbacks)
+    # The models to try, in order: None is the call's own, then its fallbacks.
+    chain: list[str | None] = [None, *call.fallbacks]
+    cools = config.cooldown_failures is not None
+    if cools and call.fallbacks:
+        chain = yield from _order_by_cooling(call, chain, runtime, stats)
     current = call
     metrics.streamed += call.params.stream
     metrics.non_streamed += not call.params.stream
     error: MALError | None = None
     try:
-        while True:  # over the call's model, then its fallbacks
+        for position, model in enumerate(chain):  # the call's model, then its fallbacks
+            if position:
+                assert error is not None
+                if total_at is not None and clock() >= total_at:
+                    raise error
+                following = model if model is not None else f"{call.provider}/{call.model}"
+                if hooks.on_fallback is not None:
+                    hooks.on_fallback(f"{current.provider}/{current.model}", following, error)
+                logger.info(
+                    "falling back from %s/%s to %s after %s",
+                    current.provider,
+                    current.model,
+                    following,
+                    describe(error),
+                )
+                stats.fallbacks += 1
+                metrics.fallbacks += 1
+            if model is None:
+                current = call
+            else:
+                current = fallback_call(config, runtime.endpoints, model, call)
+                current.step = call.step
+            state.provider = stats.provider = current.provider
+            state.model = stats.model = current.model
+            limits = _limits_of(config, current) if config.rate_limits else ()
             attempt = 0
             while True:  # over the attempts of one model
                 metrics.requests += 1
                 try:
-                    yield from _attempt(current, state, runtime, attempt, start, total_at)
-                    return
+                    yield from _attempt(current, state, runtime, attempt, start, total_at, limits)
                 except MALError as exc:
                     error = exc
                     if current.unknown_prefix is not None and _cannot_connect(exc):
                         _add_hint(exc, current.unknown_prefix)
                     if isinstance(exc, APITimeoutError):
                         metrics.timeouts[exc.phase] = metrics.timeouts.get(exc.phase, 0) + 1
+                    if cools and exc.retryable:
+                        yield _report(runtime, current, ok=False)
                     if state.delivered:
                         raise
                     delay = _retry_delay(exc, attempt, current.max_retries, runtime)
@@ -174,25 +228,12 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
                     )
                     if delay > 0:
                         yield Sleep(delay)
-            following = next(fallbacks, None)
-            if following is None or (total_at is not None and clock() >= total_at):
-                assert error is not None
-                raise error
-            if hooks.on_fallback is not None:
-                hooks.on_fallback(f"{current.provider}/{current.model}", following, error)
-            logger.info(
-                "falling back from %s/%s to %s after %s",
-                current.provider,
-                current.model,
-                following,
-                describe(error),
-            )
-            current = fallback_call(config, runtime.endpoints, following, call)
-            current.step = call.step
-            state.provider = stats.provider = current.provider
-            state.model = stats.model = current.model
-            stats.fallbacks += 1
-            metrics.fallbacks += 1
+                else:
+                    if cools:
+                        yield _report(runtime, current, ok=True)
+                    return
+        assert error is not None
+        raise error
     except MALError as exc:
         error = exc
         name = type(exc).__name__
@@ -203,6 +244,140 @@ def run_call(call: Call, state: CallState, runtime: Runtime) -> CallGenerator:
         _finish_stats(state, clock() - start)
         if hooks.on_complete is not None:
             hooks.on_complete(stats)
+
+
+# Rate limits and cool-downs ----------------------------------------------------------
+
+#: Bytes of a request body per token, to estimate a request's tokens before it
+#: is sent: about 4 characters of English text make a token (OpenAI, "What are
+#: tokens and how to count them", help.openai.com/en/articles/4936856). JSON
+#: and base64 images make the estimate high; the usage a response reports
+#: replaces it (``Correct``).
+BYTES_PER_TOKEN = 4
+
+
+def _limits_of(config: MALConfig, call: Call) -> tuple[tuple[str, RateLimit], ...]:
+    """The limits a call waits under: its provider's and its model's. A call of
+    OpenAI's Responses API counts under OpenAI's too (the same key, the same
+    limits: it shares OpenAI's settings)."""
+    rate_limits = config.rate_limits
+    names = [call.provider, f"{call.provider}/{call.model}"]
+    if call.provider == "openai-responses":
+        names += ["openai", f"openai/{call.model}"]
+    return tuple((name, rate_limits[name]) for name in names if name in rate_limits)
+
+
+def estimate_tokens(request: HTTPRequest, params: GenerateParams) -> int:
+    """A request's tokens before it is sent: its body's, and the output it asks for."""
+    tokens = -(-len(request.body) // BYTES_PER_TOKEN)
+    return tokens + (params.max_tokens or 0)
+
+
+def _take_turn(
+    call: Call,
+    request: HTTPRequest,
+    limits: tuple[tuple[str, RateLimit], ...],
+    runtime: Runtime,
+    total_at: float | None,
+    stats: CallStats,
+) -> Generator[Op, Any, tuple[str, Shared | None]]:
+    """Wait for the request's turn under ``limits``: ask the store, sleep as
+    long as it says, ask again. Returns the request's lease and what frees its
+    concurrency slot (None when no limit counts slots). When the turn would
+    come after ``total_timeout`` runs out, a RateLimitError at once."""
+    store = runtime.store
+    assert store is not None
+    clock = runtime.clock
+    config = runtime.config
+    lease = uuid.uuid4().hex
+    ttl = config.total_timeout if config.total_timeout is not None else _limits.LEASE_TTL
+    cost = estimate_tokens(request, call.params)
+    command = Acquire(limits, cost, lease, ttl, _limits.WINDOW)
+    began = clock()
+    try:
+        while True:
+            wait, name = yield Shared(store, command)
+            if wait <= 0:
+                break
+            if total_at is not None and clock() + wait >= total_at:
+                limit = dict(limits).get(name)
+                raise RateLimitError(
+                    f"rate_limits[{name!r}] ({_describe_limit(limit)}): this request's turn "
+                    f"comes in {wait:.2f} s, after total_timeout runs out; it was not sent",
+                    retry_after=wait,
+                    provider=call.provider,
+                    retryable=False,
+                )
+            logger.debug(
+                "waiting %.3f s for the turn of %s/%s under rate_limits[%r]",
+                wait,
+                call.provider,
+                call.model,
+                name,
+            )
+            yield Sleep(wait)
+    finally:
+        stats.limit_wait += clock() - began
+    slots = tuple(name for name, limit in limits if limit.concurrent is not None)
+    return lease, Shared(store, Release(slots, lease)) if slots else None
+
+
+def _describe_limit(limit: RateLimit | None) -> str:
+    if limit is None:
+        return "paused"
+    fields = ("requests_per_minute", "tokens_per_minute", "concurrent")
+    return ", ".join(f"{name}={getattr(limit, name)}" for name in fields if getattr(limit, name))
+
+
+def _order_by_cooling(
+    call: Call, chain: list[str | None], runtime: Runtime, stats: CallStats
+) -> Generator[Op, Any, list[str | None]]:
+    """The chain of models with those cooling down moved to its end, each
+    part in its order: when every model cools, they are all still tried."""
+    assert runtime.store is not None
+    default = runtime.config.default_provider
+    names = [_model_name(call.provider, call.model)]
+    names += [_model_name(*split_model(model, default)) for model in call.fallbacks]
+    cooling: tuple[bool, ...] = yield Shared(runtime.store, Cooling(tuple(names)))
+    if not any(cooling):
+        return chain
+    stats.cooling = tuple(name for name, cool in zip(names, cooling, strict=True) if cool)
+    for name in stats.cooling:
+        logger.info(
+            "trying %s after the other models of the call: it is cooling down after "
+            "%d failures in a row",
+            name,
+            runtime.config.cooldown_failures,
+        )
+    warm = [model for model, cool in zip(chain, cooling, strict=True) if not cool]
+    cold = [model for model, cool in zip(chain, cooling, strict=True) if cool]
+    return warm + cold
+
+
+def _store_of(runtime: Runtime) -> Store:
+    """The store of a call that has limits or cool-downs (so it has a store)."""
+    store = runtime.store
+    assert store is not None
+    return store
+
+
+def _model_name(provider: str, model: str) -> str:
+    return f"{provider}/{model}"
+
+
+def _report(runtime: Runtime, call: Call, *, ok: bool) -> Shared:
+    """The outcome of an attempt, for the cool-downs."""
+    config = runtime.config
+    assert runtime.store is not None and config.cooldown_failures is not None
+    return Shared(
+        runtime.store,
+        Report(
+            _model_name(call.provider, call.model),
+            ok,
+            config.cooldown_failures,
+            config.cooldown_seconds,
+        ),
+    )
 
 
 def _cannot_connect(error: MALError) -> bool:
@@ -251,8 +426,10 @@ def _attempt(
     attempt: int,
     start: float,
     total_at: float | None,
+    limits: tuple[tuple[str, RateLimit], ...] = (),
 ) -> CallGenerator:
-    """One request and its response, with the clocks running."""
+    """One request and its response, with the clocks running; first, when
+    ``limits`` hold the call, its turn under them."""
     config = runtime.config
     clock = runtime.clock
     hooks = runtime.hooks
@@ -273,6 +450,10 @@ def _attempt(
     idle = config.idle_timeout
     first_token = config.first_token_timeout
     guard = _Guard(config) if config.max_output_chars or config.max_repeated_deltas else None
+    lease: str | None = None
+    release: Shared | None = None
+    if limits:
+        lease, release = yield from _take_turn(call, request, limits, runtime, total_at, stats)
     if hooks.on_request is not None:
         hooks.on_request(
             RequestInfo(
@@ -296,7 +477,7 @@ def _attempt(
     outcome: BaseException | None = None
     head: ResponseHead | None = None
     try:
-        send = Send(request, call.timeouts, _head_clock(first_at, total_at, sent_at))
+        send = Send(request, call.timeouts, _head_clock(first_at, total_at, sent_at), release)
         try:
             head = yield send
         except MALError as exc:
@@ -323,11 +504,24 @@ def _attempt(
             )
             head = None
         if head is None:
-            head = yield Send(request, call.timeouts, _head_clock(first_at, total_at, clock()))
+            if limits:  # a request again: its own turn (the first one's slot is free)
+                lease, release = yield from _take_turn(
+                    call, request, limits, runtime, total_at, stats
+                )
+            head_clock = _head_clock(first_at, total_at, clock())
+            head = yield Send(request, call.timeouts, head_clock, release)
         status, head_at = head.status, clock()
         if not 200 <= head.status < 300:
             body: bytes = yield READ_ERROR_BODY
-            raise protocol.status_error(head.status, head.headers, body)
+            error = protocol.status_error(head.status, head.headers, body)
+            if limits and isinstance(error, RateLimitError) and error.retry_after:
+                # The provider's own limit: nothing of the limits it holds is
+                # granted until the time it asked for (at most what a retry
+                # would wait for), to no worker sharing them.
+                pause = min(error.retry_after, config.max_retry_after)
+                names = tuple(name for name, _ in limits)
+                yield Shared(_store_of(runtime), Pause(names, pause))
+            raise error
         content_type = head.headers.get("content-type", "")
         streamed = protocol.body_kind(content_type, request.stream)
         if streamed is None:
@@ -439,6 +633,13 @@ def _attempt(
                 raise failure
             if not data:
                 break
+        if lease is not None and any(limit.tokens_per_minute for _, limit in limits):
+            usage = decoder.usage
+            if usage is not None and (usage.input_tokens or usage.output_tokens):
+                # What the request really cost replaces its estimate.
+                tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
+                correct = Correct(limits, lease, tokens, _limits.WINDOW)
+                yield Shared(_store_of(runtime), correct)
     except MALError as exc:
         outcome = exc
         if not exc.partial_text:

@@ -8,14 +8,16 @@ the same shape). Its type is :data:`CallGenerator`,
 
 **What it yields**, and **what the driver sends back** for each:
 
-* ``Send(request, timeouts, clock)``: send the request; the driver sends back
-  the response's :class:`ResponseHead` (status and headers), its body still
-  unread. ``clock``, when set, is a :class:`Receive`: the head must have come
-  within ``clock.timeout`` seconds, else the send fails with ``clock.expired()``
-  (the drivers pass it to mal's transport as the ``mal.head_timeout`` request
-  extension).
-  When the send fails, the driver also sets ``reused`` and ``unanswered`` on
-  the op before it throws the error (see :class:`Send`);
+* ``Send(request, timeouts, clock, release)``: send the request; the driver
+  sends back the response's :class:`ResponseHead` (status and headers), its
+  body still unread. ``clock``, when set, is a :class:`Receive`: the head must
+  have come within ``clock.timeout`` seconds, else the send fails with
+  ``clock.expired()`` (the drivers pass it to mal's transport as the
+  ``mal.head_timeout`` request extension). When the send fails, the driver
+  also sets ``reused`` and ``unanswered`` on the op before it throws the error
+  (see :class:`Send`). ``release``, when set, is a :class:`Shared` op (it
+  frees the concurrency slot the request holds) that the driver runs when it
+  lets the response go (see below), a send that failed included;
 * ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
 * ``Receive(timeout, phase)``: the same, but a read that has not returned after
   ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``
@@ -24,9 +26,12 @@ the same shape). Its type is :data:`CallGenerator`,
   ``body.read(timeout)``);
 * ``READ_ERROR_BODY``: the driver sends back the rest of the body, at most
   :data:`MAX_ERROR_BODY` bytes;
-* ``Sleep(seconds)``: the driver sleeps (a back-off before a retry) and sends
-  back ``None``; a close of the stream from another task or thread ends the
-  sleep, and the stream, at once;
+* ``Sleep(seconds)``: the driver sleeps (a back-off before a retry, a wait for
+  a turn under a rate limit) and sends back ``None``; a close of the stream
+  from another task or thread ends the sleep, and the stream, at once;
+* ``Shared(store, command)``: a command of :mod:`mal.limits` for a store of
+  limits; the driver sends back ``op.store.execute(op.command)``, or in the
+  async driver ``await op.store.aexecute(op.command)`` (a store never raises);
 * ``Await(awaitable)``: the driver awaits it and sends back ``None`` (what an
   async ``progress_callback`` returned; only the async driver meets it: a sync
   client refuses an async callback before anything is sent);
@@ -48,7 +53,10 @@ finish reason, stats). ``run_loop`` yields one more op, ``RunTools``, and
 returns the loop's :class:`mal.Response` (see :mod:`mal._complete`).
 
 Whatever happens, the driver closes the response when the generator ends or
-sends a new request: a body read to its end leaves its connection in the
+asks for anything but the response's body (``Send``, ``Sleep``, ``Shared``,
+``RunTools``), and then runs the ``release`` of the last ``Send``, whether
+its send failed or not: a retry, a wait or a fallback never holds the slot
+of the attempt before. A body read to its end leaves its connection in the
 pool, and one cut short drops it, which is the only way to stop a server
 (Ollama above all) from generating on.
 """
@@ -61,6 +69,7 @@ from typing import Any, Final
 import msgspec
 
 from .errors import APITimeoutError
+from .limits import Command, Store
 from .protocols import HTTPRequest
 from .types import Chunk
 
@@ -75,6 +84,7 @@ __all__ = [
     "Receive",
     "ResponseHead",
     "Send",
+    "Shared",
     "Sleep",
 ]
 
@@ -99,12 +109,28 @@ _CLOCK_MESSAGES = {
 }
 
 
+class Shared:
+    """A command for a store of limits, and the store."""
+
+    __slots__ = ("command", "store")
+
+    def __init__(self, store: Store, command: Command) -> None:
+        self.store = store
+        self.command = command
+
+    def __repr__(self) -> str:
+        return f"Shared({self.command!r})"
+
+
 class Send(msgspec.Struct):
     request: HTTPRequest
     #: httpx's (connect, read, write, pool) seconds, None for no limit.
     timeouts: tuple[float | None, ...]
     #: The first-token or total clock, if one runs while the head is awaited.
     clock: Receive | None = None
+    #: What frees the request's concurrency slot under the rate limits, run by
+    #: the driver when it lets the response go (or the send fails).
+    release: Shared | None = None
     #: Set by the driver when the send fails: whether the request went out on
     #: a kept-alive connection reused from the pool (False when unknown)...
     reused: bool = False
@@ -155,7 +181,7 @@ class Handoff:
 
 READ_ERROR_BODY: Final = _Op("READ_ERROR_BODY")
 
-Op = Send | Receive | Sleep | Handoff | Await | _Op
+Op = Send | Receive | Sleep | Shared | Handoff | Await | _Op
 #: What :func:`run_call` yields, is sent and returns.
 CallGenerator = Generator["Op | Chunk", Any, None]
 

@@ -26,6 +26,7 @@ from ._helpers_sync import (
     Transport,
     Waiter,
     abandon,
+    ask,
     body_reader,
     check_loop,
     make_http,
@@ -34,7 +35,17 @@ from ._helpers_sync import (
     settle,
 )
 from ._lifecycle import Runtime, run_call
-from ._ops import MAX_ERROR_BODY, RECEIVE, Await, Handoff, Receive, ResponseHead, Send, Sleep
+from ._ops import (
+    MAX_ERROR_BODY,
+    RECEIVE,
+    Await,
+    Handoff,
+    Receive,
+    ResponseHead,
+    Send,
+    Shared,
+    Sleep,
+)
 from ._prepare import Call
 from ._transport import (
     EMPTY,
@@ -85,6 +96,8 @@ class Stream(StreamBase, Closing):
         self._run = run
         self._gen = gen
         self._response: httpx.Response | None = None
+        # What frees the response's turn under the rate limits, once let go.
+        self._lease: Shared | None = None
         self._iterator: Iterator[Chunk] | None = None
         self._closed = False
         self._waiter = Waiter()
@@ -182,7 +195,11 @@ class Stream(StreamBase, Closing):
                         error = map_error(exc, url, in_body=False)
                         op.reused, op.unanswered = trace.reused, unanswered(exc)
                 elif type(op) is Sleep:
+                    self._release()  # a turn under the rate limits is free again
                     waiter.sleep(op.seconds)
+                elif type(op) is Shared:
+                    self._release()
+                    value = ask(op)
                 elif type(op) is Await:
                     settle(op.awaitable)
                 elif type(op) is RunTools:
@@ -205,6 +222,7 @@ class Stream(StreamBase, Closing):
         trace: ConnectionTrace,
     ) -> tuple[ResponseHead, Any]:
         self._release()
+        self._lease = op.release
         response = self._waiter.send(self._http, op, trace)
         self._response = response
         self._waiter.attach(response)
@@ -214,10 +232,14 @@ class Stream(StreamBase, Closing):
         return ResponseHead(response.status_code, response.headers), body
 
     def _release(self) -> None:
-        """Let the response go: nothing may touch its socket after this."""
+        """Let the response go, and its turn under the rate limits: nothing may
+        touch its socket after this."""
         self._waiter.detach()
         if self._response is not None:
             release(self._response)
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            ask(lease)
 
     def close(self) -> None:
         """Close the response at once; ``text`` keeps what arrived.
@@ -247,6 +269,8 @@ class Stream(StreamBase, Closing):
             self._closed = True
             self._gen.close()
             abandon(self._response)
+            if self._lease is not None:  # a store never blocks for long
+                self._lease.store.execute(self._lease.command)
 
 
 def _read_bounded(body: Any, timeout: float | None) -> bytes:

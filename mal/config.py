@@ -6,6 +6,7 @@ This module does no I/O: the environment is passed in as a mapping.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import msgspec
 
 from .errors import ConfigError
 from .framing import DEFAULT_MAX_EVENT_SIZE
+from .limits import RateLimit
 from .protocols import PROTOCOLS, Protocol, split_model
 from .protocols.ollama import normalize_host
 from .protocols.openai import AZURE_API_VERSION
@@ -89,6 +91,21 @@ class MALConfig(msgspec.Struct, kw_only=True):
     #: Also log each request's body (the prompt) at DEBUG on the ``mal``
     #: logger; off by default: prompts stay out of logs unless asked for.
     log_prompts: bool = False
+    #: Limits every call waits its turn under (see :class:`mal.RateLimit`),
+    #: by provider (``"openai"``) or by model (``"anthropic/claude-sonnet-4-5"``):
+    #: a call waits under both of its own, if set.
+    rate_limits: dict[str, RateLimit] = {}
+    #: Where the limits and cool-downs are kept: None, in this process (every
+    #: client of the process shares them); ``"redis://host:port/db"``
+    #: (``rediss://``, ``unix://``), on a Redis server shared by every process
+    #: that points at it (``pip install 'mal-llm[redis]'``).
+    shared_state: str | None = None
+    #: Cool-downs: a model that failed this many times in a row (retryable
+    #: failures: timeouts, 429, 5xx...) is tried after the other models of a
+    #: call's chain (its model and fallbacks) for ``cooldown_seconds``.
+    #: None (the default): no cool-downs.
+    cooldown_failures: int | None = None
+    cooldown_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         parts = timeout_parts("timeout", self.timeout)
@@ -129,6 +146,18 @@ class MALConfig(msgspec.Struct, kw_only=True):
             for provider in getattr(self, field):
                 if provider not in PROTOCOLS:
                     raise ConfigError(f"{field}: unknown provider {provider!r}")
+        _check_rate_limits(self.rate_limits)
+        if self.shared_state is not None and (
+            not isinstance(self.shared_state, str)
+            or not self.shared_state.startswith(SHARED_STATE_SCHEMES)
+        ):
+            raise ConfigError(
+                "shared_state must be None or a redis://, rediss:// or unix:// URL, "
+                f"not {hide_password(self.shared_state)!r}"
+            )
+        if self.cooldown_failures is not None:
+            _check_int("cooldown_failures", self.cooldown_failures, minimum=1)
+        check_seconds("cooldown_seconds", self.cooldown_seconds, allow_none=False)
 
     def __repr__(self) -> str:
         # Written out so that API keys never reach a log line.
@@ -137,6 +166,8 @@ class MALConfig(msgspec.Struct, kw_only=True):
             value = getattr(self, name)
             if name == "api_keys":
                 value = {provider: "***" for provider in value}
+            elif name == "shared_state":
+                value = hide_password(value)
             fields.append(f"{name}={value!r}")
         return f"MALConfig({', '.join(fields)})"
 
@@ -184,6 +215,46 @@ def check_seconds(name: str, value: object, *, allow_none: bool, zero: bool = Fa
         raise ConfigError(
             f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}, not {value!r}"
         )
+
+
+#: The schemes of ``shared_state``: Redis URLs, as redis-py's ``from_url`` reads them.
+SHARED_STATE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_rate_limits(limits: object) -> None:
+    """``rate_limits``: a dict of RateLimit by a known provider or ``provider/model``."""
+    if not isinstance(limits, dict):
+        raise ConfigError(
+            f"rate_limits must be a dict of mal.RateLimit by provider or 'provider/model', "
+            f"not {limits!r}"
+        )
+    for key, limit in limits.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"rate_limits: a key must be a str, not {key!r}")
+        provider, slash, model = key.partition("/")
+        if provider not in PROTOCOLS or (slash and not model.strip()):
+            known = ", ".join(sorted(PROTOCOLS))
+            raise ConfigError(
+                f"rate_limits: {key!r} is neither a provider nor 'provider/model' "
+                f"(providers: {known})"
+            )
+        if not isinstance(limit, RateLimit):
+            raise ConfigError(f"rate_limits[{key!r}] must be a mal.RateLimit, not {limit!r}")
+        if limit == RateLimit():
+            raise ConfigError(
+                f"rate_limits[{key!r}] limits nothing: give it requests_per_minute, "
+                "tokens_per_minute or concurrent"
+            )
+
+
+def hide_password(url: object) -> object:
+    """A Redis URL with its password hidden: in the user info
+    (``redis://:secret@host``) or the query (``unix:///s.sock?password=secret``),
+    the two places redis-py's ``from_url`` reads one from."""
+    if not isinstance(url, str):
+        return url
+    url = re.sub(r"^([a-z]+://[^:/@?]*:)[^@/?]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

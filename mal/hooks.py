@@ -68,6 +68,12 @@ class CallStats(msgspec.Struct):
     #: ``complete``: the times it re-asked for output that did not match the
     #: schema (set on the last call's stats).
     schema_retries: int = 0
+    #: Seconds the call waited for its turns under ``MALConfig.rate_limits``.
+    limit_wait: float = 0.0
+    #: The models of the call's chain (its model and fallbacks, as
+    #: "provider/model") that were cooling down when it started, and so were
+    #: tried after the others (``MALConfig.cooldown_failures``).
+    cooling: tuple[str, ...] = ()
 
 
 class ClientMetrics(msgspec.Struct):

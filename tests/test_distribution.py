@@ -18,7 +18,7 @@ def test_the_distribution_is_mal_llm_at_the_package_version() -> None:
     dist = importlib.metadata.distribution("mal-llm")
     assert dist.metadata["Name"] == "mal-llm"
     extras = dist.metadata.get_all("Provides-Extra") or []
-    assert {"test", "dev", "partial", "aiohttp", "otel"} <= set(extras)
+    assert {"test", "dev", "partial", "aiohttp", "otel", "redis"} <= set(extras)
     # The dev extra takes the test extra by the new name (resolved in place); under the old
     # name it would pull in PyPI's unrelated `mal`.
     requires = dist.requires or []

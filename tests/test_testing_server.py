@@ -404,6 +404,19 @@ def test_requests_are_recorded(server: MockServer) -> None:
     assert server.requests == [] and server.connections == 0 and server.disconnects == 0
 
 
+def test_requests_record_when_they_came(server: MockServer) -> None:
+    server.add(Reply(text="a", headers_delay=0.05), Reply(text="b"))
+    before = time.monotonic()
+    call(server, "/api/generate", ollama_generate(stream=False))
+    between = time.monotonic()
+    call(server, "/api/generate", ollama_generate(stream=False))
+    after = time.monotonic()
+    first, second = server.requests
+    # On the monotonic clock of the process: before the reply's delay.
+    assert before <= first.received_at <= between - 0.05
+    assert between <= second.received_at <= after
+
+
 def test_unknown_path_and_method(server: MockServer) -> None:
     r = call(server, "/v2/whatever", {"model": "m"})
     assert r.status == 404 and json.loads(r.body)

@@ -176,7 +176,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 request = _rules.Request(route.kind, path, query, headers, data, azure)
                 violation = _rules.check(request)
             srv.mock._record(
-                RecordedRequest(self.command, path, headers, body, data, provider, query, violation)
+                RecordedRequest(
+                    self.command, path, headers, body, data, provider, query, violation, t0
+                )
             )
             if route is None:
                 self._not_found(provider, path)

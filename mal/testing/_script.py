@@ -255,3 +255,6 @@ class RecordedRequest:
     """The provider's rule the request broke, which the strict server answered
     with the provider's error instead of a `Reply`; None when it was accepted
     (and always with ``strict=False``)."""
+    received_at: float = 0.0
+    """When the request came (its head read, before its body), on the clock
+    of ``time.monotonic()``: how a test sees the pace of requests."""

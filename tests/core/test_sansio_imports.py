@@ -39,6 +39,8 @@ CORE_MODULES = [
     "mal.protocols._tools",
     "mal.embeddings",
     "mal._ops",
+    "mal.limits",
+    "mal._limits",
     "mal._prepare",
     "mal._log",
     "mal._lifecycle",
@@ -169,6 +171,8 @@ CORE_FILES = [
     "protocols/services.py",
     "protocols/gemini.py",
     "_ops.py",
+    "limits.py",
+    "_limits.py",
 ]
 CORE_NAMES = {
     "mal.framing",
@@ -190,6 +194,8 @@ CORE_NAMES = {
     "mal.protocols.services",
     "mal.protocols.gemini",
     "mal._ops",
+    "mal.limits",
+    "mal._limits",
 }
 
 
