@@ -164,6 +164,20 @@ class LocalStore:
             state = self._limits[name] = _Limit()
         return state
 
+    def record(self, command: Acquire) -> None:
+        """Record a request granted elsewhere (by the shared store) as if
+        granted here, whatever the limits say: when the shared store fails,
+        this process's own limits then count what it already took in the
+        window, so that a fleet that falls back goes no higher than one limit
+        per process."""
+        with self._lock:
+            now = self._clock()
+            for name, limit in command.limits:
+                self._state(name).prune(now, command.window)
+                self._limits[name].grant(
+                    limit, _capped(command.cost, limit), command.lease, now, command.lease_ttl
+                )
+
     def _acquire(self, command: Acquire, now: float) -> tuple[float, str]:
         window = command.window
         longest, longest_name = 0.0, ""

@@ -409,7 +409,11 @@ def _empty(command: Command) -> Any:
 
 #: Commands the fallback is given too, Redis or not: a request granted by
 #: the fallback while Redis failed frees its slot and corrects its cost there
-#: (the lease is unknown elsewhere, so it changes nothing else).
+#: (the lease is unknown elsewhere, so it changes nothing else). A fallback
+#: that can (``LocalStore.record``) also records each
+#: request Redis granted: when Redis fails, the process's own limits then
+#: count what it already took in the window, so that a fleet falling back
+#: goes no higher than one limit per process.
 _BOTH = (Release, Correct)
 
 # -------------------------------------------------------------------- urls
@@ -520,6 +524,7 @@ class RedisStore:
                     raise
                 return self._fallback.execute(command)
             self._answered()
+        self._mirror(command, result)
         if isinstance(command, _BOTH):
             self._fallback.execute(command)
         return result
@@ -544,6 +549,7 @@ class RedisStore:
                     raise
                 return await self._fallback.aexecute(command)
             self._answered()
+        self._mirror(command, result)
         if isinstance(command, _BOTH):
             await self._fallback.aexecute(command)
         return result
@@ -566,6 +572,13 @@ class RedisStore:
             await closing()
 
     # ------------------------------------------------------------ internals
+
+    def _mirror(self, command: Command, result: Any) -> None:
+        """Tell a fallback that can record them of the requests Redis granted."""
+        if isinstance(command, Acquire) and result[0] <= 0:
+            record = getattr(self._fallback, "record", None)
+            if record is not None:
+                record(command)
 
     def _plan(self, command: Command) -> _Call:
         """The script call of ``command``. A Release names only the limits

@@ -30,9 +30,33 @@ def set_window(seconds: float) -> None:
     mal._limits.WINDOW = seconds
 
 
+def warm_up(flavour: str) -> None:
+    """One call of the worker's kind, unlimited, to a server of its own: what
+    a process loads on its first call (mal's clients and decoders, httpx's
+    and h11's code paths) is loaded before the fleet starts. Otherwise a cold
+    process on a busy machine can take a good part of a one-second window
+    between a request's turn and its arrival, which a minute-long window
+    would not notice."""
+    from mal.testing import MockServer
+
+    with MockServer() as server:
+        config = mal.MALConfig(base_urls={"openai": server.url("openai")}, api_keys={"openai": "k"})
+        if flavour == "sync":
+            with mal.Client(config) as client:
+                client.generate("Hi", model="openai/gpt-4o-mini")
+        else:
+
+            async def call() -> None:
+                async with mal.AsyncClient(config) as client:
+                    await client.generate("Hi", model="openai/gpt-4o-mini")
+
+            anyio.run(call, backend=flavour)
+
+
 def main() -> None:
     spec: dict[str, Any] = json.loads(sys.argv[1])
     set_window(spec["window"])
+    warm_up(spec["flavour"])
     config = mal.MALConfig(
         base_urls={"openai": spec["openai_url"]},
         api_keys={"openai": "sk-test"},

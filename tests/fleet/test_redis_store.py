@@ -445,3 +445,25 @@ def test_without_the_redis_package_the_error_names_the_extra(
 )
 def test_redact_hides_every_password(url: str, public: str) -> None:
     assert redact(url) == public
+
+
+def test_a_process_falling_back_counts_what_redis_granted_it(
+    own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The requests Redis granted are recorded in the process's own store too:
+    # once Redis is gone, the process's limit is already taken for the window,
+    # and a fleet falling back goes no higher than one limit per process.
+    from mal._limits import LocalStore
+
+    local = LocalStore()
+    store = RedisStore(own_redis_server.url, fallback=local)
+    p = unique_provider()
+    limits = ((p, RateLimit(requests_per_minute=2)),)
+    assert store.execute(acquire(limits, window=30)) == (0.0, "")
+    assert store.execute(acquire(limits, window=30)) == (0.0, "")
+    own_redis_server.kill()
+    with caplog.at_level(logging.WARNING, logger="mal"):
+        wait, name = store.execute(acquire(limits, window=30))
+    assert name == p and 29 < wait <= 30
+    assert len(warnings_of(caplog)) == 1
+    store.close()
