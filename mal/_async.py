@@ -25,6 +25,7 @@ from ._helpers_async import (
     Waiter,
     abandon,
     ask,
+    body_reader,
     check_loop,
     make_http,
     release,
@@ -45,9 +46,9 @@ from ._ops import (
 )
 from ._prepare import Call
 from ._transport import (
+    EMPTY,
     TRANSPORT_ERRORS,
     ConnectionTrace,
-    async_body,
     make_timeout,
     map_error,
     unanswered,
@@ -118,7 +119,8 @@ class AsyncStream(StreamBase, AsyncClosing):
             return
         gen = self._gen
         waiter = self._waiter
-        body: AsyncIterator[bytes] = _empty()
+        body: Any = EMPTY  # the response's body reader: read(timeout) -> bytes
+        read_timeout: float | None = None
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
@@ -141,9 +143,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                         return  # closed by the caller between two chunks
                     waiter.reader = reader
                     try:
-                        data = await body.__anext__()
-                    except StopAsyncIteration:
-                        data = b""
+                        data = await body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                     if waiter.interrupted:
@@ -158,9 +158,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                     continue
                 if op is RECEIVE:
                     try:
-                        value = await body.__anext__()
-                    except StopAsyncIteration:
-                        value = b""
+                        value = await body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Chunk:
@@ -170,15 +168,21 @@ class AsyncStream(StreamBase, AsyncClosing):
                         return
                     waiter.reader = reader
                 elif type(op) is Receive:
+                    # The clock is a deadline on this read, unless the read
+                    # timeout is the shorter.
+                    clock = read_timeout is None or op.timeout < read_timeout
                     try:
-                        value = await waiter.read_within(body, op.timeout)
-                    except TimeoutError:
-                        error = op.expired()
+                        value = await body.read(op.timeout if clock else read_timeout)
                     except TRANSPORT_ERRORS as exc:
-                        error = map_error(exc, url, in_body=True)
+                        if clock and isinstance(exc, httpx.ReadTimeout):
+                            error = op.expired()
+                            error.__cause__ = exc
+                        else:
+                            error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
-                    trace = ConnectionTrace()
+                    read_timeout = op.timeouts[1]
+                    trace = ConnectionTrace(waiter.learn)
                     try:
                         value, body = await self._send(op, trace)
                     except TimeoutError as exc:
@@ -201,7 +205,7 @@ class AsyncStream(StreamBase, AsyncClosing):
                     value = await run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
-                        value = await _read_bounded(body)
+                        value = await _read_bounded(body, read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                 if waiter.interrupted:
@@ -214,20 +218,15 @@ class AsyncStream(StreamBase, AsyncClosing):
         self,
         op: Send,
         trace: ConnectionTrace,
-    ) -> tuple[ResponseHead, AsyncIterator[bytes]]:
+    ) -> tuple[ResponseHead, Any]:
         await self._release()
         self._lease = op.release
         response = await self._waiter.send(self._http, op, trace)
         self._response = response
         self._waiter.attach(response)
-        # The body's pieces, read from the connection (see async_body), without
-        # httpx's per-piece bookkeeping; httpx's decoded pieces if the server
-        # compressed the body.
-        encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if encoded or not isinstance(response.stream, httpx.AsyncByteStream):
-            body = response.aiter_bytes()
-        else:
-            body = async_body(response)
+        # mal's transport's body reader (a deadline on each read), or httpx's
+        # stream in its shape (another transport, a compressed body).
+        body = body_reader(response, op.timeouts[1])
         return ResponseHead(response.status_code, response.headers), body
 
     async def _release(self) -> None:
@@ -272,15 +271,10 @@ class AsyncStream(StreamBase, AsyncClosing):
                 self._lease.store.execute(self._lease.command)
 
 
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""
-
-
-async def _read_bounded(body: AsyncIterator[bytes]) -> bytes:
+async def _read_bounded(body: Any, timeout: float | None) -> bytes:
     pieces = []
     size = 0
-    async for piece in body:
+    while piece := await body.read(timeout):
         pieces.append(piece)
         size += len(piece)
         if size >= MAX_ERROR_BODY:

@@ -4,12 +4,14 @@ The driver, :mod:`mal._async`, is written once; the sync one is generated
 from it. What truly differs between the two runtimes is here and in
 :mod:`mal._helpers_sync`, under the same names:
 
-* :class:`Waiter`: the stream's blocking waits (sending a request, a read
-  within a clock's deadline, a back-off sleep) and how a close from another
-  task ends each of them at once;
+* :class:`Waiter`: the stream's blocking waits (sending a request, a
+  back-off sleep) and how a close from another task ends each of them, and
+  a body read, at once;
+* :func:`body_reader`: the body's reader, ``read(timeout)``;
 * :func:`run_tools`: a step's tool functions, run concurrently;
 * :func:`release` and :func:`abandon`: closing a response, awaited or not;
-* :func:`make_http` and :func:`check_loop`: the client's transport.
+* :func:`make_http` and :func:`check_loop`: the client's transport (mal's
+  own HTTP/1.1 one, :mod:`mal._http11_async`, unless a proxy is set).
 """
 
 from __future__ import annotations
@@ -17,15 +19,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
 import httpx
 
 from ._complete import Outcome, ToolRun
+from ._http11 import HeadTimeout
+from ._http11_async import AsyncHTTP11Transport
 from ._ops import Send, Shared
-from ._transport import USER_AGENT, ConnectionTrace, make_limits, make_timeout, shutdown
+from ._transport import (
+    USER_AGENT,
+    AsyncIterBody,
+    ConnectionTrace,
+    env_proxies,
+    make_limits,
+    make_timeout,
+    shutdown,
+)
 from .errors import ConfigError
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "Waiter",
     "abandon",
     "ask",
+    "body_reader",
     "check_loop",
     "make_http",
     "release",
@@ -92,10 +104,14 @@ class Waiter:
     ) -> httpx.Response:
         """Send the request and await the response head, within the op's clock.
 
-        Raises ``TimeoutError`` when the clock runs out first, and
-        ``httpx.ReadError`` when :meth:`interrupt` ended the wait (what a
-        sync send sees when its socket is shut down)."""
+        Raises ``TimeoutError`` when the clock runs out first (mal's
+        transport ends the wait at its ``mal.head_timeout``; another one is
+        cancelled), and ``httpx.ReadError`` when :meth:`interrupt` ended the
+        wait (what a sync send sees when its socket is shut down)."""
         request = op.request
+        extensions: dict[str, Any] = {"trace": trace.atrace}
+        if op.clock is not None:
+            extensions["mal.head_timeout"] = op.clock.timeout
         with anyio.CancelScope() as scope:
             if op.clock is not None:
                 scope.deadline = anyio.current_time() + op.clock.timeout
@@ -110,17 +126,23 @@ class Waiter:
                         headers=request.headers,
                         content=request.body,
                         timeout=make_timeout(op.timeouts),
-                        extensions={"trace": trace.atrace},
+                        extensions=extensions,
                     ),
                     stream=True,
                     # Never follow: a redirect to another host would carry the API key.
                     follow_redirects=False,
                 )
+            except HeadTimeout as exc:
+                raise TimeoutError from exc
             finally:
                 self._scope = None
         if self.interrupted:
             raise httpx.ReadError("the stream was closed while waiting for the response")
         raise TimeoutError
+
+    def learn(self, network: Any) -> None:
+        """The trace named the request's network stream: nothing to note, a
+        send waiting for its head is cancelled through its scope."""
 
     def attach(self, response: httpx.Response) -> None:
         """Note the socket a close from another task shuts down to wake a read."""
@@ -130,12 +152,6 @@ class Waiter:
     def detach(self) -> None:
         """The response is let go: nothing may touch its socket after this."""
         self._socket = None
-
-    async def read_within(self, body: AsyncIterator[bytes], timeout: float) -> bytes:
-        """The next piece of the body, ``b""`` at its end; ``TimeoutError``
-        when none came within ``timeout`` seconds."""
-        with anyio.fail_after(timeout):
-            return await anext(body, b"")
 
     async def sleep(self, seconds: float) -> None:
         """Sleep (a back-off), or less when :meth:`interrupt` is called."""
@@ -147,6 +163,19 @@ class Waiter:
                 await anyio.sleep(seconds)
             finally:
                 self._scope = None
+
+
+def body_reader(response: httpx.Response, timeout: float | None) -> Any:
+    """The body's reader, ``read(timeout) -> bytes`` with a deadline on that
+    read: mal's transport's own, or httpx's stream in the same shape (another
+    transport: a user's ``http_client``, a proxy, aiohttp; or a compressed
+    body, which httpx decodes). ``timeout``: the request's read timeout."""
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return AsyncIterBody(response.aiter_bytes(), timeout)
+    body = response.extensions.get("mal.body")
+    if body is None:
+        return AsyncIterBody(response.aiter_raw(), timeout)
+    return body
 
 
 async def settle(awaitable: Any) -> None:
@@ -211,7 +240,12 @@ def make_http(transport: str, timeout: httpx.Timeout) -> httpx.AsyncClient:
     """The client's own HTTP client for ``transport``."""
     if transport == "httpx":
         return httpx.AsyncClient(
-            headers={"user-agent": USER_AGENT}, timeout=timeout, limits=make_limits()
+            headers={"user-agent": USER_AGENT},
+            timeout=timeout,
+            limits=make_limits(),
+            # mal's own transport; httpx's where the environment names a
+            # proxy (trust_env), which a transport passed here would bypass.
+            transport=None if env_proxies() else AsyncHTTP11Transport(limits=make_limits()),
         )
     if transport == "aiohttp":
         try:

@@ -1,10 +1,12 @@
 """What the sync driver does its own way: the names of
 :mod:`mal._helpers_async`, for threads.
 
-A blocked sync read cannot be cancelled: the clocks and a ``close()`` from
-another thread wake it by shutting its socket down (the watchdog thread of
-:mod:`mal._watchdog` does it at a clock's deadline). A step's tools run one
-after another, in the reading thread.
+A blocked sync read cannot be cancelled: a ``close()`` from another thread
+wakes it by shutting its socket down (the socket the request's trace named,
+or its response's ``network_stream``). The clocks need no thread: mal's
+transport (:mod:`mal._http11_sync`) gives each read, and the wait for the
+head, a deadline of its own. A step's tools run one after another, in the
+reading thread.
 """
 
 from __future__ import annotations
@@ -13,24 +15,22 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
 
-from . import _watchdog
 from ._complete import Outcome, ToolRun
+from ._http11 import HeadTimeout
+from ._http11_sync import HTTP11Transport
 from ._ops import Send, Shared
 from ._transport import (
     USER_AGENT,
     ConnectionTrace,
-    clock_ran_out,
+    IterBody,
+    env_proxies,
     make_limits,
-    make_sync_transport,
     make_timeout,
-    restore_read_timeout,
     shutdown,
-    take_written_socket,
 )
 from .errors import ConfigError
 
@@ -40,6 +40,7 @@ __all__ = [
     "Waiter",
     "abandon",
     "ask",
+    "body_reader",
     "check_loop",
     "make_http",
     "release",
@@ -65,26 +66,14 @@ class Waiter:
     the reader, seeing ``interrupted``, ends the stream itself.
     """
 
-    __slots__ = (
-        "_deadline",
-        "_expired",
-        "_lock",
-        "_socket",
-        "_wake",
-        "_watch_at",
-        "interrupted",
-        "reader",
-    )
+    __slots__ = ("_lock", "_socket", "_wake", "interrupted", "reader")
 
     def __init__(self) -> None:
         self.reader: int | None = None
         self.interrupted = False
-        # The clock of the read in progress, watched by the watchdog thread.
+        # The socket of the request in progress, for interrupt().
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
-        self._deadline: float | None = None
-        self._watch_at: float | None = None
-        self._expired = False
         # Set by interrupt(), to cut a back-off sleep short.
         self._wake = threading.Event()
 
@@ -102,18 +91,20 @@ class Waiter:
         with self._lock:
             self.interrupted = True
             sock = self._socket
-            if sock is None and self.reader is not None:
-                sock = take_written_socket(self.reader)  # waiting for the head
         self._wake.set()
         shutdown(sock)
 
     def send(self, http: httpx.Client, op: Send, trace: ConnectionTrace) -> httpx.Response:
         """Send the request and wait for the response head, within the op's clock.
 
-        A blocked send cannot be cancelled: its httpx timeouts are shortened
-        to what the clock leaves, and ``TimeoutError`` (from httpx's) is raised
-        when it is the clock that ran out."""
+        Raises ``TimeoutError`` when the clock runs out first: mal's transport
+        ends the wait at its ``mal.head_timeout``; another transport, whose
+        blocked wait cannot be given a deadline, is checked when the head comes."""
         request = op.request
+        extensions: dict[str, Any] = {"trace": trace.trace}
+        if op.clock is not None:
+            extensions["mal.head_timeout"] = op.clock.timeout
+        sent = time.monotonic()
         try:
             response = http.send(
                 http.build_request(
@@ -121,82 +112,58 @@ class Waiter:
                     request.url,
                     headers=request.headers,
                     content=request.body,
-                    timeout=make_timeout(op.head_timeouts()),
-                    extensions={"trace": trace.trace},
+                    timeout=make_timeout(op.timeouts),
+                    extensions=extensions,
                 ),
                 stream=True,
                 # Never follow: a redirect to another host would carry the API key.
                 follow_redirects=False,
             )
-        except httpx.HTTPError as exc:
-            if op.clock is not None and clock_ran_out(exc, op.timeouts, op.clock.timeout):
-                raise TimeoutError from exc
-            raise
-        finally:
-            take_written_socket()
-        if op.clock is not None:
-            restore_read_timeout(response, op.timeouts[1])
+        except HeadTimeout as exc:
+            raise TimeoutError from exc
+        if op.clock is not None and time.monotonic() - sent > op.clock.timeout:
+            response.close()
+            raise TimeoutError
         return response
 
-    def attach(self, response: httpx.Response) -> None:
-        """Note the socket that the clocks and a close from another thread
-        shut down to wake a read."""
-        network = response.extensions.get("network_stream")
+    def learn(self, network: Any) -> None:
+        """The trace named the request's network stream: its socket is the one
+        :meth:`interrupt` shuts down, at once if it came first."""
+        sock = network.get_extra_info("socket")
         with self._lock:
-            self._socket = network.get_extra_info("socket") if network is not None else None
-            self._expired = False
+            self._socket = sock
+            interrupted = self.interrupted
+        if interrupted:
+            shutdown(sock)
+
+    def attach(self, response: httpx.Response) -> None:
+        """Note the socket a close from another thread shuts down to wake a read."""
+        network = response.extensions.get("network_stream")
+        if network is not None:
+            self.learn(network)
 
     def detach(self) -> None:
-        """The response is let go: no clock may touch its socket after this."""
+        """The response is let go: nothing may touch its socket after this."""
         with self._lock:
-            self._deadline = None
             self._socket = None
-
-    def read_within(self, body: Iterator[bytes], timeout: float) -> bytes:
-        """The next piece of the body, ``b""`` at its end; ``TimeoutError``
-        when none came within ``timeout`` seconds (the watchdog then shut the
-        socket down, which ended the read)."""
-        self._arm(timeout)
-        try:
-            data = next(body, b"")
-        except Exception:
-            if self._expired:
-                raise TimeoutError from None
-            raise
-        finally:
-            self._deadline = None
-        if self._expired:
-            raise TimeoutError
-        return data
-
-    def _arm(self, timeout: float) -> None:
-        """Give the read about to start a deadline, watched by the watchdog."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._deadline = deadline
-            if self._watch_at is None or deadline < self._watch_at:
-                self._watch_at = deadline
-                _watchdog.watch(self, deadline)
-
-    def _check_deadline(self, now: float) -> float | None:
-        """The watchdog's call (on its thread): past the deadline, wake the read."""
-        with self._lock:
-            deadline = self._deadline
-            if deadline is not None and deadline > now:
-                self._watch_at = deadline
-                return deadline
-            self._watch_at = None
-            if deadline is None:
-                return None
-            self._deadline = None
-            self._expired = True
-            sock = self._socket
-        shutdown(sock)
-        return None
 
     def sleep(self, seconds: float) -> None:
         """Sleep (a back-off), or less when :meth:`interrupt` is called."""
         self._wake.wait(seconds)
+
+
+def body_reader(response: httpx.Response, timeout: float | None) -> Any:
+    """The body's reader, ``read(timeout) -> bytes`` with a deadline on that
+    read: mal's transport's own, or httpx's stream in the same shape (another
+    transport: a user's ``http_client``, a proxy; or a compressed body, which
+    httpx decodes), whose blocked read the configured read timeout bounds
+    and a clock is checked when it returns. ``timeout``: the read timeout."""
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return IterBody(response.iter_bytes(), timeout)
+    body = response.extensions.get("mal.body")
+    if body is None:
+        return IterBody(response.iter_raw(), timeout)
+    return body
 
 
 def settle(awaitable: Any) -> None:
@@ -248,7 +215,10 @@ def make_http(transport: str, timeout: httpx.Timeout) -> httpx.Client:
         return httpx.Client(
             headers={"user-agent": USER_AGENT},
             timeout=timeout,
-            transport=make_sync_transport(make_limits()),
+            limits=make_limits(),
+            # mal's own transport; httpx's where the environment names a
+            # proxy (trust_env), which a transport passed here would bypass.
+            transport=None if env_proxies() else HTTP11Transport(limits=make_limits()),
         )
     if transport == "aiohttp":
         raise ConfigError("transport='aiohttp' is for mal.AsyncClient; a sync client uses httpx")

@@ -12,16 +12,18 @@ the same shape). Its type is :data:`CallGenerator`,
   sends back the response's :class:`ResponseHead` (status and headers), its
   body still unread. ``clock``, when set, is a :class:`Receive`: the head must
   have come within ``clock.timeout`` seconds, else the send fails with
-  ``clock.expired()``. When the send fails, the driver also sets ``reused``
-  and ``unanswered`` on the op before it throws the error (see :class:`Send`).
-  ``release``, when set, is a :class:`Shared` op (it frees the concurrency
-  slot the request holds) that the driver runs when it lets the response go
-  (see below), a send that failed included;
+  ``clock.expired()`` (the drivers pass it to mal's transport as the
+  ``mal.head_timeout`` request extension). When the send fails, the driver
+  also sets ``reused`` and ``unanswered`` on the op before it throws the error
+  (see :class:`Send`). ``release``, when set, is a :class:`Shared` op (it
+  frees the concurrency slot the request holds) that the driver runs when it
+  lets the response go (see below), a send that failed included;
 * ``RECEIVE``: the driver sends back the next bytes of the body, ``b""`` at its end;
 * ``Receive(timeout, phase)``: the same, but a read that has not returned after
   ``timeout`` seconds must fail with ``APITimeoutError(phase=phase)``
   (``Receive.expired()``): this is how the first-token, idle and total clocks
-  reach a blocked read;
+  reach a blocked read (the driver gives the read that deadline:
+  ``body.read(timeout)``);
 * ``READ_ERROR_BODY``: the driver sends back the rest of the body, at most
   :data:`MAX_ERROR_BODY` bytes;
 * ``Sleep(seconds)``: the driver sleeps (a back-off before a retry, a wait for
@@ -135,15 +137,6 @@ class Send(msgspec.Struct):
     #: ...and whether the server closed or reset the connection before any
     #: byte of a response came (not a timeout). Both: see :func:`_attempt`.
     unanswered: bool = False
-
-    def head_timeouts(self) -> tuple[float | None, ...]:
-        """The timeouts shortened to what the clock leaves, for a driver that
-        cannot cancel a blocked send (a sync one): its httpx timeouts then end
-        the wait, and the driver reports ``clock.expired()``."""
-        if self.clock is None:
-            return self.timeouts
-        left = max(self.clock.timeout, 1e-3)
-        return tuple(left if t is None else min(t, left) for t in self.timeouts)
 
 
 class Sleep(msgspec.Struct):

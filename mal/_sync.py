@@ -27,6 +27,7 @@ from ._helpers_sync import (
     Waiter,
     abandon,
     ask,
+    body_reader,
     check_loop,
     make_http,
     release,
@@ -47,11 +48,11 @@ from ._ops import (
 )
 from ._prepare import Call
 from ._transport import (
+    EMPTY,
     TRANSPORT_ERRORS,
     ConnectionTrace,
     make_timeout,
     map_error,
-    sync_body,
     unanswered,
 )
 from .config import MALConfig
@@ -120,7 +121,8 @@ class Stream(StreamBase, Closing):
             return
         gen = self._gen
         waiter = self._waiter
-        body: Iterator[bytes] = _empty()
+        body: Any = EMPTY  # the response's body reader: read(timeout) -> bytes
+        read_timeout: float | None = None
         value: Any = None
         error: MALError | None = None
         url = self._call.endpoint.base_url
@@ -143,9 +145,7 @@ class Stream(StreamBase, Closing):
                         return  # closed by the caller between two chunks
                     waiter.reader = reader
                     try:
-                        data = body.__next__()
-                    except StopIteration:
-                        data = b""
+                        data = body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                     if waiter.interrupted:
@@ -160,9 +160,7 @@ class Stream(StreamBase, Closing):
                     continue
                 if op is RECEIVE:
                     try:
-                        value = body.__next__()
-                    except StopIteration:
-                        value = b""
+                        value = body.read(read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                 elif type(op) is Chunk:
@@ -172,15 +170,21 @@ class Stream(StreamBase, Closing):
                         return
                     waiter.reader = reader
                 elif type(op) is Receive:
+                    # The clock is a deadline on this read, unless the read
+                    # timeout is the shorter.
+                    clock = read_timeout is None or op.timeout < read_timeout
                     try:
-                        value = waiter.read_within(body, op.timeout)
-                    except TimeoutError:
-                        error = op.expired()
+                        value = body.read(op.timeout if clock else read_timeout)
                     except TRANSPORT_ERRORS as exc:
-                        error = map_error(exc, url, in_body=True)
+                        if clock and isinstance(exc, httpx.ReadTimeout):
+                            error = op.expired()
+                            error.__cause__ = exc
+                        else:
+                            error = map_error(exc, url, in_body=True)
                 elif type(op) is Send:
                     url = op.request.url
-                    trace = ConnectionTrace()
+                    read_timeout = op.timeouts[1]
+                    trace = ConnectionTrace(waiter.learn)
                     try:
                         value, body = self._send(op, trace)
                     except TimeoutError as exc:
@@ -203,7 +207,7 @@ class Stream(StreamBase, Closing):
                     value = run_tools(op.runs)
                 else:  # READ_ERROR_BODY
                     try:
-                        value = _read_bounded(body)
+                        value = _read_bounded(body, read_timeout)
                     except TRANSPORT_ERRORS as exc:
                         error = map_error(exc, url, in_body=True)
                 if waiter.interrupted:
@@ -216,20 +220,15 @@ class Stream(StreamBase, Closing):
         self,
         op: Send,
         trace: ConnectionTrace,
-    ) -> tuple[ResponseHead, Iterator[bytes]]:
+    ) -> tuple[ResponseHead, Any]:
         self._release()
         self._lease = op.release
         response = self._waiter.send(self._http, op, trace)
         self._response = response
         self._waiter.attach(response)
-        # The body's pieces, read from the connection (see sync_body), without
-        # httpx's per-piece bookkeeping; httpx's decoded pieces if the server
-        # compressed the body.
-        encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if encoded or not isinstance(response.stream, httpx.SyncByteStream):
-            body = response.iter_bytes()
-        else:
-            body = sync_body(response)
+        # mal's transport's body reader (a deadline on each read), or httpx's
+        # stream in its shape (another transport, a compressed body).
+        body = body_reader(response, op.timeouts[1])
         return ResponseHead(response.status_code, response.headers), body
 
     def _release(self) -> None:
@@ -274,15 +273,10 @@ class Stream(StreamBase, Closing):
                 self._lease.store.execute(self._lease.command)
 
 
-def _empty() -> Iterator[bytes]:
-    return
-    yield b""
-
-
-def _read_bounded(body: Iterator[bytes]) -> bytes:
+def _read_bounded(body: Any, timeout: float | None) -> bytes:
     pieces = []
     size = 0
-    for piece in body:
+    while piece := body.read(timeout):
         pieces.append(piece)
         size += len(piece)
         if size >= MAX_ERROR_BODY:

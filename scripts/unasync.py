@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (async source, sync target), relative to the repository root. Add a pair here.
 FILES: list[tuple[str, str]] = [
     ("mal/_async.py", "mal/_sync.py"),
+    ("mal/_http11_async.py", "mal/_http11_sync.py"),
 ]
 
 #: (pattern, replacement): regular expressions, matched as whole words and
@@ -46,15 +47,22 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"AsyncIterable", "Iterable"),
     (r"anext", "next"),
     (r"aclose", "close"),
-    # httpx.
+    # httpx and httpcore.
+    (r"AsyncBaseTransport", "BaseTransport"),
+    (r"handle_async_request", "handle_request"),
     (r"AsyncByteStream", "SyncByteStream"),
+    (r"AsyncNetworkStream", "NetworkStream"),
+    (r"AnyIOBackend", "SyncBackend"),
     (r"aiter_bytes", "iter_bytes"),
     (r"aiter_raw", "iter_raw"),
     # mal's own names.
     (r"AsyncStream", "Stream"),
     (r"AsyncClient", "Client"),
     (r"AsyncClosing", "Closing"),
-    (r"async_body", "sync_body"),
+    (r"AsyncHTTP11Transport", "HTTP11Transport"),
+    (r"AsyncSignal", "Signal"),
+    (r"AsyncIterBody", "IterBody"),
+    (r"AsyncBody", "Body"),
     (r"atrace", "trace"),
     # Modules: a name ending in _async (mal._async, ._helpers_async).
     (r"(\w*)_async", r"\1_sync"),

@@ -133,6 +133,17 @@ def fake_provider(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, json={"error": f"no such path {path}"})
 
 
+@pytest.fixture(autouse=True)
+def _httpx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-httpx mocks httpx's own transport: mal's clients keep it, as
+    they do when the environment names a proxy, instead of mal's own."""
+    import mal._helpers_async
+    import mal._helpers_sync
+
+    monkeypatch.setattr(mal._helpers_sync, "env_proxies", lambda: True)
+    monkeypatch.setattr(mal._helpers_async, "env_proxies", lambda: True)
+
+
 @pytest.fixture
 def mock(httpx_mock: HTTPXMock) -> HTTPXMock:
     httpx_mock.add_callback(fake_provider, is_reusable=True)
