@@ -639,7 +639,15 @@ def _attempt(
                 # What the request really cost replaces its estimate.
                 tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
                 correct = Correct(limits, lease, tokens, _limits.WINDOW)
-                yield Shared(_store_of(runtime), correct)
+                if release is not None:
+                    # The driver frees the slot when it lets the response go,
+                    # which comes next: the correction goes with it, one
+                    # round trip to a shared store instead of two.
+                    freed = release.command
+                    assert isinstance(freed, Release)
+                    release.command = Release(freed.names, freed.lease, correct)
+                else:
+                    yield Shared(_store_of(runtime), correct)
     except MALError as exc:
         outcome = exc
         if not exc.partial_text:

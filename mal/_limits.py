@@ -137,7 +137,10 @@ class LocalStore:
             if isinstance(command, Acquire):
                 return self._acquire(command, now)
             if isinstance(command, Release):
-                return self._release(command)
+                self._release(command)
+                if command.correct is not None:
+                    self._correct(command.correct, now)
+                return None
             if isinstance(command, Correct):
                 return self._correct(command, now)
             if isinstance(command, Pause):

@@ -267,6 +267,28 @@ return 0
 """
 )
 
+#: A Release that carries its request's Correct: ARGV[1] is how many of the
+#: KEYS are slot keys; the rest of KEYS and ARGV are the Correct's.
+_RELEASE_CORRECT = (
+    _NOW
+    + """
+local n = tonumber(ARGV[1])
+local lease, cost, window = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 1, n do redis.call('ZREM', KEYS[i], lease) end
+for i = 0, (#KEYS - n) / 2 - 1 do
+  local tok, costs = KEYS[n+2*i+1], KEYS[n+2*i+2]
+  local at = redis.call('ZSCORE', tok, lease)
+  local old = redis.call('HGET', costs, 'l:' .. lease)
+  if at and old and tonumber(at) > now - window then
+    local new = math.min(cost, tonumber(ARGV[5+i]))
+    redis.call('HSET', costs, 'l:' .. lease, new)
+    redis.call('HINCRBY', costs, 'sum', new - tonumber(old))
+  end
+end
+return 0
+"""
+)
+
 
 #: KEYS: the pause keys. ARGV: milliseconds.
 _PAUSE = """
@@ -305,6 +327,7 @@ _SCRIPTS = {
     "acquire": _ACQUIRE,
     "release": _RELEASE,
     "correct": _CORRECT,
+    "release_correct": _RELEASE_CORRECT,
     "pause": _PAUSE,
     "report": _REPORT,
     "cooling": _COOLING,
@@ -364,7 +387,11 @@ def _call(command: Command) -> _Call:
             ]
         return "acquire", keys, args
     if isinstance(command, Release):
-        return "release", [_limit_key(n, "lease") for n in command.names], [command.lease]
+        slots = [_limit_key(n, "lease") for n in command.names]
+        if command.correct is None:
+            return "release", slots, [command.lease]
+        _, keys, args = _call(command.correct)
+        return "release_correct", slots + keys, [len(slots), *args]
     if isinstance(command, Correct):
         keys, args = [], [command.lease, command.cost, _us(command.window)]
         for name, limit in command.limits:
@@ -593,7 +620,7 @@ class RedisStore:
         elif isinstance(command, Release):
             names = tuple(n for n in command.names if n in self._slotted)
             if names != command.names:
-                command = Release(names, command.lease)
+                command = Release(names, command.lease, command.correct)
         return _call(command)
 
     def _run_sync(self, command: Command, call: _Call) -> Any:

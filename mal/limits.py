@@ -82,13 +82,6 @@ class Acquire(msgspec.Struct, frozen=True):
     window: float = 60.0
 
 
-class Release(msgspec.Struct, frozen=True):
-    """Free the concurrency slot ``lease`` holds under these limits. Result: None."""
-
-    names: tuple[str, ...]
-    lease: str
-
-
 class Correct(msgspec.Struct, frozen=True):
     """Replace the token cost recorded for ``lease`` (the estimate) by what the
     response's usage reported, capped at each limit's ``tokens_per_minute``;
@@ -98,6 +91,17 @@ class Correct(msgspec.Struct, frozen=True):
     lease: str
     cost: int
     window: float = 60.0
+
+
+class Release(msgspec.Struct, frozen=True):
+    """Free the concurrency slot ``lease`` holds under these limits, and carry
+    out ``correct`` too when given (a request's real cost, known when its
+    response ended, goes with the release: one round trip to a shared store
+    instead of two). Result: None."""
+
+    names: tuple[str, ...]
+    lease: str
+    correct: Correct | None = None
 
 
 class Pause(msgspec.Struct, frozen=True):

@@ -297,6 +297,25 @@ def test_the_usage_corrects_the_estimate(clock: Clock) -> None:
     assert store.execute(probe) == (0.0, "")
 
 
+def test_with_a_slot_the_correction_goes_with_the_release(clock: Clock) -> None:
+    # One round trip to a shared store at the end of a request, not two.
+    limit = mal.RateLimit(tokens_per_minute=1000, concurrent=2)
+    client, driver = make(clock, rate_limits={"ollama": limit})
+    gen, _, send = driver.start({"max_tokens": 900})
+    [acquire] = driver.of(Acquire)
+    end(driver, gen, BODY)
+    assert driver.of(Correct) == []
+    assert send.release is not None
+    correct = Correct((("ollama", limit),), acquire.lease, 30 + 12, 60.0)
+    assert send.release.command == Release(("ollama",), acquire.lease, correct)
+    store = client._runtime.store
+    assert store is not None
+    probe = Acquire((("ollama", limit),), 100, "probe", 60.0, 60.0)
+    assert store.execute(probe)[0] > 0  # the estimate, until the driver lets go
+    store.execute(send.release.command)
+    assert store.execute(probe) == (0.0, "")
+
+
 def test_no_correction_without_a_token_limit_or_without_usage(clock: Clock) -> None:
     _, driver = make(clock, rate_limits={"ollama": mal.RateLimit(requests_per_minute=9)})
     gen, _, _ = driver.start()

@@ -177,6 +177,16 @@ def test_concurrency_slots_are_freed_by_release(store: Store) -> None:
     assert store.execute(acquire(limits, lease="d"))[0] > 0
 
 
+def test_a_release_carries_its_requests_correction(store: Store) -> None:
+    p = unique_provider()
+    limits = ((p, RateLimit(tokens_per_minute=100, concurrent=1)),)
+    assert store.execute(acquire(limits, cost=90, lease="a")) == GRANTED
+    assert store.execute(acquire(limits, cost=20, lease="b"))[0] > 0  # slot and tokens
+    store.execute(Release((p,), "a", Correct(limits, lease="a", cost=10, window=W)))
+    # The slot is free and the entry costs 10: 90 more tokens fit.
+    assert store.execute(acquire(limits, cost=90, lease="b")) == GRANTED
+
+
 def test_a_slot_never_released_is_freed_after_its_lease(store: Store) -> None:
     p = unique_provider()
     limits = ((p, RateLimit(concurrent=1)),)
