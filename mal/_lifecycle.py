@@ -292,7 +292,7 @@ def _take_turn(
     lease = uuid.uuid4().hex
     ttl = config.total_timeout if config.total_timeout is not None else _limits.LEASE_TTL
     cost = estimate_tokens(request, call.params)
-    command = Acquire(limits, cost, lease, ttl, _limits.WINDOW)
+    command = Acquire(limits, cost, lease, ttl, _limits.counted_window())
     began = clock()
     try:
         while True:
@@ -638,7 +638,7 @@ def _attempt(
             if usage is not None and (usage.input_tokens or usage.output_tokens):
                 # What the request really cost replaces its estimate.
                 tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-                correct = Correct(limits, lease, tokens, _limits.WINDOW)
+                correct = Correct(limits, lease, tokens, _limits.counted_window())
                 if release is not None:
                     # The driver frees the slot when it lets the response go,
                     # which comes next: the correction goes with it, one

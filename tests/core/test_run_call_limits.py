@@ -45,6 +45,25 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(autouse=True)
+def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lifecycle's mechanics in whole minutes: the window's slack for the
+    way to the provider has a test of its own."""
+    monkeypatch.setattr("mal._limits.SLACK", 0.0)
+
+
+def test_a_request_counts_a_little_longer_than_its_window(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Half a second a minute for the way to the provider: requests granted a
+    # minute apart must not arrive less than a minute apart.
+    monkeypatch.setattr("mal._limits.SLACK", 1 / 120)
+    _, driver = make(clock, rate_limits=RPM1)
+    driver.start()
+    [acquire] = driver.of(Acquire)
+    assert acquire.window == pytest.approx(60.5)
+
+
 class Driver:
     """Plays the driver's part for ``Shared`` ops: each is carried out by the
     client's store and recorded."""
