@@ -148,6 +148,16 @@ def config(url: str, contender: str, redis_url: str, **extra: Any) -> mal.MALCon
     )
 
 
+def forget(redis_url: str) -> None:
+    """Empty the store: the latency rounds' requests, counted under the same
+    limit name, must not take the fleet's turns."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
 def set_window(seconds: float) -> None:
     """Make the limits of this process count requests over ``seconds`` instead
     of a minute (a quick run of several windows)."""
@@ -559,10 +569,12 @@ def main() -> None:
     try:
         if args.store_only:
             lat = {"store": store_alone(args, redis_server.url)}
+            forget(redis_server.url)
             run = fleet(args, None, redis_server.url)
         else:
             with BenchServer(16, short_chunks=16) as server:
                 lat = latency(args, server.url("openai"), redis_server.url)
+                forget(redis_server.url)
                 run = fleet(args, server, redis_server.url)
         report(args, lat, run)
         if args.json:

@@ -10,10 +10,13 @@ figures belong in the scripts' own output.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -176,3 +179,15 @@ def test_agents(tmp_path: Path) -> None:
             for name in ("loop (tool_rounds=1)", "by hand (two streams)"):
                 assert row[name]["errors"] == 0 and row[name]["us_per_chunk"]["n"] == 1
             assert row["time_ratio"]["n"] == 1 and row["cpu_ratio"]["n"] == 1
+
+
+def test_fleet(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    quick = ["--seconds", "2", "--window", "1", "--calls", "5", "--warmup", "1", "--repeat", "1"]
+    fleet = ["--processes", "2", "--concurrency", "2", "--limit", "10"]
+    stdout, data = run("fleet.py", *quick, *fleet, tmp_path=tmp_path)
+    assert "## Latency per call, a shared limit not reached" in stdout
+    assert "## A fleet of 2 processes, one limit" in stdout
+    assert "## Against the targets" in stdout
+    assert data
