@@ -99,7 +99,7 @@ async def generate_at_once(
 async def test_workers_of_two_clients_keep_under_one_requests_per_minute(
     api: Api, fresh_server: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    window = 0.6
+    window = 1.5
     monkeypatch.setattr(_limits, "WINDOW", window)
     limits = {"openai": RateLimit(requests_per_minute=3)}
     config = make_config(fresh_server, rate_limits=limits, max_retries=0)
@@ -110,10 +110,11 @@ async def test_workers_of_two_clients_keep_under_one_requests_per_minute(
     assert len(arrivals) == 9
     # No window holds more than 3 arrivals: the 4th after any one comes a
     # window later, less the time from a turn to its arrival at the server
-    # (which only shortens the spans seen here; without the limit all nine
-    # come within a few milliseconds).
+    # (which only shortens the spans seen here: a client's first request, cold,
+    # on a busy machine, has been seen to take a third of a second; without
+    # the limit all nine come within a few milliseconds).
     spans = [later - first for first, later in zip(arrivals, arrivals[3:], strict=False)]
-    assert min(spans) >= window - 0.15, spans
+    assert min(spans) >= window - 0.5, spans
 
 
 async def test_a_turn_that_would_end_past_total_timeout_fails_at_once_unsent(
