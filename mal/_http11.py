@@ -84,6 +84,15 @@ def raise_httpx(exc: Exception, request: httpx.Request) -> NoReturn:
     raise cls(str(exc) or type(exc).__name__, request=request) from exc
 
 
+def raise_step(exc: Exception, request: httpx.Request, binding: bool) -> NoReturn:
+    """Raise httpx's exception for a failed step of a request (:func:`raise_httpx`),
+    or :class:`HeadTimeout` when the step timed out on the head's deadline
+    (``binding``, from :func:`bound`)."""
+    if binding and isinstance(exc, httpcore.TimeoutException):
+        raise HeadTimeout("the response head did not come in time", request=request) from exc
+    raise_httpx(exc, request)
+
+
 def raise_protocol(exc: h11.ProtocolError, request: httpx.Request) -> NoReturn:
     """httpx's exception for h11's: the server broke HTTP/1.1 (remote), or the
     request could not be written as HTTP/1.1 (local)."""

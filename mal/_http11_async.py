@@ -63,6 +63,7 @@ from ._http11 import (
     keeps_alive,
     raise_httpx,
     raise_protocol,
+    raise_step,
 )
 
 __all__ = ["AsyncBody", "AsyncHTTP11Transport"]
@@ -196,11 +197,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         except Exception as exc:
             if trace is not None:
                 await trace("connection.connect_tcp.failed", {"exception": exc})
-            if binding and isinstance(exc, httpcore.TimeoutException):
-                raise HeadTimeout(
-                    "the response head did not come in time", request=request
-                ) from exc
-            raise_httpx(exc, request)
+            raise_step(exc, request, binding)
         if trace is not None:
             await trace("connection.connect_tcp.complete", {"return_value": stream})
         if scheme == "https":
@@ -216,11 +213,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 await stream.aclose()
                 if trace is not None:
                     await trace("connection.start_tls.failed", {"exception": exc})
-                if binding and isinstance(exc, httpcore.TimeoutException):
-                    raise HeadTimeout(
-                        "the response head did not come in time", request=request
-                    ) from exc
-                raise_httpx(exc, request)
+                raise_step(exc, request, binding)
             if trace is not None:
                 await trace("connection.start_tls.complete", {"return_value": stream})
         _log.debug("connected to %s:%d (%s)", host, port, scheme)
@@ -285,11 +278,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 try:
                     data = await stream.read(READ_SIZE, timeout)
                 except Exception as exc:
-                    if binding and isinstance(exc, httpcore.TimeoutException):
-                        raise HeadTimeout(
-                            "the response head did not come in time", request=request
-                        ) from exc
-                    raise_httpx(exc, request)
+                    raise_step(exc, request, binding)
                 if not data and state.their_state is h11.SEND_RESPONSE:
                     raise httpx.RemoteProtocolError(DISCONNECTED, request=request)
                 state.receive_data(data)
@@ -329,11 +318,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             # none comes the read says the server disconnected. So does httpx.
             conn.broken = True
         except Exception as exc:
-            if binding and isinstance(exc, httpcore.TimeoutException):
-                raise HeadTimeout(
-                    "the response head did not come in time", request=request
-                ) from exc
-            raise_httpx(exc, request)
+            raise_step(exc, request, binding)
 
     async def _release(self, conn: _Conn, reusable: bool) -> None:
         """A response ended: its connection goes back to the pool if it can

@@ -65,6 +65,7 @@ from ._http11 import (
     keeps_alive,
     raise_httpx,
     raise_protocol,
+    raise_step,
 )
 
 __all__ = ["Body", "HTTP11Transport"]
@@ -198,11 +199,7 @@ class HTTP11Transport(httpx.BaseTransport):
         except Exception as exc:
             if trace is not None:
                 trace("connection.connect_tcp.failed", {"exception": exc})
-            if binding and isinstance(exc, httpcore.TimeoutException):
-                raise HeadTimeout(
-                    "the response head did not come in time", request=request
-                ) from exc
-            raise_httpx(exc, request)
+            raise_step(exc, request, binding)
         if trace is not None:
             trace("connection.connect_tcp.complete", {"return_value": stream})
         if scheme == "https":
@@ -218,11 +215,7 @@ class HTTP11Transport(httpx.BaseTransport):
                 stream.close()
                 if trace is not None:
                     trace("connection.start_tls.failed", {"exception": exc})
-                if binding and isinstance(exc, httpcore.TimeoutException):
-                    raise HeadTimeout(
-                        "the response head did not come in time", request=request
-                    ) from exc
-                raise_httpx(exc, request)
+                raise_step(exc, request, binding)
             if trace is not None:
                 trace("connection.start_tls.complete", {"return_value": stream})
         _log.debug("connected to %s:%d (%s)", host, port, scheme)
@@ -287,11 +280,7 @@ class HTTP11Transport(httpx.BaseTransport):
                 try:
                     data = stream.read(READ_SIZE, timeout)
                 except Exception as exc:
-                    if binding and isinstance(exc, httpcore.TimeoutException):
-                        raise HeadTimeout(
-                            "the response head did not come in time", request=request
-                        ) from exc
-                    raise_httpx(exc, request)
+                    raise_step(exc, request, binding)
                 if not data and state.their_state is h11.SEND_RESPONSE:
                     raise httpx.RemoteProtocolError(DISCONNECTED, request=request)
                 state.receive_data(data)
@@ -331,11 +320,7 @@ class HTTP11Transport(httpx.BaseTransport):
             # none comes the read says the server disconnected. So does httpx.
             conn.broken = True
         except Exception as exc:
-            if binding and isinstance(exc, httpcore.TimeoutException):
-                raise HeadTimeout(
-                    "the response head did not come in time", request=request
-                ) from exc
-            raise_httpx(exc, request)
+            raise_step(exc, request, binding)
 
     def _release(self, conn: _Conn, reusable: bool) -> None:
         """A response ended: its connection goes back to the pool if it can
