@@ -32,9 +32,9 @@ from ._transport import (
     USER_AGENT,
     AsyncIterBody,
     ConnectionTrace,
+    build_request,
     env_proxies,
     make_limits,
-    make_timeout,
     shutdown,
 )
 from .errors import ConfigError
@@ -108,10 +108,6 @@ class Waiter:
         transport ends the wait at its ``mal.head_timeout``; another one is
         cancelled), and ``httpx.ReadError`` when :meth:`interrupt` ended the
         wait (what a sync send sees when its socket is shut down)."""
-        request = op.request
-        extensions: dict[str, Any] = {"trace": trace.atrace}
-        if op.clock is not None:
-            extensions["mal.head_timeout"] = op.clock.timeout
         with anyio.CancelScope() as scope:
             if op.clock is not None:
                 scope.deadline = anyio.current_time() + op.clock.timeout
@@ -120,14 +116,7 @@ class Waiter:
                 scope.cancel()
             try:
                 return await http.send(
-                    http.build_request(
-                        request.method,
-                        request.url,
-                        headers=request.headers,
-                        content=request.body,
-                        timeout=make_timeout(op.timeouts),
-                        extensions=extensions,
-                    ),
+                    build_request(http, op, trace.atrace),
                     stream=True,
                     # Never follow: a redirect to another host would carry the API key.
                     follow_redirects=False,

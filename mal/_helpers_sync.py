@@ -27,9 +27,9 @@ from ._transport import (
     USER_AGENT,
     ConnectionTrace,
     IterBody,
+    build_request,
     env_proxies,
     make_limits,
-    make_timeout,
     shutdown,
 )
 from .errors import ConfigError
@@ -100,21 +100,10 @@ class Waiter:
         Raises ``TimeoutError`` when the clock runs out first: mal's transport
         ends the wait at its ``mal.head_timeout``; another transport, whose
         blocked wait cannot be given a deadline, is checked when the head comes."""
-        request = op.request
-        extensions: dict[str, Any] = {"trace": trace.trace}
-        if op.clock is not None:
-            extensions["mal.head_timeout"] = op.clock.timeout
         sent = time.monotonic()
         try:
             response = http.send(
-                http.build_request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.body,
-                    timeout=make_timeout(op.timeouts),
-                    extensions=extensions,
-                ),
+                build_request(http, op, trace.trace),
                 stream=True,
                 # Never follow: a redirect to another host would carry the API key.
                 follow_redirects=False,

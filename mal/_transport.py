@@ -12,7 +12,7 @@ import ssl
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -26,7 +26,11 @@ from .errors import (
     MALError,
 )
 
+if TYPE_CHECKING:
+    from ._ops import Send
+
 __all__ = [
+    "build_request",
     "EMPTY",
     "TRANSPORT_ERRORS",
     "USER_AGENT",
@@ -268,3 +272,23 @@ class AsyncIterBody:
             return b""
         except TimeoutError:
             raise httpx.ReadTimeout(f"no piece of the body came within {timeout:.3g} s") from None
+
+
+def build_request(
+    http: httpx.Client | httpx.AsyncClient, op: Send, trace: Callable[..., Any]
+) -> httpx.Request:
+    """The httpx request of a ``Send`` op: the call's timeouts, ``trace`` (a
+    :class:`ConnectionTrace`'s callback), and the op's clock as the
+    ``mal.head_timeout`` extension that mal's transport keeps."""
+    request = op.request
+    extensions: dict[str, Any] = {"trace": trace}
+    if op.clock is not None:
+        extensions["mal.head_timeout"] = op.clock.timeout
+    return http.build_request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        content=request.body,
+        timeout=make_timeout(op.timeouts),
+        extensions=extensions,
+    )
