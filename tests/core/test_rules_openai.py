@@ -629,6 +629,8 @@ def test_every_call_is_answered() -> None:
 
 
 def test_tools() -> None:
+    # strict=False here is OpenAI's own flag on a function tool (not the built-in
+    # server's): a tool that opts out of structured outputs is valid too.
     assert (
         run("openai", chat(tools=[fn(), fn("lookup", description="Look up.", strict=False)]))
         is None
@@ -887,7 +889,8 @@ def test_strict_schemas_keep_to_the_subset(schema: dict[str, Any], problem: str)
         f"Invalid schema for response_format 'City': {problem}",
         "response_format",
     )
-    # A schema that is not strict is taken as it is.
+    # A schema that is not strict (OpenAI's own strict=False on the format, not
+    # the built-in server's) is taken as it is.
     assert run("openai", chat(response_format=schema_format(schema, strict=False))) is None
     # Strict tools keep to the same subset.
     refused(
