@@ -334,11 +334,10 @@ def _order_by_cooling(
 ) -> Generator[Op, Any, list[str | None]]:
     """The chain of models with those cooling down moved to its end, each
     part in its order: when every model cools, they are all still tried."""
-    assert runtime.store is not None
     default = runtime.config.default_provider
     names = [_model_name(call.provider, call.model)]
     names += [_model_name(*split_model(model, default)) for model in call.fallbacks]
-    cooling: tuple[bool, ...] = yield Shared(runtime.store, Cooling(tuple(names)))
+    cooling: tuple[bool, ...] = yield Shared(_store_of(runtime), Cooling(tuple(names)))
     if not any(cooling):
         return chain
     stats.cooling = tuple(name for name, cool in zip(names, cooling, strict=True) if cool)
@@ -368,9 +367,9 @@ def _model_name(provider: str, model: str) -> str:
 def _report(runtime: Runtime, call: Call, *, ok: bool) -> Shared:
     """The outcome of an attempt, for the cool-downs."""
     config = runtime.config
-    assert runtime.store is not None and config.cooldown_failures is not None
+    assert config.cooldown_failures is not None
     return Shared(
-        runtime.store,
+        _store_of(runtime),
         Report(
             _model_name(call.provider, call.model),
             ok,
