@@ -312,7 +312,11 @@ async def test_backoff_upper_bound(api: Api, server: MockServer) -> None:
 
 
 async def test_retries_stop_at_total_timeout(api: Api, server: MockServer) -> None:
-    server.default = Reply(status=503, headers={"retry-after-ms": "80"})
+    # 160 ms a retry: the second attempt starts about 140 ms before the total
+    # clock ends, and no third one starts (it would end past it). A retry
+    # begun a few milliseconds before the end could see the clock run out
+    # while it waits for its answer on a busy machine: a timeout, rightly.
+    server.default = Reply(status=503, headers={"retry-after-ms": "160"})
     config = make_config(server, max_retries=50, total_timeout=0.3)
     async with api.client(config) as client:
         outcome = await run(client, MODELS["anthropic"])
